@@ -1,0 +1,72 @@
+"""Shared benchmark plumbing: interleaved A B A B timing, medians, peak memory, one table."""
+from __future__ import annotations
+
+import gc
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+WORK = Path(os.environ.get("REINDEX_BENCH_DIR", Path(__file__).parent / "_work"))
+
+
+@dataclass
+class Row:
+    name: str
+    seconds: float          # median
+    ratio: float | None = None
+    note: str = ""
+
+
+def interleaved(contenders: dict[str, Callable[[], object]], *, repeats: int = 5,
+                warmup: int = 1) -> dict[str, float]:
+    """Run each contender `repeats` times, in rounds A B C A B C ..., return median seconds."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(warmup):
+        for fn in contenders.values():
+            fn()
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def rows_against(medians: dict[str, float], baseline: str, notes: dict[str, str] | None = None) -> list[Row]:
+    """Rows with each median's ratio to the `baseline` contender."""
+    base = medians[baseline]
+    return [Row(name, s, s / base, (notes or {}).get(name, "")) for name, s in medians.items()]
+
+
+def print_table(title: str, rows: list[Row], *, baseline: str = "") -> None:
+    """A Markdown table, so the output pastes straight into the README."""
+    print(f"\n### {title}\n")
+    print(f"| contender | median s | ratio{(' to ' + baseline) if baseline else ''} | note |")
+    print("|---|---:|---:|---|")
+    for r in rows:
+        ratio = "" if r.ratio is None else f"{r.ratio:.2f}"
+        print(f"| {r.name} | {r.seconds:.4f} | {ratio} | {r.note} |")
+    sys.stdout.flush()
+
+
+def peak_rss_of(cmd: list[str]) -> tuple[float, int]:
+    """Run a command in a child process; return (seconds, peak resident bytes of that child)."""
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} failed: {proc.stderr[-2000:]}")
+    kib = int(proc.stderr.strip().splitlines()[-1])
+    return elapsed, kib * 1024
+
+
+def self_peak_rss() -> int:
+    """Peak resident bytes of this process so far (Linux ru_maxrss is KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -1,0 +1,244 @@
+"""The run directory: embedding.safetensors + vocab.txt + manifest.json (+ data/), written atomically.
+
+Layout (the contract every command and the docs share):
+
+    RUN/embedding.safetensors  tensors `fixed` [F, D] float32, `trainable` [T, D] float32,
+                               `sorted_to_original` [V] int64; string metadata (format, counts, dim)
+    RUN/vocab.txt              line s = the token with sorted id s (UTF-8)
+    RUN/manifest.json          format version, inputs (path, size, sha256), options, counts, outputs
+    RUN/data/<file name>       each dataset, remapped to sorted ids, in its input's format
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .errors import ReindexError, UsageError
+from .mapping import check_permutation, invert_permutation
+
+RUN_FORMAT = "reindex.run"
+EMBEDDING_FORMAT = "reindex.embedding"
+FORMAT_VERSION = 1
+EMBEDDING_FILE = "embedding.safetensors"
+VOCAB_FILE = "vocab.txt"
+MANIFEST_FILE = "manifest.json"
+DATA_DIR = "data"
+CORPUS_COUNTS_FILE = "corpus_counts.npy"
+
+
+def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_file(path: str | os.PathLike, *, name: str | None = None) -> dict[str, Any]:
+    """{"path", "size", "sha256"} of a file, as the manifest records inputs and outputs."""
+    path = Path(path)
+    return {"path": name if name is not None else str(path), "size": path.stat().st_size,
+            "sha256": sha256_file(path)}
+
+
+@contextlib.contextmanager
+def atomic_directory(final: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary sibling of `final`; rename it to `final` only if the block succeeds.
+
+    A failed or interrupted write leaves no `final` (or the previous complete one, with `force`).
+    """
+    final = Path(final)
+    if final.exists() and not force:
+        raise UsageError(f"{final} already exists", hint="choose another --out or pass --force")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield temporary
+        if final.exists():
+            # Swap in two renames so a complete directory is visible under `final` at all times
+            # except the instant between them; the old one is deleted only after.
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            os.rename(final, old / final.name)
+            os.rename(temporary, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(temporary, final)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON with sorted keys and a final newline (byte-stable for identical inputs)."""
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_embedding(path: Path, *, fixed: np.ndarray, trainable: np.ndarray,
+                    sorted_to_original: np.ndarray, metadata: dict[str, str] | None = None) -> None:
+    """Write the split checkpoint; loadable with `safetensors` alone."""
+    from safetensors.numpy import save_file
+
+    meta = {
+        "format": EMBEDDING_FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "num_fixed": str(fixed.shape[0]),
+        "num_trainable": str(trainable.shape[0]),
+        "vocab_size": str(sorted_to_original.shape[0]),
+        "dim": str(fixed.shape[1] if fixed.ndim == 2 else trainable.shape[1]),
+    }
+    meta.update(metadata or {})
+    save_file({
+        "fixed": np.ascontiguousarray(fixed, dtype=np.float32),
+        "trainable": np.ascontiguousarray(trainable, dtype=np.float32),
+        "sorted_to_original": np.ascontiguousarray(sorted_to_original, dtype=np.int64),
+    }, str(path), metadata=meta)
+
+
+def write_vocab(path: Path, tokens_sorted: list[str]) -> None:
+    """One token per line, in sorted-id order."""
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for token in tokens_sorted:
+            f.write(token)
+            f.write("\n")
+
+
+def read_embedding(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read `embedding.safetensors` (or a run directory holding it): (tensors, metadata)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / EMBEDDING_FILE
+    if not path.exists():
+        raise ReindexError("no such file", path=path, hint="is this a run directory written by `reindex build`?")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as e:  # safetensors raises its own types for corrupt headers
+        raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
+    for key in ("fixed", "trainable", "sorted_to_original"):
+        if key not in tensors:
+            raise ReindexError(f"missing tensor {key!r} (has {sorted(tensors)})", path=path,
+                               hint="this file was not written by `reindex build`")
+    return tensors, metadata
+
+
+def read_sorted_vocab(path: Path) -> list[str]:
+    """The tokens of `vocab.txt`, in sorted-id order."""
+    text = path.read_text(encoding="utf-8")
+    if text.endswith("\n"):
+        text = text[:-1]
+    return text.split("\n") if text else []
+
+
+@dataclass
+class Run:
+    """A loaded run directory: the mapping, the tokens and (lazily) the vectors.
+
+    >>> run = load_run("runs/demo")                        # doctest: +SKIP
+    >>> run.to_original(run.to_sorted(ids))                 # doctest: +SKIP
+    """
+
+    path: Path
+    sorted_to_original: np.ndarray
+    tokens: list[str]                     # sorted order: tokens[s] has sorted id s
+    num_fixed: int
+    num_trainable: int
+    dim: int
+    manifest: dict[str, Any]
+    metadata: dict[str, str]
+    fixed: np.ndarray = field(repr=False)
+    trainable: np.ndarray = field(repr=False)
+    _original_to_sorted: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.sorted_to_original.shape[0])
+
+    @property
+    def original_to_sorted(self) -> np.ndarray:
+        if self._original_to_sorted is None:
+            self._original_to_sorted = invert_permutation(self.sorted_to_original)
+        return self._original_to_sorted
+
+    @property
+    def original_tokens(self) -> list[str]:
+        """Tokens in original-id order."""
+        out = [""] * self.vocab_size
+        for s, o in enumerate(self.sorted_to_original.tolist()):
+            out[o] = self.tokens[s]
+        return out
+
+    def to_sorted(self, ids: Any, *, dtype: Any = None) -> Any:
+        """Original ids -> sorted ids, for a numpy array or a torch tensor (same kind out)."""
+        return _apply(self.original_to_sorted, ids, dtype)
+
+    def to_original(self, ids: Any, *, dtype: Any = None) -> Any:
+        """Sorted ids -> original ids, for a numpy array or a torch tensor (same kind out)."""
+        return _apply(self.sorted_to_original, ids, dtype)
+
+    def weight(self, *, order: str = "original") -> np.ndarray:
+        """The merged [V, D] matrix, in "sorted" or "original" id order."""
+        merged = np.concatenate([self.fixed, self.trainable])
+        if order == "sorted":
+            return merged
+        if order != "original":
+            raise UsageError(f"order must be 'sorted' or 'original', got {order!r}")
+        return merged[self.original_to_sorted]
+
+
+def _apply(table: np.ndarray, ids: Any, dtype: Any) -> Any:
+    from .mapping import remap
+
+    if type(ids).__module__.startswith("torch"):
+        import torch
+
+        out_dtype = dtype or ids.dtype
+        lookup = torch.from_numpy(table).to(device=ids.device, dtype=out_dtype)
+        flat = ids.reshape(-1)
+        if flat.numel():
+            lo, hi = int(flat.min()), int(flat.max())
+            if lo < 0 or hi >= table.shape[0]:
+                bad = remap(flat.cpu().numpy(), table)  # raises with the position
+        return lookup.index_select(0, flat.long() if flat.dtype not in (torch.int32, torch.int64) else flat).reshape(ids.shape)
+    ids = np.asarray(ids)
+    return remap(ids, table.astype(dtype or ids.dtype, copy=False))
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Load a run directory written by `reindex build`, checking that its parts agree."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ReindexError("not a run directory", path=path, hint="pass the --out directory of `reindex build`")
+    tensors, metadata = read_embedding(path / EMBEDDING_FILE)
+    manifest_path = path / MANIFEST_FILE
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ReindexError("no manifest.json", path=path, hint="is this a run directory?") from e
+    except json.JSONDecodeError as e:
+        raise ReindexError(f"invalid JSON: {e.msg}", path=manifest_path, line=e.lineno) from e
+    tokens = read_sorted_vocab(path / VOCAB_FILE)
+    fixed, trainable = tensors["fixed"], tensors["trainable"]
+    sorted_to_original = tensors["sorted_to_original"]
+    check_permutation(sorted_to_original)
+    if len(tokens) != sorted_to_original.shape[0] or fixed.shape[0] + trainable.shape[0] != len(tokens):
+        raise ReindexError(
+            f"counts disagree: {len(tokens)} tokens, {sorted_to_original.shape[0]} ids, "
+            f"{fixed.shape[0]} fixed + {trainable.shape[0]} trainable rows", path=path,
+            hint="the run directory was modified; rebuild it")
+    return Run(path=path, sorted_to_original=sorted_to_original, tokens=tokens,
+               num_fixed=int(fixed.shape[0]), num_trainable=int(trainable.shape[0]),
+               dim=int(fixed.shape[1]), manifest=manifest, metadata=metadata,
+               fixed=fixed, trainable=trainable)

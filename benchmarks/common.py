@@ -59,12 +59,14 @@ def print_table(title: str, rows: list[Row], *, baseline: str = "") -> None:
 def peak_rss_of(cmd: list[str]) -> tuple[float, int]:
     """Run a command in a child process; return (seconds, peak resident bytes of that child)."""
     start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
-        raise RuntimeError(f"{cmd} failed: {proc.stderr[-2000:]}")
-    kib = int(proc.stderr.strip().splitlines()[-1])
-    return elapsed, kib * 1024
+        raise RuntimeError(f"{cmd} failed: {stderr[-2000:]}")
+    return elapsed, usage.ru_maxrss * 1024
 
 
 def self_peak_rss() -> int:

@@ -112,6 +112,51 @@ def write_vocab(path: Path, tokens_sorted: list[str]) -> None:
             f.write("\n")
 
 
+def write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sorted_to_original: np.ndarray,
+              tokens_sorted: list[str], counts: dict[str, Any], options: dict[str, Any],
+              inputs: dict[str, Any], datasets: list[dict[str, Any]],
+              corpus_counts: np.ndarray | None = None) -> dict[str, Any]:
+    """Write embedding, vocabulary, corpus counts and (last) the manifest into `directory`."""
+    write_embedding(directory / EMBEDDING_FILE, fixed=fixed, trainable=trainable,
+                    sorted_to_original=sorted_to_original,
+                    metadata={} if counts.get("pad_id") is None else {"pad_id": str(counts["pad_id"])})
+    write_vocab(directory / VOCAB_FILE, tokens_sorted)
+    names = [EMBEDDING_FILE, VOCAB_FILE]
+    if corpus_counts is not None:
+        np.save(directory / CORPUS_COUNTS_FILE, corpus_counts)
+        names.append(CORPUS_COUNTS_FILE)
+    names += [d["output"] for d in datasets]
+    manifest = {
+        "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "reindex_version": _version(),
+        "inputs": inputs, "options": options, "counts": counts, "datasets": datasets,
+        "outputs": [describe_file(directory / name, name=name) for name in names],
+    }
+    write_json(directory / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def describe_inputs(*, vocab: str | os.PathLike, vectors: str | os.PathLike,
+                    data: list[Path]) -> dict[str, Any]:
+    """The manifest's record of the inputs: path as given, size and sha256 (a run: its manifest)."""
+    vectors = Path(vectors)
+    vectors_record = (describe_file(vectors / MANIFEST_FILE, name=str(vectors)) if vectors.is_dir()
+                      else describe_file(vectors))
+    return {"vocab": describe_file(vocab), "vectors": vectors_record,
+            "data": [describe_file(p) for p in data]}
+
+
+def describe_report(report: Any, directory: Path) -> dict[str, Any]:
+    """One remapped dataset as the manifest records it (paths relative to the run)."""
+    return {"source": str(report.source), "output": report.output.relative_to(directory).as_posix(),
+            "format": report.format, "num_ids": int(report.num_ids), "num_rows": int(report.num_rows)}
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def read_embedding(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Read `embedding.safetensors` (or a run directory holding it): (tensors, metadata)."""
     from safetensors import safe_open

@@ -1,0 +1,189 @@
+"""`reindex build`: vocabulary + pretrained vectors (+ datasets) -> a run directory.
+
+The library entry point is `build(...)`; the CLI only parses options and calls it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import ReindexError, UsageError
+from .mapping import build_permutation, invert_permutation
+from .vocab import Vocab, read_vocab
+
+INITS = ("normal", "uniform", "zeros")
+
+
+@dataclass
+class Matched:
+    """For each original id: the row of its vector in `matrix`, or -1 (trainable)."""
+
+    rows: np.ndarray              # int64 [V]
+    matrix: np.ndarray            # float32 [N, D]
+    lowercase: np.ndarray         # bool [V]: matched through the lowercase form
+    stats: dict[str, Any] = field(default_factory=dict)
+    old_order: np.ndarray | None = None   # expansion from a run: new original ids of old sorted ids
+
+
+def match_vectors(tokens: Sequence[str], found_tokens: Sequence[str], matrix: np.ndarray, *,
+                  lowercase_fallback: bool = False) -> Matched:
+    """Match vocabulary tokens to vector rows, exactly or (optionally) through their lowercase form.
+
+    >>> m = match_vectors(["The", "cat", "dog"], ["cat", "the"], np.zeros((2, 1), np.float32),
+    ...                   lowercase_fallback=True)
+    >>> m.rows.tolist(), m.lowercase.tolist()
+    ([1, 0, -1], [True, False, False])
+    """
+    row_of = {token: i for i, token in enumerate(found_tokens)}
+    rows = np.fromiter((row_of.get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
+    lowercase = np.zeros(len(tokens), dtype=bool)
+    if lowercase_fallback:
+        for i in np.flatnonzero(rows < 0).tolist():
+            row = row_of.get(tokens[i].lower(), -1)
+            if row >= 0:
+                rows[i] = row
+                lowercase[i] = True
+    return Matched(rows=rows, matrix=matrix, lowercase=lowercase)
+
+
+def init_trainable(count: int, fixed: np.ndarray, *, init: str = "normal", seed: int = 0) -> np.ndarray:
+    """Initial trainable rows: per-dimension mean/std of the real fixed vectors (normal or uniform), or zeros.
+
+    >>> init_trainable(2, np.ones((3, 4), np.float32), init="zeros").shape
+    (2, 4)
+    """
+    dim = fixed.shape[1]
+    if init not in INITS:
+        raise UsageError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
+    if init == "zeros" or count == 0:
+        return np.zeros((count, dim), dtype=np.float32)
+    if fixed.shape[0] >= 2:
+        stats = fixed.astype(np.float64)
+        mean, std = stats.mean(axis=0), stats.std(axis=0)
+    else:  # nothing to learn the scale from: nn.Embedding's default N(0, 1)
+        mean, std = np.zeros(dim), np.ones(dim)
+    rng = np.random.default_rng(seed)
+    if init == "normal":
+        noise = rng.standard_normal((count, dim), dtype=np.float32)
+    else:  # uniform with the same mean and std: U(-sqrt(3), sqrt(3)) has unit variance
+        noise = rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), (count, dim)).astype(np.float32)
+    return (noise * std.astype(np.float32) + mean.astype(np.float32)).astype(np.float32)
+
+
+def partition(matched: Matched, *, pad: int | None) -> np.ndarray:
+    """`sorted_to_original` for matched rows; with an old run, old tokens keep their sorted ids."""
+    is_fixed = matched.rows >= 0
+    if matched.old_order is None:
+        return build_permutation(is_fixed, pad=pad)
+    head = matched.old_order
+    rest = np.ones(is_fixed.shape[0], dtype=bool)
+    rest[head] = False
+    new_fixed = np.flatnonzero(rest & is_fixed)
+    new_trainable = np.flatnonzero(rest & ~is_fixed)
+    return np.concatenate([head, new_fixed, new_trainable]).astype(np.int64)
+
+
+def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | None, init: str,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `fixed` block (vectors in sorted order, pad as a zero row) and the initial `trainable` block."""
+    rows = matched.rows[sorted_to_original]
+    num_fixed = int(np.count_nonzero(rows >= 0))
+    if pad is not None and matched.old_order is None:
+        num_fixed = 1 + int(np.count_nonzero(rows[1:] >= 0))
+    fixed = np.empty((num_fixed, matched.matrix.shape[1]), dtype=np.float32)
+    start = 0
+    if pad is not None and matched.old_order is None:
+        fixed[0] = 0.0
+        start = 1
+    np.take(matched.matrix, rows[start:num_fixed], axis=0, out=fixed[start:])
+    real = fixed[start:]
+    if matched.old_order is not None and pad is not None:
+        real = np.delete(fixed, pad_sorted_id(sorted_to_original, pad), axis=0)
+    trainable = init_trainable(len(sorted_to_original) - num_fixed, real, init=init, seed=seed)
+    return fixed, trainable
+
+
+def pad_sorted_id(sorted_to_original: np.ndarray, pad: int) -> int:
+    return int(np.flatnonzero(sorted_to_original == pad)[0])
+
+
+def lookup_pad(vocab: Vocab, pad: str | None) -> int | None:
+    """The original id of the --pad token, refusing one that is not in the vocabulary."""
+    if pad is None:
+        return None
+    try:
+        return vocab.tokens.index(pad)
+    except ValueError:
+        raise UsageError(f"--pad token {pad!r} is not in the vocabulary", path=vocab.path,
+                         hint="add it to the vocabulary or pass the token exactly as written there") from None
+
+
+@dataclass
+class BuildResult:
+    """What `build` wrote and counted."""
+
+    out: Path
+    counts: dict[str, Any]
+    datasets: list[dict[str, Any]]
+    manifest: dict[str, Any]
+
+
+def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os.PathLike,
+          data: Sequence[str | os.PathLike] = (), pad: str | None = None, lowercase_fallback: bool = False,
+          init: str = "normal", seed: int = 0, vectors_format: str | None = None,
+          duplicates: str = "first", unicode_errors: str = "strict",
+          columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, force: bool = False,
+          workers: int | None = None, progress: Callable[[str], None] | None = None) -> BuildResult:
+    """Build a run directory. Everything is validated before RUN appears; a failure leaves no RUN.
+
+    >>> build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")   # doctest: +SKIP
+    """
+    from . import sources, run as run_dir
+    from .datasets import RemapSpec, plan_outputs, remap_many
+
+    note = progress or (lambda message: None)
+    out = Path(out)
+    if out.exists() and not force:
+        raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
+    if init not in INITS:
+        raise UsageError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
+    vocabulary = read_vocab(vocab)
+    pad_id = lookup_pad(vocabulary, pad)
+    pairs = plan_outputs(list(data), out / run_dir.DATA_DIR) if data else []
+    note(f"read {len(vocabulary):,} vocabulary tokens")
+    matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=lowercase_fallback,
+                            vectors_format=vectors_format, duplicates=duplicates,
+                            unicode_errors=unicode_errors, pad=pad_id)
+    sorted_to_original = partition(matched, pad=pad_id)
+    fixed, trainable = split_rows(matched, sorted_to_original, pad=pad_id, init=init, seed=seed)
+    note(f"matched {fixed.shape[0]:,} fixed and {trainable.shape[0]:,} trainable tokens")
+    original_to_sorted = invert_permutation(sorted_to_original)
+    counts = {
+        "vocab": len(vocabulary), "fixed": int(fixed.shape[0]), "trainable": int(trainable.shape[0]),
+        "dim": int(fixed.shape[1]), "pad_id": None if pad_id is None else int(original_to_sorted[pad_id]),
+        "lowercase_matches": int(np.count_nonzero(matched.lowercase)), **matched.stats,
+    }
+    options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "init": init, "seed": seed,
+               "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,
+               "columns": list(columns), "id_dtype": id_dtype}
+    tokens_sorted = [vocabulary.tokens[i] for i in sorted_to_original.tolist()]
+    with run_dir.atomic_directory(out, force=force) as tmp:
+        corpus = None
+        reports = []
+        if pairs:
+            corpus = np.zeros(len(vocabulary), dtype=np.int64)
+            spec = RemapSpec(table=original_to_sorted, columns=tuple(columns), id_dtype=id_dtype,
+                             tokens=vocabulary.tokens, counts=corpus)
+            staged = [(src, tmp / dst.relative_to(out)) for src, dst in pairs]
+            reports = remap_many(staged, spec, workers=workers)
+            note(f"remapped {sum(r.num_ids for r in reports):,} ids in {len(reports)} file(s)")
+        manifest = run_dir.write_run(
+            tmp, fixed=fixed, trainable=trainable, sorted_to_original=sorted_to_original,
+            tokens_sorted=tokens_sorted, counts=counts, options=options, corpus_counts=corpus,
+            inputs=run_dir.describe_inputs(vocab=vocab, vectors=vectors, data=[src for src, _ in pairs]),
+            datasets=[run_dir.describe_report(r, tmp) for r in reports])
+    return BuildResult(out=out, counts=counts, datasets=manifest["datasets"], manifest=manifest)

@@ -1,0 +1,94 @@
+"""Coverage summaries of a run: counts and shares, corpus coverage, the most frequent trainable tokens.
+
+`summarize` returns plain data (for `inspect --json`); `render` draws it as a Rich table.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def corpus_summary(counts: np.ndarray, tokens: list[str], num_fixed: int, *, top: int = 20) -> dict[str, Any]:
+    """Corpus coverage from per-sorted-id counts.
+
+    >>> corpus_summary(np.array([5, 3, 2, 0]), ["a", "b", "c", "d"], 2)["fixed_share"]
+    0.8
+    """
+    total = int(counts.sum())
+    fixed_tokens = int(counts[:num_fixed].sum())
+    trainable = counts[num_fixed:]
+    # Ties broken by sorted id so the listing is deterministic.
+    order = np.lexsort((np.arange(trainable.shape[0]), -trainable))[:top]
+    top_trainable = [{"token": tokens[num_fixed + i], "sorted_id": num_fixed + int(i), "count": int(trainable[i])}
+                     for i in order.tolist() if trainable[i] > 0]
+    return {"tokens": total, "fixed_tokens": fixed_tokens,
+            "fixed_share": fixed_tokens / total if total else 0.0,
+            "distinct_tokens": int(np.count_nonzero(counts)),
+            "distinct_trainable_tokens": int(np.count_nonzero(trainable)),
+            "top_trainable": top_trainable}
+
+
+def summarize(run: Any, *, corpus_counts: np.ndarray | None = None, top: int = 20) -> dict[str, Any]:
+    """The numbers `inspect` shows for a loaded run (and `build` prints at its end)."""
+    counts = run.manifest.get("counts", {})
+    vocab = run.vocab_size
+    summary: dict[str, Any] = {
+        "run": str(run.path), "vocab": vocab, "dim": run.dim,
+        "fixed": run.num_fixed, "trainable": run.num_trainable,
+        "fixed_share": run.num_fixed / vocab if vocab else 0.0,
+        "trainable_share": run.num_trainable / vocab if vocab else 0.0,
+        "pad_id": counts.get("pad_id"),
+        "lowercase_matches": counts.get("lowercase_matches", 0),
+        "duplicate_vectors_skipped": counts.get("duplicate_vectors_skipped", 0),
+        "vectors_read": counts.get("vectors_read"),
+    }
+    if corpus_counts is None:
+        corpus_counts = stored_corpus_counts(run)
+    if corpus_counts is not None:
+        summary["corpus"] = corpus_summary(corpus_counts, run.tokens, run.num_fixed, top=top)
+    return summary
+
+
+def stored_corpus_counts(run: Any) -> np.ndarray | None:
+    """The per-sorted-id counts `build` stored for its datasets, if it had any."""
+    from .run import CORPUS_COUNTS_FILE
+
+    path = run.path / CORPUS_COUNTS_FILE
+    return np.load(path) if path.exists() else None
+
+
+def render(summary: dict[str, Any], console: Any = None) -> None:
+    """Print the summary as Rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console()
+    table = Table(title=Text(f"reindex run {summary['run']}"), show_header=True)
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_column("share", justify="right")
+    table.add_row("vocabulary", f"{summary['vocab']:,}", "100.0%")
+    table.add_row("fixed (pretrained)", f"{summary['fixed']:,}", f"{summary['fixed_share']:.1%}")
+    table.add_row("trainable", f"{summary['trainable']:,}", f"{summary['trainable_share']:.1%}")
+    table.add_row("lowercase matches", f"{summary['lowercase_matches']:,}", "")
+    table.add_row("duplicate vectors skipped", f"{summary['duplicate_vectors_skipped']:,}", "")
+    if summary.get("vectors_read") is not None:
+        table.add_row("vectors read", f"{summary['vectors_read']:,}", "")
+    table.add_row("dimension", str(summary["dim"]), "")
+    corpus = summary.get("corpus")
+    if corpus:
+        table.add_row("corpus tokens", f"{corpus['tokens']:,}", "")
+        table.add_row("corpus tokens fixed", f"{corpus['fixed_tokens']:,}", f"{corpus['fixed_share']:.1%}")
+    console.print(table)
+    if corpus and corpus["top_trainable"]:
+        top = Table(title="most frequent trainable tokens")
+        top.add_column("token")
+        top.add_column("sorted id", justify="right")
+        top.add_column("count", justify="right")
+        for row in corpus["top_trainable"]:
+            # Text(), not a str: a token like "[bold]" must not be read as Rich markup.
+            shown = row["token"] if row["token"].isprintable() else repr(row["token"])
+            top.add_row(Text(shown), str(row["sorted_id"]), f"{row['count']:,}")
+        console.print(top)

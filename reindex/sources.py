@@ -1,0 +1,96 @@
+"""Where pretrained vectors come from: a vector file, an exported matrix, or a previous run directory.
+
+A previous run directory means vocabulary expansion: every old token is fixed with its exact old
+vector (trained rows included) and keeps its old sorted id.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .build import Matched, match_vectors
+from .errors import ReindexError, UsageError
+
+EXPORT_FORMAT = "reindex.export"
+
+
+def is_run_directory(path: Path) -> bool:
+    from .run import EMBEDDING_FILE
+
+    return path.is_dir() and (path / EMBEDDING_FILE).exists()
+
+
+def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallback: bool = False,
+          vectors_format: str | None = None, duplicates: str = "first", unicode_errors: str = "strict",
+          pad: int | None = None) -> Matched:
+    """Match `tokens` (original-id order) to the vectors found at `vectors`."""
+    path = Path(vectors)
+    if not path.exists():
+        raise ReindexError("no such file or directory", path=path, hint="check the --vectors path")
+    if is_run_directory(path):
+        return match_old_run(path, tokens, lowercase_fallback=lowercase_fallback, pad=pad)
+    if path.suffix == ".safetensors":
+        found, matrix = read_export(path)
+        matched = match_vectors(tokens, found, matrix, lowercase_fallback=lowercase_fallback)
+        matched.stats = {"vectors_read": len(found), "duplicate_vectors_skipped": 0,
+                         "vectors_format": EXPORT_FORMAT}
+        return matched
+    from .vectors import read_vectors
+
+    keep = set(tokens)
+    if lowercase_fallback:
+        keep.update(t.lower() for t in tokens)
+    table = read_vectors(path, keep=keep, format=vectors_format, duplicates=duplicates,
+                         unicode_errors=unicode_errors)
+    matched = match_vectors(tokens, table.tokens, table.matrix, lowercase_fallback=lowercase_fallback)
+    matched.stats = {"vectors_read": table.num_read, "duplicate_vectors_skipped": table.num_duplicates,
+                     "vectors_format": table.format}
+    return matched
+
+
+def match_old_run(path: Path, tokens: Sequence[str], *, lowercase_fallback: bool, pad: int | None) -> Matched:
+    """Vocabulary expansion: old tokens keep their rows and sorted ids; new tokens are matched by string."""
+    from .run import load_run
+
+    old = load_run(path)
+    position = {token: i for i, token in enumerate(tokens)}
+    missing = [t for t in old.tokens if t not in position]
+    if missing:
+        raise ReindexError(
+            f"{len(missing)} token(s) of the old run are not in the new vocabulary, first {missing[0]!r}",
+            path=path, hint="a grown vocabulary must keep every old token; to drop tokens, "
+                            "`reindex export` the old run and build from the exported file")
+    old_pad = old.manifest.get("counts", {}).get("pad_id")
+    if pad is not None and (old_pad is None or tokens[pad] != old.tokens[old_pad]):
+        raise UsageError(f"--pad {tokens[pad]!r} differs from the old run's pad token", path=path,
+                         hint="expansion keeps the old ids; pass the old run's pad token or none")
+    matched = match_vectors(tokens, old.tokens, old.weight(order="sorted"), lowercase_fallback=lowercase_fallback)
+    matched.old_order = np.fromiter((position[t] for t in old.tokens), dtype=np.int64, count=len(old.tokens))
+    matched.stats = {"vectors_read": old.vocab_size, "duplicate_vectors_skipped": 0,
+                     "vectors_format": "reindex.run", "old_vocab": old.vocab_size}
+    return matched
+
+
+def read_export(path: Path) -> tuple[list[str], np.ndarray]:
+    """Read a matrix written by `reindex export --format safetensors`: (tokens, float32 matrix)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+            if "weight" not in f.keys() or "tokens" not in metadata:
+                raise ReindexError("not a reindex export (needs a `weight` tensor and `tokens` metadata)",
+                                   path=path, hint="pass a run directory, or a vector file")
+            weight = f.get_tensor("weight")
+    except ReindexError:
+        raise
+    except Exception as e:
+        raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
+    tokens = json.loads(metadata["tokens"])
+    if weight.ndim != 2 or weight.shape[0] != len(tokens):
+        raise ReindexError(f"weight {weight.shape} does not match {len(tokens)} tokens", path=path)
+    return tokens, np.ascontiguousarray(weight, dtype=np.float32)

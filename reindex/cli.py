@@ -4,6 +4,7 @@ Errors from the library become one line on stderr: exit 1 for bad data, 2 for ba
 """
 from __future__ import annotations
 
+import enum
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -13,11 +14,56 @@ import typer
 from .errors import ReindexError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="Renumber a vocabulary so pretrained rows come first; remap datasets to match.")
 
-Columns = typer.Option(["input_ids"], "--column", help="Column / key holding the ids (repeatable).")
-IdDtype = typer.Option(None, "--id-dtype", help="Output id dtype: int32 or int64 (default: keep the input's).")
-Force = typer.Option(False, "--force", help="Replace the output if it exists.")
+
+class Init(str, enum.Enum):
+    normal = "normal"
+    uniform = "uniform"
+    zeros = "zeros"
+
+
+class VectorsFormat(str, enum.Enum):
+    glove = "glove"
+    word2vec_text = "word2vec-text"
+    word2vec_binary = "word2vec-binary"
+
+
+class Duplicates(str, enum.Enum):
+    first = "first"
+    last = "last"
+    error = "error"
+
+
+class UnicodeErrors(str, enum.Enum):
+    strict = "strict"
+    replace = "replace"
+    ignore = "ignore"
+
+
+class IdDtype(str, enum.Enum):
+    int32 = "int32"
+    int64 = "int64"
+
+
+class ExportFormat(str, enum.Enum):
+    safetensors = "safetensors"
+    npy = "npy"
+    word2vec = "word2vec"
+    word2vec_binary = "word2vec-binary"
+    glove = "glove"
+
+
+COLUMN = typer.Option(["input_ids"], "--column", help="Column or key holding the ids (repeatable).")
+ID_DTYPE = typer.Option(None, "--id-dtype", help="Output id dtype (default: keep the input's).")
+FORCE = typer.Option(False, "--force", help="Replace the output if it exists.")
+UNK = typer.Option(None, "--unk", help="Text input: token for words not in the vocabulary.")
+RUN = typer.Argument(..., help="A run directory written by `reindex build`.")
+
+
+def _value(option: Optional[enum.Enum]) -> Optional[str]:
+    return None if option is None else option.value
 
 
 def _fail(error: ReindexError) -> None:
@@ -25,51 +71,164 @@ def _fail(error: ReindexError) -> None:
     raise typer.Exit(error.exit_code)
 
 
-def _err(message: str) -> None:
+def _note(message: str) -> None:
     typer.echo(message, err=True)
 
 
 @app.command()
 def build(
-    data: List[Path] = typer.Argument(None, help="Tokenized datasets (original ids) to remap into RUN/data/."),
-    vocab: Path = typer.Option(..., "--vocab", help="Vocabulary: a token per line, token<TAB>count, or vocab.json."),
-    vectors: Path = typer.Option(..., "--vectors", help="Vector file (GloVe/word2vec/fastText), export, or old RUN."),
-    out: Path = typer.Option(..., "--out", help="Run directory to create."),
-    pad: Optional[str] = typer.Option(None, "--pad", help="Token that gets sorted id 0 as an all-zero fixed row."),
+    data: List[Path] = typer.Argument(None, help="Datasets in original ids, remapped into RUN/data/."),
+    vocab: Path = typer.Option(..., "--vocab", help="A token per line, token<TAB>count lines, or vocab.json."),
+    vectors: Path = typer.Option(..., "--vectors", help="GloVe / word2vec / fastText file, an export, or an old RUN."),
+    out: Path = typer.Option(..., "--out", help="The run directory to create."),
+    pad: Optional[str] = typer.Option(None, "--pad", help="Token that gets sorted id 0, an all-zero fixed row."),
     lowercase_fallback: bool = typer.Option(False, "--lowercase-fallback",
-                                            help="Use the lowercase form's vector when a token has none."),
-    init: str = typer.Option("normal", "--init", help="Trainable rows: normal | uniform | zeros."),
+                                            help="A token with no vector takes its lowercase form's."),
+    init: Init = typer.Option(Init.normal, "--init", help="Trainable rows' initialisation."),
     seed: int = typer.Option(0, "--seed", help="Seed for the trainable rows."),
-    vectors_format: Optional[str] = typer.Option(None, "--vectors-format",
-                                                 help="glove | word2vec-text | word2vec-binary (default: detect)."),
-    duplicates: str = typer.Option("first", "--duplicates", help="Duplicate vector tokens: first | last | error."),
-    unicode_errors: str = typer.Option("strict", "--unicode-errors", help="strict | replace | ignore."),
-    column: List[str] = Columns,
-    id_dtype: Optional[str] = IdDtype,
-    force: bool = Force,
+    vectors_format: Optional[VectorsFormat] = typer.Option(None, "--vectors-format", help="Default: detect."),
+    duplicates: Duplicates = typer.Option(Duplicates.first, "--duplicates", help="Duplicate vector tokens."),
+    unicode_errors: UnicodeErrors = typer.Option(UnicodeErrors.strict, "--unicode-errors",
+                                                 help="Bytes that are not UTF-8 in the vector file."),
+    column: List[str] = COLUMN,
+    id_dtype: Optional[IdDtype] = ID_DTYPE,
+    force: bool = FORCE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print no summary."),
 ) -> None:
-    """Build a run directory from a vocabulary, pretrained vectors and datasets.
+    """Build a run directory: sorted vocabulary, split embedding, remapped datasets.
 
     \b
     reindex build --vocab vocab.txt --vectors glove.840B.300d.txt.gz --out run train.parquet
-    reindex build --vocab vocab.json --vectors wiki.en.vec --pad '<pad>' --out run data/*.npy
-    reindex build --vocab bigger_vocab.txt --vectors old_run --out run2     # grow a vocabulary
+    reindex build --vocab vocab.json --vectors wiki.en.vec --pad '<pad>' --out run 'data/*.npy'
+    reindex build --vocab bigger_vocab.txt --vectors run --out run2      (grow a vocabulary)
     """
+    from . import report
     from .build import build as build_run
     from .run import load_run
-    from . import report
 
     try:
         result = build_run(vocab=vocab, vectors=vectors, out=out, data=data or [], pad=pad,
-                           lowercase_fallback=lowercase_fallback, init=init, seed=seed,
-                           vectors_format=vectors_format, duplicates=duplicates,
-                           unicode_errors=unicode_errors, columns=column, id_dtype=id_dtype, force=force,
-                           progress=None if quiet else _err)
+                           lowercase_fallback=lowercase_fallback, init=init.value, seed=seed,
+                           vectors_format=_value(vectors_format), duplicates=duplicates.value,
+                           unicode_errors=unicode_errors.value, columns=column, id_dtype=_value(id_dtype),
+                           force=force, progress=None if quiet else _note)
         if not quiet:
             report.render(report.summarize(load_run(result.out)))
     except ReindexError as e:
         _fail(e)
+
+
+@app.command()
+def remap(run: Path = RUN, data: List[Path] = typer.Argument(..., help="Datasets in original ids."),
+          out: Path = typer.Option(..., "--out", help="Directory for the remapped datasets."),
+          column: List[str] = COLUMN, id_dtype: Optional[IdDtype] = ID_DTYPE, unk: Optional[str] = UNK,
+          force: bool = FORCE) -> None:
+    """Encode more datasets (original ids -> sorted ids) with a run's mapping.
+
+    \b
+    reindex remap run test.parquet valid.npy --out encoded
+    reindex remap run 'shards/*.parquet' --out encoded --id-dtype int32
+    """
+    from .transform import remap_files
+
+    try:
+        reports = remap_files(run, data, out=out, columns=column, id_dtype=_value(id_dtype), unk=unk, force=force)
+        _note(f"remapped {sum(r.num_ids for r in reports):,} ids in {len(reports)} file(s) into {out}")
+    except ReindexError as e:
+        _fail(e)
+
+
+@app.command()
+def invert(run: Path = RUN, data: List[Path] = typer.Argument(..., help="Datasets in sorted ids."),
+           out: Path = typer.Option(..., "--out", help="Directory for the datasets in original ids."),
+           column: List[str] = COLUMN, id_dtype: Optional[IdDtype] = ID_DTYPE, force: bool = FORCE) -> None:
+    """Decode datasets (sorted ids -> original ids); exact inverse of `remap`.
+
+    \b
+    reindex invert run predictions.npy --out decoded
+    """
+    from .transform import invert_files
+
+    try:
+        reports = invert_files(run, data, out=out, columns=column, id_dtype=_value(id_dtype), force=force)
+        _note(f"inverted {sum(r.num_ids for r in reports):,} ids in {len(reports)} file(s) into {out}")
+    except ReindexError as e:
+        _fail(e)
+
+
+@app.command()
+def export(run: Path = RUN, out: Path = typer.Option(..., "--out", help="The file to write."),
+           weights: Optional[Path] = typer.Option(None, "--weights",
+                                                  help="Trained rows: SplitEmbedding state or a `trainable` file."),
+           format: Optional[ExportFormat] = typer.Option(None, "--format", help="Default: from the suffix."),
+           force: bool = FORCE) -> None:
+    """Write one embedding matrix in ORIGINAL id order (row i = original id i).
+
+    \b
+    reindex export run --out embedding.safetensors
+    reindex export run --weights trained.safetensors --format word2vec --out trained.vec
+    """
+    from .export import export as export_matrix
+
+    try:
+        written = export_matrix(run, out=out, weights=weights, format=_value(format), force=force)
+        _note(f"wrote {written['rows']:,} x {written['dim']} ({written['format']}) to {out}")
+    except ReindexError as e:
+        _fail(e)
+
+
+@app.command()
+def inspect(run: Path = RUN,
+            data: List[Path] = typer.Argument(None, help="Datasets in original ids to measure coverage on."),
+            json_output: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+            top: int = typer.Option(20, "--top", help="How many frequent trainable tokens to list."),
+            plot: Optional[Path] = typer.Option(None, "--plot", help="Draw coverage vs frequency rank (PNG)."),
+            column: List[str] = COLUMN, unk: Optional[str] = UNK) -> None:
+    """Show vocabulary and corpus coverage of a run.
+
+    \b
+    reindex inspect run
+    reindex inspect run test.parquet --json
+    """
+    import json
+
+    from . import report
+    from .run import load_run
+    from .transform import count_ids
+
+    try:
+        loaded = load_run(run)
+        counts = count_ids(run, data, columns=column, unk=unk) if data else None
+        summary = report.summarize(loaded, corpus_counts=counts, top=top)
+        if plot is not None:
+            report.plot_coverage(loaded, plot, corpus_counts=counts)
+        if json_output:
+            typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        else:
+            report.render(summary)
+    except ReindexError as e:
+        _fail(e)
+
+
+@app.command()
+def verify(run: Path = RUN) -> None:
+    """Re-hash a run's outputs against its manifest and check its invariants (exit 1 if broken).
+
+    \b
+    reindex verify run
+    """
+    from .verify import verify_run
+
+    try:
+        problems = verify_run(run)
+    except ReindexError as e:
+        _fail(e)
+        return
+    for problem in problems:
+        typer.echo(f"reindex: verify: {run}: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"{run}: ok")
 
 
 def main() -> None:

@@ -92,3 +92,35 @@ def render(summary: dict[str, Any], console: Any = None) -> None:
             shown = row["token"] if row["token"].isprintable() else repr(row["token"])
             top.add_row(Text(shown), str(row["sorted_id"]), f"{row['count']:,}")
         console.print(top)
+
+
+def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = None) -> None:
+    """Draw the share of corpus tokens covered by fixed rows against frequency rank (needs matplotlib)."""
+    from .errors import UsageError
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise UsageError("--plot needs matplotlib", hint="pip install 'reindex[plot]'") from e
+    counts = corpus_counts if corpus_counts is not None else stored_corpus_counts(run)
+    if counts is None:
+        raise UsageError("no corpus counts to plot", path=run.path,
+                         hint="pass datasets to `inspect`, or build the run with datasets")
+    order = np.argsort(-counts, kind="stable")
+    ranked = counts[order]
+    fixed = order < run.num_fixed
+    total = max(int(ranked.sum()), 1)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ranks = np.arange(1, ranked.shape[0] + 1)
+    ax.plot(ranks, np.cumsum(ranked * fixed) / total, label="corpus tokens with a pretrained vector")
+    ax.plot(ranks, np.cumsum(ranked) / total, label="all corpus tokens", linestyle="--")
+    ax.set_xscale("log")
+    ax.set_xlabel("vocabulary rank by corpus frequency")
+    ax.set_ylabel("cumulative share of corpus tokens")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

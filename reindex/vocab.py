@@ -97,8 +97,10 @@ def parse_json(text: str, *, path: str | os.PathLike = "<vocab.json>") -> Vocab:
                                hint="ids must be exactly 0..V-1, each once")
         tokens[index] = token
     full = [t for t in tokens if t is not None]
-    if any(t == "" for t in full):
-        raise ReindexError("the empty string is a token", path=path, hint="remove it")
+    for token in full:
+        if token == "" or "\n" in token or "\r" in token:
+            raise ReindexError(f"token {token!r} is empty or holds a line break", path=path,
+                               hint="run directories store one token per line; remove or rename it")
     return Vocab(tokens=full, counts=None, format="json", path=Path(path))
 
 

@@ -1,0 +1,167 @@
+"""`export`: one embedding matrix in ORIGINAL id order (row i = token with original id i).
+
+Formats: safetensors (`weight` + the tokens in metadata, readable back by `reindex build`), npy
+(the bare matrix), word2vec (text with an `N D` header), word2vec-binary, glove (text, no header).
+Text values are written with 9 significant digits, which round-trips every float32 exactly.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ReindexError, UsageError
+
+FORMATS = ("safetensors", "npy", "word2vec", "word2vec-binary", "glove")
+EXPORT_FORMAT = "reindex.export"
+
+
+def load_trainable(path: str | os.PathLike, *, shape: tuple[int, int], fixed: np.ndarray) -> np.ndarray:
+    """The trained `trainable` rows from a saved SplitEmbedding state (.safetensors or .pt).
+
+    Accepts a file holding `trainable` or one key ending in `.trainable` (a whole model's state_dict).
+    """
+    path = Path(path)
+    state = _read_state(path)
+    keys = [k for k in state if k == "trainable" or k.endswith(".trainable")]
+    if len(keys) != 1:
+        raise ReindexError(f"expected one `trainable` tensor, found {keys or 'none'} among {sorted(state)[:8]}",
+                           path=path, hint="save the module with SplitEmbedding.save_trainable")
+    trainable = np.asarray(state[keys[0]], dtype=np.float32)
+    if tuple(trainable.shape) != tuple(shape):
+        raise ReindexError(f"`{keys[0]}` has shape {tuple(trainable.shape)}, the run needs {tuple(shape)}",
+                           path=path, hint="these weights were trained on another run")
+    fixed_key = keys[0][: -len("trainable")] + "fixed"
+    if fixed_key in state and not np.array_equal(np.asarray(state[fixed_key], dtype=np.float32), fixed):
+        raise ReindexError(f"`{fixed_key}` differs from the run's fixed rows", path=path,
+                           hint="these weights belong to another run")
+    return trainable
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ReindexError("no such file", path=path)
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as e:
+            raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
+    if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
+        import torch
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ReindexError(f"cannot load with weights_only=True: {str(e).splitlines()[0]}", path=path,
+                               hint="only plain tensors are read; pickled code is refused") from e
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]  # a Lightning checkpoint
+        if not isinstance(state, dict):
+            raise ReindexError("expected a dict of tensors (a state_dict)", path=path)
+        return {k: v.detach().float().numpy() for k, v in state.items() if hasattr(v, "detach")}
+    raise ReindexError(f"unknown weights file type {path.suffix!r}", path=path,
+                       hint="use .safetensors or .pt")
+
+
+def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str | os.PathLike | None = None,
+           format: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Write the merged matrix in original order to `out`; return what was written."""
+    from .run import load_run
+
+    out = Path(out)
+    format = format or _format_from_suffix(out)
+    if format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if out.exists() and not force:
+        raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
+    run = load_run(run_path)
+    if weights is not None:
+        run.trainable = load_trainable(weights, shape=run.trainable.shape, fixed=run.fixed)
+    matrix = run.weight(order="original")
+    if not np.isfinite(matrix).all():
+        row = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
+        raise ReindexError(f"row {row} (token {run.original_tokens[row]!r}) is not finite",
+                           path=weights or run_path, hint="the trained weights diverged")
+    tokens = run.original_tokens
+    _write_atomic(out, lambda tmp: WRITERS[format](tmp, tokens, matrix, run))
+    return {"path": str(out), "format": format, "rows": matrix.shape[0], "dim": matrix.shape[1]}
+
+
+def _format_from_suffix(out: Path) -> str:
+    suffix = out.suffix.lower()
+    return {".safetensors": "safetensors", ".npy": "npy", ".bin": "word2vec-binary",
+            ".vec": "word2vec", ".txt": "glove"}.get(suffix, "safetensors")
+
+
+def _write_atomic(out: Path, write: Any) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
+    from safetensors.numpy import save_file
+
+    fixed_rows = np.sort(run.sorted_to_original[: run.num_fixed])
+    save_file({"weight": np.ascontiguousarray(matrix), "fixed_rows": fixed_rows}, str(path), metadata={
+        "format": EXPORT_FORMAT, "format_version": "1", "order": "original",
+        "vocab_size": str(matrix.shape[0]), "dim": str(matrix.shape[1]), "num_fixed": str(run.num_fixed),
+        "tokens": json.dumps(tokens, ensure_ascii=False)})
+
+
+def _write_npy(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
+    with open(path, "wb") as f:
+        np.save(f, matrix)
+
+
+def _text_lines(tokens: list[str], matrix: np.ndarray) -> Any:
+    """Yield `token v1 ... vD\\n` lines in blocks; %.9g round-trips float32 exactly."""
+    block = 4096
+    row_format = " ".join(["%.9g"] * matrix.shape[1])
+    for start in range(0, matrix.shape[0], block):
+        rows = matrix[start:start + block].astype(np.float64)
+        yield "".join(f"{tokens[start + i]} {row_format % tuple(row)}\n" for i, row in enumerate(rows.tolist()))
+
+
+def _write_text(path: Path, tokens: list[str], matrix: np.ndarray, *, header: bool) -> None:
+    for i, token in enumerate(tokens):
+        if not token or any(c.isspace() for c in token):
+            if header:  # word2vec readers (gensim) split on the first space
+                raise ReindexError(f"token {token!r} (original id {i}) contains whitespace", path=path,
+                                   hint="use --format glove (parsed from the right) or safetensors")
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        if header:
+            f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n")
+        for text in _text_lines(tokens, matrix):
+            f.write(text)
+
+
+def _write_binary(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
+    for i, token in enumerate(tokens):
+        if any(c.isspace() for c in token):
+            raise ReindexError(f"token {token!r} (original id {i}) contains whitespace", path=path,
+                               hint="word2vec binary cannot hold it; use --format safetensors")
+    little = np.ascontiguousarray(matrix, dtype="<f4")
+    with open(path, "wb") as f:
+        f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n".encode())
+        for token, row in zip(tokens, little):
+            f.write(token.encode("utf-8") + b" " + row.tobytes() + b"\n")
+
+
+WRITERS = {
+    "safetensors": _write_safetensors,
+    "npy": _write_npy,
+    "word2vec": lambda p, t, m, r: _write_text(p, t, m, header=True),
+    "word2vec-binary": _write_binary,
+    "glove": lambda p, t, m, r: _write_text(p, t, m, header=False),
+}

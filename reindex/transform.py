@@ -1,0 +1,68 @@
+"""`remap` and `invert`: apply a run's mapping (or its inverse) to more datasets, file to file.
+
+    remap_files("runs/demo", ["test.parquet"], out="encoded")     # original ids -> sorted ids
+    invert_files("runs/demo", ["predictions.npy"], out="decoded")  # sorted ids -> original ids
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import UsageError
+
+
+def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, out: str | os.PathLike,
+           inverse: bool, columns: Sequence[str], id_dtype: str | None, unk: str | None, force: bool,
+           workers: int | None) -> list:
+    from .datasets import RemapSpec, plan_outputs, remap_many
+    from .run import atomic_directory, load_run
+
+    if not data:
+        raise UsageError("no datasets given", hint="pass one or more DATA files, directories or globs")
+    out = Path(out)
+    if out.exists() and not force:
+        raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
+    run = load_run(run_path)
+    pairs = plan_outputs(list(data), out)
+    table = run.sorted_to_original if inverse else run.original_to_sorted
+    tokens = run.tokens if inverse else run.original_tokens
+    spec = RemapSpec(table=table, columns=tuple(columns), id_dtype=id_dtype, tokens=tokens, unk=unk)
+    with atomic_directory(out, force=force) as tmp:
+        return remap_many([(src, tmp / dst.relative_to(out)) for src, dst in pairs], spec, workers=workers)
+
+
+def remap_files(run: str | os.PathLike, data: Sequence[str | os.PathLike], *, out: str | os.PathLike,
+                columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, unk: str | None = None,
+                force: bool = False, workers: int | None = None) -> list:
+    """Encode datasets in original ids to the run's sorted ids, into the directory `out`."""
+    return _apply(run, data, out=out, inverse=False, columns=columns, id_dtype=id_dtype, unk=unk,
+                  force=force, workers=workers)
+
+
+def invert_files(run: str | os.PathLike, data: Sequence[str | os.PathLike], *, out: str | os.PathLike,
+                 columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, unk: str | None = None,
+                 force: bool = False, workers: int | None = None) -> list:
+    """Decode datasets in sorted ids back to original ids; `invert_files` after `remap_files` is exact."""
+    return _apply(run, data, out=out, inverse=True, columns=columns, id_dtype=id_dtype, unk=unk,
+                  force=force, workers=workers)
+
+
+def count_ids(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *,
+              columns: Sequence[str] = ("input_ids",), unk: str | None = None) -> np.ndarray:
+    """Per-sorted-id counts of datasets in original ids (for `inspect`); nothing is kept on disk."""
+    import tempfile
+
+    from .datasets import RemapSpec, plan_outputs, remap_many
+    from .run import load_run
+
+    run = load_run(run_path)
+    counts = np.zeros(run.vocab_size, dtype=np.int64)
+    spec = RemapSpec(table=run.original_to_sorted, columns=tuple(columns), tokens=run.original_tokens,
+                     unk=unk, counts=counts)
+    with tempfile.TemporaryDirectory(prefix="reindex-inspect-") as tmp:
+        pairs = plan_outputs(list(data), Path(tmp))
+        remap_many(pairs, spec)
+    return counts

@@ -133,6 +133,12 @@ def read_vocab(path: str | os.PathLike) -> Vocab:
         line = raw.count(b"\n", 0, e.start) + 1
         raise ReindexError(f"invalid UTF-8 at byte {e.start}", path=path, line=line,
                            hint="vocabularies must be UTF-8") from e
-    if path.suffix.lower() == ".json" or text.lstrip("\ufeff \t\r\n").startswith("{"):
+    if path.suffix.lower() == ".json":
+        return parse_json(text, path=path)
+    if text.lstrip("\ufeff \t\r\n").startswith("{"):
+        try:
+            json.loads(text.removeprefix("\ufeff"))
+        except json.JSONDecodeError:
+            return parse_lines(text, path=path)  # a token that starts with "{", not JSON
         return parse_json(text, path=path)
     return parse_lines(text, path=path)

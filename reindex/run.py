@@ -244,21 +244,28 @@ class Run:
 
 
 def _apply(table: np.ndarray, ids: Any, dtype: Any) -> Any:
+    """`table[ids]` for a numpy array or a torch tensor, refusing out-of-range ids with their position."""
     from .mapping import remap
 
     if type(ids).__module__.startswith("torch"):
-        import torch
-
-        out_dtype = dtype or ids.dtype
-        lookup = torch.from_numpy(table).to(device=ids.device, dtype=out_dtype)
-        flat = ids.reshape(-1)
-        if flat.numel():
-            lo, hi = int(flat.min()), int(flat.max())
-            if lo < 0 or hi >= table.shape[0]:
-                bad = remap(flat.cpu().numpy(), table)  # raises with the position
-        return lookup.index_select(0, flat.long() if flat.dtype not in (torch.int32, torch.int64) else flat).reshape(ids.shape)
+        return _apply_torch(table, ids, dtype)
     ids = np.asarray(ids)
     return remap(ids, table.astype(dtype or ids.dtype, copy=False))
+
+
+def _apply_torch(table: np.ndarray, ids: Any, dtype: Any) -> Any:
+    import torch
+
+    from .mapping import _describe_position
+
+    flat = ids.reshape(-1)
+    bad = (flat < 0) | (flat >= table.shape[0])
+    if bool(bad.any()):
+        position = int(bad.nonzero()[0, 0])
+        raise ReindexError(f"id {int(flat[position])} is outside the vocabulary [0, {table.shape[0]})",
+                           position=_describe_position(tuple(ids.shape), position))
+    lookup = torch.from_numpy(table).to(device=ids.device, dtype=dtype or ids.dtype)
+    return lookup.index_select(0, flat).reshape(ids.shape)
 
 
 def load_run(path: str | os.PathLike) -> Run:

@@ -1,0 +1,50 @@
+"""Shared fixtures: small inputs written by hand, and the CLI runner."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+
+# The worked example: 7 tokens, 4 with vectors ("The" only through its lowercase form).
+VOCAB = ["<pad>", "the", "xyzzy", "cat", "The", "qwop", "dog"]
+VECTORS = {"the": [1.0, 2.0, 3.0], "cat": [0.5, -1.0, 2.5], "dog": [-2.0, 0.25, 1.0],
+           "unused": [9.0, 9.0, 9.0], "<pad>": [7.0, 7.0, 7.0]}
+
+
+def write_glove(path: Path, vectors: dict[str, list[float]]) -> Path:
+    path.write_text("".join(f"{t} {' '.join(repr(float(v)) for v in vec)}\n" for t, vec in vectors.items()),
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> dict[str, Path]:
+    """vocab.txt, vectors.txt and ids.npy (original ids) of the worked example."""
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("".join(t + "\n" for t in VOCAB), encoding="utf-8")
+    vectors = write_glove(tmp_path / "vectors.txt", VECTORS)
+    ids = tmp_path / "ids.npy"
+    np.save(ids, np.array([[1, 2, 3], [4, 5, 6], [0, 0, 1]], dtype=np.int64))
+    return {"vocab": vocab, "vectors": vectors, "ids": ids, "dir": tmp_path}
+
+
+@pytest.fixture
+def cli():
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from reindex.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        result = runner.invoke(app, [str(a) for a in args])
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result.exit_code, result.stdout, result.stderr
+
+    return invoke

@@ -1,0 +1,152 @@
+"""The spec, the report and the flat gather every format shares. Arrays in, arrays out; no paths."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ReindexError
+from ..mapping import check_dtype_fits, first_out_of_range
+
+#: Ids remapped per chunk: 4 Mi int64 ids = 32 MB in + 32 MB out, so memory is bounded by the
+#: chunk, not the file (measured: smaller chunks cost more in per-chunk overhead).
+CHUNK_IDS = 1 << 22
+
+OUT_OF_RANGE_HINT = "was the file tokenized with this vocabulary, or is it already remapped?"
+
+
+@dataclass
+class RemapSpec:
+    """What to remap and how.
+
+    >>> spec = RemapSpec(table=np.array([2, 0, 1]))      # original id -> sorted id
+    >>> spec.vocab_size
+    3
+    """
+
+    table: np.ndarray                     # int64 [V]: input id -> output id
+    columns: tuple[str, ...] = ("input_ids",)
+    id_dtype: str | None = None           # "int32" | "int64" | None = keep the input's dtype
+    tokens: Sequence[str] | None = None   # vocabulary in INPUT-id order, for whitespace text
+    unk: str | None = None                # text: token for unknown words (else an error)
+    counts: np.ndarray | None = None      # int64 [V]; += bincount of the output ids
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.table.shape[0])
+
+
+@dataclass
+class FileReport:
+    """One remapped file: where from, where to, what format, how many ids and rows."""
+
+    source: Path
+    output: Path
+    format: str
+    num_ids: int
+    num_rows: int
+
+
+class OutOfRange(Exception):
+    """Internal: an id at flat `index` (in the array handed to `gather`) is outside [0, V)."""
+
+    def __init__(self, index: int, value: int, inner: tuple[int, ...] = ()) -> None:
+        super().__init__(index, value, inner)
+        self.index = index
+        self.value = value
+        self.inner = inner  # positions inside nested lists, outermost first
+
+
+def out_of_range_error(value: int, vocab_size: int, *, path: object, position: str) -> ReindexError:
+    """The one message for a bad id, so every format words it the same way."""
+    return ReindexError(f"id {value} is outside the vocabulary [0, {vocab_size})", path=path,
+                        position=position, hint=OUT_OF_RANGE_HINT)
+
+
+def output_dtype(input_dtype: np.dtype, spec: RemapSpec, *, path: object = None) -> np.dtype:
+    """The dtype ids are written in: `spec.id_dtype`, else the input's; refused if too small.
+
+    >>> output_dtype(np.dtype("int16"), RemapSpec(np.arange(5)), path="x.npy").name
+    'int16'
+    """
+    input_dtype = np.dtype(input_dtype)
+    where = None if path is None else str(path)
+    check_dtype_fits(input_dtype, 1, path=where)  # refuses floats, strings, objects
+    dtype = input_dtype if spec.id_dtype is None else np.dtype(spec.id_dtype)
+    if spec.id_dtype is not None and dtype.name not in ("int32", "int64"):
+        raise ReindexError(f"id_dtype must be 'int32' or 'int64', got {spec.id_dtype!r}", path=where)
+    check_dtype_fits(dtype, spec.vocab_size, path=where)
+    return dtype
+
+
+def table_as(table: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The lookup table in the output dtype, so the gather writes the output directly."""
+    return np.ascontiguousarray(table).astype(dtype, copy=False)
+
+
+def gather(ids: np.ndarray, table: np.ndarray, out: np.ndarray, *,
+           scratch: np.ndarray | None = None, check: bool = True) -> None:
+    """`out[:] = table[ids]` for a 1-D chunk, raising OutOfRange for the first bad id.
+
+    >>> out = np.empty(3, np.int64); gather(np.array([2, 0, 2]), np.array([7, 8, 9]), out); out
+    array([9, 7, 9])
+    """
+    if check and ids.size and not in_range(ids, table.shape[0]):
+        index, value = first_out_of_range(ids, table.shape[0])
+        raise OutOfRange(index, value)
+    if ids.dtype != np.intp and scratch is not None:
+        # np.take casts non-intp indices to a fresh array; a reused buffer avoids the allocation.
+        idx = scratch[: ids.shape[0]]
+        np.copyto(idx, ids, casting="unsafe")
+        ids = idx
+    # Bounds were checked (or the ids are hidden behind nulls), so "clip" never changes a
+    # visible id: it only skips numpy's slower wrap-around handling and keeps memory safe.
+    np.take(table, ids, out=out, mode="clip")
+
+
+def in_range(ids: np.ndarray, vocab_size: int) -> bool:
+    """True if every id is in [0, vocab_size): one pass, as negatives are huge when unsigned."""
+    if ids.dtype.kind == "i":
+        ids = ids.view(ids.dtype.str.replace("i", "u"))
+    return int(ids.max()) < vocab_size
+
+
+def add_counts(counts: np.ndarray | None, out_ids: np.ndarray) -> None:
+    """`counts += bincount(out_ids)` (output ids are in range by construction)."""
+    if counts is not None and out_ids.size:
+        counts += np.bincount(out_ids.reshape(-1), minlength=counts.shape[0])[: counts.shape[0]]
+
+
+def describe_index(shape: tuple[int, ...], flat: int, *, fortran: bool = False) -> str:
+    """Name a flat position: `describe_index((2, 3), 4)` -> 'index [1, 1]'."""
+    if len(shape) <= 1:
+        return f"index {flat}"
+    index = np.unravel_index(flat, shape, order="F" if fortran else "C")
+    return "index [" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def remap_array(ids: np.ndarray, spec: RemapSpec, *, path: object, key: str | None = None,
+                chunk: int = CHUNK_IDS) -> np.ndarray:
+    """Remap an in-memory integer array of any shape (C-contiguous result), chunk by chunk.
+
+    >>> remap_array(np.array([[0, 2]]), RemapSpec(np.array([2, 0, 1])), path="x").tolist()
+    [[2, 1]]
+    """
+    dtype = output_dtype(ids.dtype, spec, path=path)
+    table = table_as(spec.table, dtype)
+    flat_in = np.ascontiguousarray(ids).reshape(-1)
+    out = np.empty(ids.shape, dtype=dtype)
+    flat_out = out.reshape(-1)
+    scratch = np.empty(min(chunk, flat_in.size), np.intp) if flat_in.dtype != np.intp else None
+    for start in range(0, flat_in.size, chunk):
+        try:
+            gather(flat_in[start:start + chunk], table, flat_out[start:start + chunk], scratch=scratch)
+        except OutOfRange as e:
+            position = describe_index(ids.shape, start + e.index)
+            if key is not None:
+                position = f"key {key!r}, {position}"
+            raise out_of_range_error(e.value, spec.vocab_size, path=path, position=position) from None
+    add_counts(spec.counts, flat_out)
+    return out

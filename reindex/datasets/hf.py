@@ -1,0 +1,80 @@
+"""Hugging Face `save_to_disk` folders (a Dataset, or a DatasetDict of split folders), with pyarrow alone.
+
+A Dataset folder holds Arrow stream files listed in state.json, plus dataset_info.json (features).
+The output gets the same files, remapped, and a new `_fingerprint` in state.json, so `datasets`
+does not mistake it for the input in its caches.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..errors import ReindexError
+from .arrow import update_features
+from .core import FileReport, RemapSpec
+from .ipc import remap_ipc
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ReindexError("missing file of a `save_to_disk` folder", path=path) from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReindexError(f"invalid JSON: {e}", path=path) from e
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def fingerprint(old: str, spec: RemapSpec) -> str:
+    """A new fingerprint that depends only on the old one and the remap (deterministic output).
+
+    >>> len(fingerprint("abc", RemapSpec(np.arange(3))))
+    16
+    """
+    digest = hashlib.sha256(str(old).encode())
+    digest.update(spec.table.astype("<i8").tobytes())
+    digest.update(repr((spec.columns, spec.id_dtype)).encode())
+    return digest.hexdigest()[:16]
+
+
+def remap_hf_dataset(source: Path, output: Path, spec: RemapSpec) -> FileReport:
+    """Remap a `save_to_disk` Dataset or DatasetDict folder into `output`.
+
+    >>> remap_hf_dataset(Path("ds"), Path("out/ds"), spec).format       # doctest: +SKIP
+    'hf-dataset'
+    """
+    if (source / "dataset_dict.json").is_file():
+        splits = _read_json(source / "dataset_dict.json").get("splits")
+        if not isinstance(splits, list):
+            raise ReindexError("dataset_dict.json has no list of splits", path=source / "dataset_dict.json")
+        output.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / "dataset_dict.json", output / "dataset_dict.json")
+        reports = [_remap_split(source / str(s), output / str(s), spec) for s in splits]
+        return FileReport(source, output, "hf-dataset", sum(r.num_ids for r in reports),
+                          sum(r.num_rows for r in reports))
+    return _remap_split(source, output, spec)
+
+
+def _remap_split(source: Path, output: Path, spec: RemapSpec) -> FileReport:
+    state = _read_json(source / "state.json")
+    info = _read_json(source / "dataset_info.json")
+    files = [entry.get("filename") for entry in state.get("_data_files", []) if isinstance(entry, dict)]
+    if not files or not all(isinstance(f, str) and "/" not in f and f not in ("..", ".") for f in files):
+        raise ReindexError("state.json lists no usable `_data_files`", path=source / "state.json")
+    output.mkdir(parents=True, exist_ok=True)
+    num_ids = num_rows = 0
+    for name in files:
+        report = remap_ipc(source / name, output / name, spec)
+        num_ids, num_rows = num_ids + report.num_ids, num_rows + report.num_rows
+    if spec.id_dtype is not None and isinstance(info.get("features"), dict):
+        update_features(info["features"], spec.columns, spec.id_dtype)
+    state["_fingerprint"] = fingerprint(state.get("_fingerprint", ""), spec)
+    _write_json(output / "dataset_info.json", info)
+    _write_json(output / "state.json", state)
+    return FileReport(source, output, "hf-dataset", num_ids, num_rows)

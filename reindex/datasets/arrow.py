@@ -57,15 +57,17 @@ def update_features(features: dict[str, Any], columns: tuple[str, ...], dtype: s
             visit(features[name])
 
 
-def _out_type(t: pa.DataType, spec: RemapSpec, path: object, name: str) -> pa.DataType:
+def _out_type(t: pa.DataType, spec: RemapSpec, path: object, name: str,
+              column_type: pa.DataType | None = None) -> pa.DataType:
+    column_type = column_type or t
     if pa.types.is_integer(t):
         return pa.from_numpy_dtype(output_dtype(np.dtype(t.to_pandas_dtype()), spec, path=path))
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        field = t.value_field.with_type(_out_type(t.value_type, spec, path, name))
+        field = t.value_field.with_type(_out_type(t.value_type, spec, path, name, column_type))
         if pa.types.is_fixed_size_list(t):
             return pa.list_(field, t.list_size)
         return pa.large_list(field) if pa.types.is_large_list(t) else pa.list_(field)
-    raise ReindexError(f"column {name!r} has type {t}; ids must be integers or lists of integers",
+    raise ReindexError(f"column {name!r} has type {column_type}; ids must be integers or lists of integers",
                        path=path, hint="pass token ids, not floats or strings")
 
 

@@ -63,6 +63,7 @@ def remap_npy(source: Path, output: Path, spec: RemapSpec, *, chunk: int = CHUNK
         f.seek(0)
         # Same dtype: copy the header byte for byte, so `invert` after `remap` is byte-identical.
         header = f.read(header_len) if out_dtype == dtype else _header_bytes(shape, fortran, out_dtype)
+        f.seek(header_len)
         output.parent.mkdir(parents=True, exist_ok=True)
         with open(output, "wb") as g:
             g.write(header)

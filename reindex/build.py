@@ -137,13 +137,15 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
           init: str = "normal", seed: int = 0, vectors_format: str | None = None,
           duplicates: str = "first", unicode_errors: str = "strict",
           columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, force: bool = False,
-          workers: int | None = None, progress: Callable[[str], None] | None = None) -> BuildResult:
+          workers: int | None = None, progress: Callable[[str], None] | None = None,
+          engine: str = "local", ray_address: str | None = None) -> BuildResult:
     """Build a run directory. Everything is validated before RUN appears; a failure leaves no RUN.
 
     >>> build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")   # doctest: +SKIP
     """
     from . import sources, run as run_dir
-    from .datasets import RemapSpec, plan_outputs, remap_many
+    from .datasets import RemapSpec, plan_outputs
+    from .engines import run_engine
 
     note = progress or (lambda message: None)
     out = Path(out)
@@ -179,7 +181,7 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
             spec = RemapSpec(table=original_to_sorted, columns=tuple(columns), id_dtype=id_dtype,
                              tokens=vocabulary.tokens, counts=corpus)
             staged = [(src, tmp / dst.relative_to(out)) for src, dst in pairs]
-            reports = remap_many(staged, spec, workers=workers)
+            reports = run_engine(engine, staged, spec, workers=workers, ray_address=ray_address)
             note(f"remapped {sum(r.num_ids for r in reports):,} ids in {len(reports)} file(s)")
         manifest = run_dir.write_run(
             tmp, fixed=fixed, trainable=trainable, sorted_to_original=sorted_to_original,

@@ -16,8 +16,9 @@ from .errors import UsageError
 
 def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, out: str | os.PathLike,
            inverse: bool, columns: Sequence[str], id_dtype: str | None, unk: str | None, force: bool,
-           workers: int | None) -> list:
-    from .datasets import RemapSpec, plan_outputs, remap_many
+           workers: int | None, engine: str = "local", ray_address: str | None = None) -> list:
+    from .datasets import RemapSpec, plan_outputs
+    from .engines import run_engine
     from .run import atomic_directory, load_run
 
     if not data:
@@ -31,23 +32,29 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
     tokens = run.tokens if inverse else run.original_tokens
     spec = RemapSpec(table=table, columns=tuple(columns), id_dtype=id_dtype, tokens=tokens, unk=unk)
     with atomic_directory(out, force=force) as tmp:
-        return remap_many([(src, tmp / dst.relative_to(out)) for src, dst in pairs], spec, workers=workers)
+        return run_engine(engine, [(src, tmp / dst.relative_to(out)) for src, dst in pairs], spec,
+                          workers=workers, ray_address=ray_address)
 
 
 def remap_files(run: str | os.PathLike, data: Sequence[str | os.PathLike], *, out: str | os.PathLike,
                 columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, unk: str | None = None,
-                force: bool = False, workers: int | None = None) -> list:
-    """Encode datasets in original ids to the run's sorted ids, into the directory `out`."""
+                force: bool = False, workers: int | None = None, engine: str = "local",
+                ray_address: str | None = None) -> list:
+    """Encode datasets in original ids to the run's sorted ids, into the directory `out`.
+
+    `engine="ray"` runs on the Ray cluster at `ray_address` / RAY_ADDRESS (else a local one), Parquet only.
+    """
     return _apply(run, data, out=out, inverse=False, columns=columns, id_dtype=id_dtype, unk=unk,
-                  force=force, workers=workers)
+                  force=force, workers=workers, engine=engine, ray_address=ray_address)
 
 
 def invert_files(run: str | os.PathLike, data: Sequence[str | os.PathLike], *, out: str | os.PathLike,
                  columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, unk: str | None = None,
-                 force: bool = False, workers: int | None = None) -> list:
+                 force: bool = False, workers: int | None = None, engine: str = "local",
+                 ray_address: str | None = None) -> list:
     """Decode datasets in sorted ids back to original ids; `invert_files` after `remap_files` is exact."""
     return _apply(run, data, out=out, inverse=True, columns=columns, id_dtype=id_dtype, unk=unk,
-                  force=force, workers=workers)
+                  force=force, workers=workers, engine=engine, ray_address=ray_address)
 
 
 def count_ids(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *,

@@ -47,6 +47,11 @@ class IdDtype(str, enum.Enum):
     int64 = "int64"
 
 
+class Engine(str, enum.Enum):
+    local = "local"
+    ray = "ray"
+
+
 class ExportFormat(str, enum.Enum):
     safetensors = "safetensors"
     npy = "npy"
@@ -60,6 +65,9 @@ ID_DTYPE = typer.Option(None, "--id-dtype", help="Output id dtype (default: keep
 FORCE = typer.Option(False, "--force", help="Replace the output if it exists.")
 UNK = typer.Option(None, "--unk", help="Text input: token for words not in the vocabulary.")
 RUN = typer.Argument(..., help="A run directory written by `reindex build`.")
+ENGINE = typer.Option(Engine.local, "--engine",
+                      help="local: threads on this machine; ray: a Ray cluster (Parquet only, reindex[ray]).")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="Ray cluster to use (default: RAY_ADDRESS, else start one).")
 
 
 def _value(option: Optional[enum.Enum]) -> Optional[str]:
@@ -93,6 +101,8 @@ def build(
     column: List[str] = COLUMN,
     id_dtype: Optional[IdDtype] = ID_DTYPE,
     force: bool = FORCE,
+    engine: Engine = ENGINE,
+    ray_address: Optional[str] = RAY_ADDRESS,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print no summary."),
 ) -> None:
     """Build a run directory: sorted vocabulary, split embedding, remapped datasets.
@@ -111,7 +121,8 @@ def build(
                            lowercase_fallback=lowercase_fallback, init=init.value, seed=seed,
                            vectors_format=_value(vectors_format), duplicates=duplicates.value,
                            unicode_errors=unicode_errors.value, columns=column, id_dtype=_value(id_dtype),
-                           force=force, progress=None if quiet else _note)
+                           force=force, progress=None if quiet else _note, engine=engine.value,
+                           ray_address=ray_address)
         if not quiet:
             report.render(report.summarize(load_run(result.out)))
     except ReindexError as e:
@@ -122,17 +133,19 @@ def build(
 def remap(run: Path = RUN, data: List[Path] = typer.Argument(..., help="Datasets in original ids."),
           out: Path = typer.Option(..., "--out", help="Directory for the remapped datasets."),
           column: List[str] = COLUMN, id_dtype: Optional[IdDtype] = ID_DTYPE, unk: Optional[str] = UNK,
-          force: bool = FORCE) -> None:
+          force: bool = FORCE, engine: Engine = ENGINE, ray_address: Optional[str] = RAY_ADDRESS) -> None:
     """Encode more datasets (original ids -> sorted ids) with a run's mapping.
 
     \b
     reindex remap run test.parquet valid.npy --out encoded
     reindex remap run 'shards/*.parquet' --out encoded --id-dtype int32
+    reindex remap run shards/ --out encoded --engine ray --ray-address auto
     """
     from .transform import remap_files
 
     try:
-        reports = remap_files(run, data, out=out, columns=column, id_dtype=_value(id_dtype), unk=unk, force=force)
+        reports = remap_files(run, data, out=out, columns=column, id_dtype=_value(id_dtype), unk=unk, force=force,
+                              engine=engine.value, ray_address=ray_address)
         _note(f"remapped {sum(r.num_ids for r in reports):,} ids in {len(reports)} file(s) into {out}")
     except ReindexError as e:
         _fail(e)
@@ -141,7 +154,8 @@ def remap(run: Path = RUN, data: List[Path] = typer.Argument(..., help="Datasets
 @app.command()
 def invert(run: Path = RUN, data: List[Path] = typer.Argument(..., help="Datasets in sorted ids."),
            out: Path = typer.Option(..., "--out", help="Directory for the datasets in original ids."),
-           column: List[str] = COLUMN, id_dtype: Optional[IdDtype] = ID_DTYPE, force: bool = FORCE) -> None:
+           column: List[str] = COLUMN, id_dtype: Optional[IdDtype] = ID_DTYPE, force: bool = FORCE,
+           engine: Engine = ENGINE, ray_address: Optional[str] = RAY_ADDRESS) -> None:
     """Decode datasets (sorted ids -> original ids); exact inverse of `remap`.
 
     \b
@@ -150,7 +164,8 @@ def invert(run: Path = RUN, data: List[Path] = typer.Argument(..., help="Dataset
     from .transform import invert_files
 
     try:
-        reports = invert_files(run, data, out=out, columns=column, id_dtype=_value(id_dtype), force=force)
+        reports = invert_files(run, data, out=out, columns=column, id_dtype=_value(id_dtype), force=force,
+                               engine=engine.value, ray_address=ray_address)
         _note(f"inverted {sum(r.num_ids for r in reports):,} ids in {len(reports)} file(s) into {out}")
     except ReindexError as e:
         _fail(e)

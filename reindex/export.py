@@ -99,21 +99,17 @@ def _format_from_suffix(out: Path) -> str:
 
 
 def _write_atomic(out: Path, write: Any) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    from .atomic import atomic_file
+
+    with atomic_file(out, force=True) as tmp:
         write(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
-    from safetensors.numpy import save_file
+    from .tensorfile import save_safetensors
 
     fixed_rows = np.sort(run.sorted_to_original[: run.num_fixed])
-    save_file({"weight": np.ascontiguousarray(matrix), "fixed_rows": fixed_rows}, str(path), metadata={
+    save_safetensors(path, {"weight": np.ascontiguousarray(matrix), "fixed_rows": fixed_rows}, metadata={
         "format": EXPORT_FORMAT, "format_version": "1", "order": "original",
         "vocab_size": str(matrix.shape[0]), "dim": str(matrix.shape[1]), "num_fixed": str(run.num_fixed),
         "tokens": json.dumps(tokens, ensure_ascii=False)})

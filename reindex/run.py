@@ -10,18 +10,16 @@ Layout (the contract every command and the docs share):
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_directory  # noqa: F401  (re-exported: the run is written with it)
 from .errors import ReindexError, UsageError
 from .mapping import check_permutation, invert_permutation
 
@@ -51,33 +49,6 @@ def describe_file(path: str | os.PathLike, *, name: str | None = None) -> dict[s
             "sha256": sha256_file(path)}
 
 
-@contextlib.contextmanager
-def atomic_directory(final: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
-    """Yield a fresh temporary sibling of `final`; rename it to `final` only if the block succeeds.
-
-    A failed or interrupted write leaves no `final` (or the previous complete one, with `force`).
-    """
-    final = Path(final)
-    if final.exists() and not force:
-        raise UsageError(f"{final} already exists", hint="choose another --out or pass --force")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield temporary
-        if final.exists():
-            # Swap in two renames so a complete directory is visible under `final` at all times
-            # except the instant between them; the old one is deleted only after.
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-            os.rename(final, old / final.name)
-            os.rename(temporary, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(temporary, final)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-
-
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON with sorted keys and a final newline (byte-stable for identical inputs)."""
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -86,7 +57,7 @@ def write_json(path: Path, obj: Any) -> None:
 def write_embedding(path: Path, *, fixed: np.ndarray, trainable: np.ndarray,
                     sorted_to_original: np.ndarray, metadata: dict[str, str] | None = None) -> None:
     """Write the split checkpoint; loadable with `safetensors` alone."""
-    from safetensors.numpy import save_file
+    from .tensorfile import save_safetensors
 
     meta = {
         "format": EMBEDDING_FORMAT,
@@ -97,11 +68,11 @@ def write_embedding(path: Path, *, fixed: np.ndarray, trainable: np.ndarray,
         "dim": str(fixed.shape[1] if fixed.ndim == 2 else trainable.shape[1]),
     }
     meta.update(metadata or {})
-    save_file({
+    save_safetensors(path, {
         "fixed": np.ascontiguousarray(fixed, dtype=np.float32),
         "trainable": np.ascontiguousarray(trainable, dtype=np.float32),
         "sorted_to_original": np.ascontiguousarray(sorted_to_original, dtype=np.int64),
-    }, str(path), metadata=meta)
+    }, metadata=meta)
 
 
 def write_vocab(path: Path, tokens_sorted: list[str]) -> None:

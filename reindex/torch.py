@@ -1,0 +1,353 @@
+"""SplitEmbedding: an embedding whose fixed rows live in a buffer and whose trainable rows are the only Parameter.
+
+The only module of `reindex` that imports torch when imported.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import ReindexError
+
+TRAINABLE_FORMAT = "reindex.trainable"
+_ID_DTYPES = (torch.int32, torch.int64)
+
+
+class IdOutOfRangeError(ReindexError, IndexError):
+    """An id outside [0, num_embeddings): both a ReindexError and the IndexError nn.Embedding raises."""
+
+
+class SplitEmbedding(nn.Module):
+    r"""A lookup table over `fixed` rows (a buffer, never trained) then `trainable` rows (the Parameter).
+
+    `forward(ids)` returns what `F.embedding(ids, torch.cat([fixed, trainable]))` would, without
+    building that concatenation; gradients (dense, or sparse with `sparse=True`) reach only the
+    trainable rows, so no optimizer, weight decay or momentum can move a fixed row.
+
+    Args:
+        fixed: [F, D] rows that never change (sorted ids 0..F-1). Used as given, not copied.
+        trainable: [T, D] rows that train (sorted ids F..F+T-1). Used as given, not copied.
+        padding_idx: sorted id whose row gets no gradient (as in `nn.Embedding`).
+        sparse: give the trainable rows a sparse gradient (for `SparseAdam` or `SGD`).
+        original_to_sorted: optional [V] permutation; when given, `forward` takes original ids.
+
+    Shape:
+        - Input: :math:`(*)`, int32 or int64 ids of any shape.
+        - Output: :math:`(*, D)`, with the dtype of `fixed`.
+
+    >>> emb = SplitEmbedding(torch.zeros(2, 3), torch.ones(1, 3))
+    >>> emb(torch.tensor([[0, 2]])).tolist()
+    [[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]]
+    """
+
+    fixed: Tensor
+    original_to_sorted: Tensor | None
+
+    def __init__(self, fixed: Tensor, trainable: Tensor, *, padding_idx: int | None = None,
+                 sparse: bool = False, original_to_sorted: Tensor | None = None) -> None:
+        super().__init__()
+        _check_rows(fixed, trainable)
+        vocab_size = fixed.shape[0] + trainable.shape[0]
+        self.register_buffer("fixed", fixed.detach())
+        self.trainable = nn.Parameter(trainable.detach())
+        self.padding_idx = _normalise_padding_idx(padding_idx, vocab_size)
+        self.sparse = sparse
+        if original_to_sorted is not None:
+            original_to_sorted = _check_permutation(original_to_sorted, vocab_size, device=fixed.device)
+        # Persistent: the table is part of what the module computes, so checkpoints must carry it.
+        self.register_buffer("original_to_sorted", original_to_sorted)
+        # The same table when forward takes sorted ids: not saved (forward does not use it), but it
+        # lets merged_weight(order="original") export in the user's original order.
+        self.register_buffer("_export_table", None, persistent=False)
+
+    # -- sizes ----------------------------------------------------------------------------------
+    @property
+    def num_fixed(self) -> int:
+        return self.fixed.shape[0]
+
+    @property
+    def num_trainable(self) -> int:
+        return self.trainable.shape[0]
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.num_fixed + self.num_trainable
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.fixed.shape[1]
+
+    @property
+    def input(self) -> str:
+        """"original" if `forward` takes original ids (it carries the lookup table), else "sorted"."""
+        return "sorted" if self.original_to_sorted is None else "original"
+
+    # -- nn.Module habits -----------------------------------------------------------------------
+    def reset_parameters(self) -> None:
+        """Re-initialise the trainable rows as `nn.Embedding` does (N(0, 1), padding row zero)."""
+        nn.init.normal_(self.trainable)
+        with torch.no_grad():
+            if self.padding_idx is not None and self.padding_idx >= self.num_fixed:
+                self.trainable[self.padding_idx - self.num_fixed].fill_(0)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_fixed} fixed + {self.num_trainable} trainable, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.sparse:
+            s += ", sparse=True"
+        if self.original_to_sorted is not None:
+            s += ", input='original'"
+        return s
+
+    def forward(self, ids: Tensor) -> Tensor:
+        ids = self._check_ids(ids)
+        if self.original_to_sorted is not None:
+            ids = self.original_to_sorted[ids]
+        num_fixed = self.num_fixed
+        if self.num_trainable == 0:
+            return F.embedding(ids, self.fixed)
+        if num_fixed == 0:
+            return F.embedding(ids, self.trainable, self.padding_idx, sparse=self.sparse)
+        flat = ids.reshape(-1)
+        # One lookup of every position in the fixed rows (trainable positions read row F-1 and are
+        # overwritten below), then only the trainable positions go through the Parameter, so the
+        # backward touches those positions alone; `index_copy_` beat `where` of two full lookups,
+        # a boolean `index_put_` and `masked_scatter` (benchmarks/bench_train.py).
+        out = F.embedding(flat.clamp(max=num_fixed - 1), self.fixed)
+        positions = (flat >= num_fixed).nonzero().squeeze(1)
+        if positions.numel():
+            pad = None if self.padding_idx is None or self.padding_idx < num_fixed else self.padding_idx - num_fixed
+            rows = F.embedding(flat.index_select(0, positions) - num_fixed, self.trainable, pad,
+                               sparse=self.sparse)
+            out.index_copy_(0, positions, rows)
+        elif torch.is_grad_enabled() and self.trainable.requires_grad:
+            # Keep the output attached to the graph, so `loss.backward()` on a batch of fixed ids
+            # works (and gives the trainable rows a zero gradient) as it would with nn.Embedding.
+            out = out + self.trainable[:0].sum()
+        return out.view(*ids.shape, self.embedding_dim)
+
+    def _check_ids(self, ids: Tensor) -> Tensor:
+        if ids.dtype not in _ID_DTYPES:
+            raise ReindexError(f"ids must be int32 or int64, got {ids.dtype}",
+                               hint="pass token ids, e.g. ids.long()")
+        if ids.numel():
+            low, high = torch.aminmax(ids)
+            low, high = int(low), int(high)
+            if low < 0 or high >= self.num_embeddings:
+                flat = ids.reshape(-1)
+                bad = int(((flat < 0) | (flat >= self.num_embeddings)).nonzero()[0, 0])
+                where = list(torch.unravel_index(torch.tensor(bad), ids.shape)) if ids.dim() > 1 else [bad]
+                raise IdOutOfRangeError(
+                    f"{self.input} id {int(flat[bad])} is outside the vocabulary [0, {self.num_embeddings})",
+                    position="index [" + ", ".join(str(int(i)) for i in where) + "]",
+                    hint="ids must come from the same run/vocabulary as this embedding")
+        return ids
+
+    # -- the merged matrix and the trainable rows alone --------------------------------------------
+    def merged_weight(self, *, order: str = "sorted") -> Tensor:
+        """The [V, D] matrix (detached), in "sorted" or "original" id order.
+
+        >>> SplitEmbedding(torch.zeros(1, 2), torch.ones(1, 2)).merged_weight().tolist()
+        [[0.0, 0.0], [1.0, 1.0]]
+        """
+        merged = torch.cat([self.fixed, self.trainable.detach().to(self.fixed.dtype)])
+        if order == "sorted":
+            return merged
+        if order != "original":
+            raise ReindexError(f"order must be 'sorted' or 'original', got {order!r}")
+        table = self._original_order()
+        if table is None:
+            raise ReindexError("this SplitEmbedding does not know the original order",
+                               hint="build it with from_run or from_embedding, or use order='sorted'")
+        return merged[table]
+
+    def _original_order(self) -> Tensor | None:
+        return self.original_to_sorted if self.original_to_sorted is not None else self._export_table
+
+    def to_embedding(self, *, order: str | None = None) -> nn.Embedding:
+        """A plain, fully trainable `nn.Embedding` holding the merged weight (original order if known)."""
+        order = order or self.input
+        weight = self.merged_weight(order=order).clone()
+        pad = self.padding_idx
+        if pad is not None and order == "original":
+            pad = int((self._original_order() == pad).nonzero()[0, 0])
+        return nn.Embedding.from_pretrained(weight, freeze=False, padding_idx=pad, sparse=self.sparse)
+
+    def save_trainable(self, path: str | os.PathLike) -> None:
+        """Write only the trainable rows: a safetensors file with one float32 tensor `trainable`.
+
+        >>> emb.save_trainable("runs/demo/trainable.safetensors")   # doctest: +SKIP
+        """
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        metadata = {"format": TRAINABLE_FORMAT, "format_version": "1", "num_fixed": str(self.num_fixed),
+                    "num_trainable": str(self.num_trainable), "dim": str(self.embedding_dim)}
+        tensor = self.trainable.detach().to("cpu", torch.float32).contiguous()
+        # Written under a temporary name and renamed, so a crash never leaves half a file behind.
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file({"trainable": tensor}, temporary, metadata=metadata)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def load_trainable(self, path: str | os.PathLike) -> None:
+        """Read the trainable rows back from `save_trainable`'s file (or an embedding.safetensors)."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(os.fspath(path), framework="pt") as f:
+                metadata = dict(f.metadata() or {})
+                if "trainable" not in f.keys():
+                    raise ReindexError(f"no tensor 'trainable' (has {sorted(f.keys())})", path=path,
+                                       hint="write the file with SplitEmbedding.save_trainable")
+                tensor = f.get_tensor("trainable")
+        except ReindexError:
+            raise
+        except Exception as e:  # missing file, corrupt header: safetensors has its own types
+            raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
+        expected = (self.num_trainable, self.embedding_dim)
+        if tuple(tensor.shape) != expected:
+            raise ReindexError(f"tensor 'trainable' has shape {list(tensor.shape)}, this embedding "
+                               f"needs {list(expected)}", path=path, hint="was it saved from another run?")
+        if metadata.get("num_fixed", str(self.num_fixed)) != str(self.num_fixed):
+            raise ReindexError(f"saved with {metadata['num_fixed']} fixed rows, this embedding has "
+                               f"{self.num_fixed}", path=path, hint="was it saved from another run?")
+        with torch.no_grad():
+            self.trainable.copy_(tensor)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # Accept a plain nn.Embedding checkpoint (`weight`, in the order forward's ids use), so a
+        # model saved after the Lightning callback swapped the embedding back can resume.
+        weight = state_dict.get(prefix + "weight")
+        if weight is not None and prefix + "trainable" not in state_dict:
+            del state_dict[prefix + "weight"]
+            if self.original_to_sorted is not None:
+                weight = weight[_inverse(self.original_to_sorted.to(weight.device))]
+            state_dict[prefix + "fixed"] = weight[: self.num_fixed]
+            state_dict[prefix + "trainable"] = weight[self.num_fixed:]
+            if self.original_to_sorted is not None:
+                state_dict.setdefault(prefix + "original_to_sorted", self.original_to_sorted)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    # -- constructors -----------------------------------------------------------------------------
+    @classmethod
+    def from_run(cls, path: str | os.PathLike, *, input: str = "sorted", sparse: bool = False) -> SplitEmbedding:
+        """Load a run directory written by `reindex build` (or its embedding.safetensors).
+
+        With `input="original"` the module carries the original->sorted table and takes original ids.
+        The pad token (metadata `pad_id`, a sorted id) becomes `padding_idx`.
+
+        >>> emb = SplitEmbedding.from_run("runs/demo", input="original")   # doctest: +SKIP
+        """
+        from .mapping import invert_permutation
+        from .run import read_embedding
+
+        if input not in ("sorted", "original"):
+            raise ReindexError(f"input must be 'sorted' or 'original', got {input!r}")
+        tensors, metadata = read_embedding(path)
+        fixed = torch.from_numpy(tensors["fixed"])
+        trainable = torch.from_numpy(tensors["trainable"])
+        try:
+            _check_rows(fixed, trainable)
+        except ReindexError as e:
+            raise ReindexError(e.message, path=path, hint="rebuild the run") from e
+        pad = metadata.get("pad_id")
+        table = torch.from_numpy(invert_permutation(tensors["sorted_to_original"]))
+        module = cls(fixed, trainable, padding_idx=None if pad in (None, "") else int(pad), sparse=sparse,
+                     original_to_sorted=table if input == "original" else None)
+        module._export_table = table
+        return module
+
+    @classmethod
+    def from_embedding(cls, embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int], *,
+                       sparse: bool | None = None) -> SplitEmbedding:
+        """Freeze any set of rows of an `nn.Embedding`; the result takes the same (original) ids.
+
+        `frozen_rows` holds row indices, or is a boolean mask over the rows.
+
+        >>> emb = SplitEmbedding.from_embedding(nn.Embedding(5, 2), [0, 3])
+        >>> emb.num_fixed, emb.input
+        (2, 'original')
+        """
+        if embedding.max_norm is not None or embedding.scale_grad_by_freq:
+            raise ReindexError("max_norm and scale_grad_by_freq are not supported",
+                               hint="build the nn.Embedding without them")
+        weight = embedding.weight.detach()
+        vocab_size = weight.shape[0]
+        is_fixed = _rows_to_mask(frozen_rows, vocab_size, device=weight.device)
+        # Stable partition, the same order `reindex build` uses: fixed rows first, then trainable.
+        sorted_to_original = torch.cat([is_fixed.nonzero().squeeze(1), (~is_fixed).nonzero().squeeze(1)])
+        num_fixed = int(is_fixed.sum())
+        original_to_sorted = _inverse(sorted_to_original)
+        pad = embedding.padding_idx
+        identity = bool(torch.equal(sorted_to_original, torch.arange(vocab_size, device=weight.device)))
+        module = cls(weight[sorted_to_original[:num_fixed]].clone(), weight[sorted_to_original[num_fixed:]].clone(),
+                     padding_idx=None if pad is None else int(original_to_sorted[pad]),
+                     sparse=embedding.sparse if sparse is None else sparse,
+                     # A prefix of rows needs no table: original ids are already sorted ids.
+                     original_to_sorted=None if identity else original_to_sorted)
+        module._export_table = original_to_sorted
+        return module
+
+
+def _check_rows(fixed: Tensor, trainable: Tensor) -> None:
+    if fixed.dim() != 2 or trainable.dim() != 2:
+        raise ReindexError(f"fixed and trainable must be 2-D, got shapes {list(fixed.shape)} and "
+                           f"{list(trainable.shape)}")
+    if fixed.shape[1] != trainable.shape[1]:
+        raise ReindexError(f"fixed rows have dimension {fixed.shape[1]} but trainable rows {trainable.shape[1]}")
+    if not fixed.is_floating_point() or fixed.dtype != trainable.dtype or fixed.device != trainable.device:
+        raise ReindexError(f"fixed ({fixed.dtype}, {fixed.device}) and trainable ({trainable.dtype}, "
+                           f"{trainable.device}) must share one floating dtype and device",
+                           hint="convert one with .to(...)")
+
+
+def _normalise_padding_idx(padding_idx: int | None, vocab_size: int) -> int | None:
+    if padding_idx is None:
+        return None
+    if not -vocab_size <= padding_idx < vocab_size:
+        raise ReindexError(f"padding_idx {padding_idx} is outside the vocabulary [0, {vocab_size})")
+    return padding_idx % vocab_size
+
+
+def _check_permutation(table: Tensor, vocab_size: int, *, device: torch.device) -> Tensor:
+    table = torch.as_tensor(table, device=device)
+    if table.dim() != 1 or table.shape[0] != vocab_size or table.dtype not in _ID_DTYPES:
+        raise ReindexError(f"original_to_sorted must be a 1-D int tensor of length {vocab_size}, "
+                           f"got {table.dtype} {list(table.shape)}")
+    if not torch.equal(table.sort().values, torch.arange(vocab_size, device=device, dtype=table.dtype)):
+        raise ReindexError("original_to_sorted is not a permutation of 0..V-1")
+    return table.long()
+
+
+def _inverse(permutation: Tensor) -> Tensor:
+    inverse = torch.empty_like(permutation)
+    inverse[permutation] = torch.arange(permutation.shape[0], device=permutation.device, dtype=permutation.dtype)
+    return inverse
+
+
+def _rows_to_mask(rows: Tensor | Sequence[int], vocab_size: int, *, device: torch.device) -> Tensor:
+    rows = torch.as_tensor(rows, device=device)
+    if rows.dtype == torch.bool:
+        if rows.shape != (vocab_size,):
+            raise ReindexError(f"a boolean frozen_rows mask needs shape [{vocab_size}], got {list(rows.shape)}")
+        return rows
+    if rows.is_floating_point() or rows.dim() > 1:
+        raise ReindexError(f"frozen_rows must be row indices or a boolean mask, got {rows.dtype} {list(rows.shape)}")
+    rows = rows.long()
+    if rows.numel() and (int(rows.min()) < -vocab_size or int(rows.max()) >= vocab_size):
+        raise ReindexError(f"frozen_rows holds a row outside [0, {vocab_size})")
+    mask = torch.zeros(vocab_size, dtype=torch.bool, device=device)
+    mask[rows] = True
+    return mask

@@ -30,8 +30,13 @@ def save_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray],
     """`safetensors.numpy.save_file`, with a canonical header so equal inputs give equal bytes."""
     from safetensors.numpy import save_file
 
-    path = Path(path)
     save_file(tensors, str(path), metadata=metadata)
+    canonicalize(path)
+
+
+def canonicalize(path: str | os.PathLike) -> None:
+    """Rewrite the header of a safetensors file (written by any framework) with sorted keys."""
+    path = Path(path)
     with open(path, "r+b") as f:
         (length,) = struct.unpack("<Q", f.read(8))
         header = canonical_header(json.loads(f.read(length)))

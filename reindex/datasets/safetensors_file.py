@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ReindexError
+from ..tensorfile import canonicalize
 from .core import FileReport, RemapSpec
 from .pt import remap_tensor_dict
 
@@ -26,4 +27,5 @@ def remap_safetensors(source: Path, output: Path, spec: RemapSpec) -> FileReport
     result, num_ids, num_rows = remap_tensor_dict(tensors, spec, path=source)
     output.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in result.items()}, str(output), metadata=metadata)
+    canonicalize(output)  # byte-identical outputs for identical inputs (safetensors#584)
     return FileReport(source, output, "safetensors", num_ids, num_rows)

@@ -5,9 +5,16 @@ token, each group in its original relative order (a stable partition).
 """
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import numpy as np
 
 from .errors import ReindexError
+
+#: Ids per chunk of the numpy gather: 128 Ki ids (1 MiB of int64) stay in the L2 cache between the
+#: bounds check that reads them and the gather that reads them again.
+CHUNK_IDS = 1 << 17
 
 
 def build_permutation(is_fixed: np.ndarray, *, pad: int | None = None) -> np.ndarray:
@@ -87,33 +94,112 @@ def first_out_of_range(ids: np.ndarray, vocab_size: int) -> tuple[int, int] | No
     (2, 5)
     """
     flat = np.asarray(ids).reshape(-1)
-    bad = (flat < 0) | (flat >= vocab_size)
-    if not bad.any():
-        return None
-    position = int(np.argmax(bad))
-    return position, int(flat[position])
+    for start in range(0, flat.size, CHUNK_IDS):
+        chunk = flat[start:start + CHUNK_IDS]
+        if not _in_range(chunk, vocab_size):
+            position = start + int(np.argmax(_as_unsigned(chunk) >= vocab_size))
+            return position, int(flat[position])
+    return None
 
 
-def remap(ids: np.ndarray, table: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
-    """Return `table[ids]`, refusing ids outside [0, len(table)) with their position.
+def remap(ids: Any, table: Any, *, dtype: Any = None, out: Any = None) -> Any:
+    """Return `table[ids]` (a numpy array or, for a torch tensor, a tensor), refusing ids outside
+    [0, len(table)) with their position and value.
 
-    `table` is `original_to_sorted` to encode and `sorted_to_original` to decode; its dtype is the
-    output dtype. `out`, when given, receives the result (no allocation).
+    `table` is `original_to_sorted` to encode and `sorted_to_original` to decode. The output dtype
+    is `dtype`, else `out`'s, else the table's; `out`, when given, receives the result (no
+    allocation; on an error its contents are unspecified). Torch is used only for torch tensors.
 
     >>> remap(np.array([[0, 2], [1, 0]]), np.array([2, 0, 1], dtype=np.int32)).tolist()
     [[2, 1], [0, 2]]
     """
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(ids, torch.Tensor):
+        return _remap_torch(torch, ids, table, dtype=dtype, out=out)
     ids = np.asarray(ids)
-    if not np.issubdtype(ids.dtype, np.integer):
-        raise ReindexError(f"ids must be integers, got {ids.dtype}", hint="pass token ids, not floats")
-    bad = first_out_of_range(ids, table.shape[0]) if ids.size else None
-    if bad is not None:
-        position, value = bad
-        raise ReindexError(f"id {value} is outside the vocabulary [0, {table.shape[0]})",
-                           position=_describe_position(ids.shape, position))
-    # The bounds were checked above, so "clip" never clips: it only skips numpy's own
-    # (slower, negative-wrapping) bounds handling.
-    return np.take(table, ids, out=out, mode="clip")
+    table = np.asarray(table)
+    _check_integer(ids.dtype)
+    out_dtype = np.dtype(dtype if dtype is not None else out.dtype if out is not None else table.dtype)
+    if out_dtype != table.dtype:
+        check_dtype_fits(out_dtype, table.shape[0])
+        table = table.astype(out_dtype)
+    if out is None:
+        out = np.empty(ids.shape, dtype=out_dtype)
+    elif out.shape != ids.shape or out.dtype != out_dtype or not out.flags.c_contiguous:
+        raise ReindexError(f"out must be a C-contiguous {out_dtype} array of shape {ids.shape}, "
+                           f"got {out.dtype} {out.shape}")
+    _gather_chunks(ids, table, out.reshape(-1))
+    return out
+
+
+def _gather_chunks(ids: np.ndarray, table: np.ndarray, flat_out: np.ndarray) -> None:
+    """`flat_out[:] = table[ids.ravel()]` cache chunk by cache chunk: check bounds, then gather."""
+    flat = ids.reshape(-1)
+    vocab_size = table.shape[0]
+    # np.take casts non-intp indices to a fresh intp array; one reused chunk-sized buffer avoids that.
+    scratch = np.empty(min(CHUNK_IDS, flat.size), np.intp) if flat.dtype != np.intp else None
+    for start in range(0, flat.size, CHUNK_IDS):
+        chunk = flat[start:start + CHUNK_IDS]
+        if not _in_range(chunk, vocab_size):
+            position, value = first_out_of_range(chunk, vocab_size)
+            raise _out_of_range(value, vocab_size, ids.shape, start + position)
+        if scratch is not None:
+            np.copyto(scratch[:chunk.size], chunk, casting="unsafe")
+            chunk = scratch[:chunk.size]
+        # Bounds were checked just above, so "clip" never clips: it only skips numpy's (slower,
+        # negative-wrapping) bounds handling.
+        np.take(table, chunk, out=flat_out[start:start + chunk.size], mode="clip")
+
+
+def _remap_torch(torch: Any, ids: Any, table: Any, *, dtype: Any, out: Any) -> Any:
+    """`remap` for a torch tensor: one multithreaded `index_select`, which checks bounds itself."""
+    if ids.dtype not in (torch.int32, torch.int64):
+        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+            raise ReindexError(f"ids must be integers, got {ids.dtype}", hint="pass token ids, not floats")
+        ids = ids.long()
+    if not isinstance(table, torch.Tensor):
+        table = torch.from_numpy(np.ascontiguousarray(table))
+    if dtype is None:
+        dtype = out.dtype if out is not None else table.dtype
+    elif not isinstance(dtype, torch.dtype):
+        dtype = getattr(torch, np.dtype(dtype).name)
+    if dtype != table.dtype:
+        check_dtype_fits(np.dtype(str(dtype).removeprefix("torch.")), table.shape[0])
+    lookup = table.to(device=ids.device, dtype=dtype)
+    if out is not None and (out.shape != ids.shape or out.dtype != dtype or not out.is_contiguous()):
+        raise ReindexError(f"out must be a contiguous {dtype} tensor of shape {tuple(ids.shape)}, "
+                           f"got {out.dtype} {tuple(out.shape)}")
+    flat = ids.reshape(-1)
+    try:
+        if out is None:
+            return torch.index_select(lookup, 0, flat).view(ids.shape)
+        torch.index_select(lookup, 0, flat, out=out.view(-1))
+        return out
+    except IndexError:
+        # index_select refuses negative and too large ids itself; only now find the first one.
+        bad = ((flat < 0) | (flat >= lookup.shape[0])).to(torch.uint8)
+        position = int(torch.argmax(bad))
+        raise _out_of_range(int(flat[position]), lookup.shape[0], tuple(ids.shape), position) from None
+
+
+def _check_integer(dtype: np.dtype) -> None:
+    if not np.issubdtype(dtype, np.integer):
+        raise ReindexError(f"ids must be integers, got {dtype}", hint="pass token ids, not floats")
+
+
+def _as_unsigned(ids: np.ndarray) -> np.ndarray:
+    """The same bytes as unsigned integers: a negative id becomes huge, so one `max` bounds both ends."""
+    return ids.view(ids.dtype.str.replace("i", "u")) if ids.dtype.kind == "i" else ids
+
+
+def _in_range(ids: np.ndarray, vocab_size: int) -> bool:
+    """True if every id lies in [0, vocab_size), in one pass."""
+    return ids.size == 0 or int(_as_unsigned(ids).max()) < vocab_size
+
+
+def _out_of_range(value: int, vocab_size: int, shape: tuple[int, ...], position: int) -> ReindexError:
+    return ReindexError(f"id {value} is outside the vocabulary [0, {vocab_size})",
+                        position=_describe_position(shape, position))
 
 
 def _describe_position(shape: tuple[int, ...], flat_position: int) -> str:

@@ -196,13 +196,16 @@ class Run:
             out[o] = self.tokens[s]
         return out
 
-    def to_sorted(self, ids: Any, *, dtype: Any = None) -> Any:
-        """Original ids -> sorted ids, for a numpy array or a torch tensor (same kind out)."""
-        return _apply(self.original_to_sorted, ids, dtype)
+    def to_sorted(self, ids: Any, *, dtype: Any = None, out: Any = None) -> Any:
+        """Original ids -> sorted ids, for a numpy array or a torch tensor (same kind out).
 
-    def to_original(self, ids: Any, *, dtype: Any = None) -> Any:
+        The output dtype is `dtype`, else `out`'s, else the input's; `out` is a preallocated result.
+        """
+        return _apply(self.original_to_sorted, ids, dtype, out)
+
+    def to_original(self, ids: Any, *, dtype: Any = None, out: Any = None) -> Any:
         """Sorted ids -> original ids, for a numpy array or a torch tensor (same kind out)."""
-        return _apply(self.sorted_to_original, ids, dtype)
+        return _apply(self.sorted_to_original, ids, dtype, out)
 
     def weight(self, *, order: str = "original") -> np.ndarray:
         """The merged [V, D] matrix, in "sorted" or "original" id order."""
@@ -214,29 +217,15 @@ class Run:
         return merged[self.original_to_sorted]
 
 
-def _apply(table: np.ndarray, ids: Any, dtype: Any) -> Any:
-    """`table[ids]` for a numpy array or a torch tensor, refusing out-of-range ids with their position."""
+def _apply(table: np.ndarray, ids: Any, dtype: Any, out: Any) -> Any:
+    """`table[ids]` for a numpy array or a torch tensor (same kind out), by default in the ids' dtype."""
     from .mapping import remap
 
-    if type(ids).__module__.startswith("torch"):
-        return _apply_torch(table, ids, dtype)
-    ids = np.asarray(ids)
-    return remap(ids, table.astype(dtype or ids.dtype, copy=False))
-
-
-def _apply_torch(table: np.ndarray, ids: Any, dtype: Any) -> Any:
-    import torch
-
-    from .mapping import _describe_position
-
-    flat = ids.reshape(-1)
-    bad = (flat < 0) | (flat >= table.shape[0])
-    if bool(bad.any()):
-        position = int(bad.nonzero()[0, 0])
-        raise ReindexError(f"id {int(flat[position])} is outside the vocabulary [0, {table.shape[0]})",
-                           position=_describe_position(tuple(ids.shape), position))
-    lookup = torch.from_numpy(table).to(device=ids.device, dtype=dtype or ids.dtype)
-    return lookup.index_select(0, flat).reshape(ids.shape)
+    if not hasattr(ids, "dtype"):
+        ids = np.asarray(ids)
+    if dtype is None and out is None:
+        dtype = ids.dtype
+    return remap(ids, table, dtype=dtype, out=out)
 
 
 def load_run(path: str | os.PathLike) -> Run:

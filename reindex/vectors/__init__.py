@@ -1,0 +1,128 @@
+"""Read pretrained vectors: GloVe text, word2vec/fastText text (`.vec`), word2vec binary (`.bin`).
+
+Any of them may be gzip, bz2 or xz compressed (found from the first bytes, not the suffix).
+
+>>> v = read_vectors("glove.6B.300d.txt.gz", keep={"the", "cat"})      # doctest: +SKIP
+>>> v.tokens, v.matrix.shape, v.format                                  # doctest: +SKIP
+(['the', 'cat'], (2, 300), 'glove')
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ReindexError, UsageError
+from ._collect import DUPLICATE_MODES, UNICODE_MODES
+from ._open import BLOCK_BYTES, STREAM_ERRORS, iter_line_blocks, open_stream, read_or_fail
+from .text import parse_header
+
+FORMATS = ("glove", "word2vec-text", "word2vec-binary")
+BOM = b"\xef\xbb\xbf"
+_TEXT_BYTES = frozenset(b"0123456789.-+eE naNAiIfFtTyY\r\n")
+
+
+@dataclass
+class Vectors:
+    """Vectors read from a file; `matrix[i]` is the vector of `tokens[i]`."""
+
+    tokens: list[str]        # kept tokens, in file order of the occurrence that won
+    matrix: np.ndarray       # float32 C-contiguous [len(tokens), dim]
+    dim: int
+    format: str              # "glove" | "word2vec-text" | "word2vec-binary"
+    num_read: int            # vector records in the file
+    num_duplicates: int      # records whose token had already appeared
+
+
+def detect_format(head: bytes) -> str:
+    """Guess the format from the first bytes (BOM and compression already removed).
+
+    >>> detect_format(b"the 0.1 0.2\\n"), detect_format(b"1 2\\nthe 0.1 0.2\\n")
+    ('glove', 'word2vec-text')
+    """
+    newline = head.find(b"\n")
+    if newline < 0 or parse_header(head[:newline]) is None:
+        return "glove"
+    dim = parse_header(head[:newline])[1]
+    record = head[newline + 1:]
+    space = record.find(b" ")
+    if space < 0:
+        return "word2vec-text"
+    sample = record[space + 1:space + 1 + 4 * dim]
+    end = sample.find(b"\n")
+    looks_text = (end >= 0 or len(sample) < 4 * dim) and set(sample[:end if end >= 0 else None]) <= _TEXT_BYTES
+    return "word2vec-text" if looks_text else "word2vec-binary"
+
+
+def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None, format: str | None = None,
+                 duplicates: str = "first", unicode_errors: str = "strict") -> Vectors:
+    """Read a vector file, keeping only tokens in `keep` (all when None).
+
+    `duplicates`: "first" (the first record of a token wins), "last", or "error".
+    `unicode_errors`: "strict", "replace" or "ignore", for tokens that are not valid UTF-8.
+    Raises ReindexError (naming the file and the line or byte) for any bad input.
+
+    >>> read_vectors("vectors.txt").matrix.dtype                       # doctest: +SKIP
+    dtype('float32')
+    """
+    _check_options(format, duplicates, unicode_errors)
+    try:
+        return _read(path, keep=None if keep is None else set(keep), format=format,
+                     duplicates=duplicates, unicode_errors=unicode_errors)
+    except ReindexError:
+        raise
+    except STREAM_ERRORS as e:
+        raise ReindexError(f"cannot read vector file: {e}", path=path, hint="is the file complete?") from e
+    except MemoryError as e:
+        raise ReindexError("not enough memory for the vectors", path=path,
+                           hint="pass keep= (the vocabulary) so only needed vectors are held") from e
+    except Exception as e:  # pyarrow and numpy raise their own types on bytes we did not foresee
+        raise ReindexError(f"cannot parse vector file ({type(e).__name__}: {e})", path=path,
+                           hint="check the format, or pass format= explicitly") from e
+
+
+def _check_options(format: str | None, duplicates: str, unicode_errors: str) -> None:
+    if format is not None and format not in FORMATS:
+        raise UsageError(f"unknown vector format {format!r}", hint="use one of " + ", ".join(FORMATS))
+    if duplicates not in DUPLICATE_MODES:
+        raise UsageError(f"duplicates must be one of {DUPLICATE_MODES}, got {duplicates!r}")
+    if unicode_errors not in UNICODE_MODES:
+        raise UsageError(f"unicode_errors must be one of {UNICODE_MODES}, got {unicode_errors!r}")
+
+
+def _read(path, *, keep, format, duplicates, unicode_errors) -> Vectors:
+    from .binary import read_binary
+    from .text import read_text
+
+    with open_stream(path) as (stream, compression):
+        first = read_or_fail(stream, BLOCK_BYTES, path=path, compression=compression, offset=0)
+        first = first.removeprefix(BOM)
+        if not first.strip():
+            raise ReindexError("empty file: no vectors", path=path, hint="check the --vectors path")
+        fmt = format or detect_format(first[:1 << 16])
+        newline = first.find(b"\n")
+        header = None if fmt == "glove" else parse_header(first[:newline if newline >= 0 else None])
+        if fmt != "glove" and header is None:
+            raise ReindexError(f"line 1 is not a word2vec `count dim` header: {first[:40]!r}", path=path,
+                               line=1, hint="for a file without a header pass format='glove'")
+        lenient = unicode_errors != "strict"
+        body = first if header is None else first[newline + 1:]
+        if fmt == "word2vec-binary":
+            collector, num_read = read_binary(stream, body, path=path, compression=compression,
+                                              header=header, header_bytes=newline + 1, keep=keep,
+                                              lenient_unicode=lenient)
+        else:
+            blocks = iter_line_blocks(stream, first=body, path=path, compression=compression)
+            collector, num_read = read_text(blocks, path=path, header=header, keep=keep,
+                                            lenient_unicode=lenient)
+    if header is not None and header[0] != num_read:
+        warnings.warn(f"{os.fspath(path)}: the header says {header[0]} vectors but the file has {num_read}",
+                      stacklevel=3)
+    where = "position" if fmt == "word2vec-binary" else "line"
+    tokens, matrix, num_duplicates = collector.finish(path=path, keep=keep, duplicates=duplicates,
+                                                      unicode_errors=unicode_errors, where_name=where)
+    return Vectors(tokens=tokens, matrix=matrix, dim=collector.dim, format=fmt, num_read=num_read,
+                   num_duplicates=num_duplicates)

@@ -25,7 +25,7 @@ def read_header(f: BinaryIO, path: Path) -> tuple[tuple[int, ...], bool, np.dtyp
         version = fmt.read_magic(f)
         read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, fortran, dtype = read(f)
-    except (ValueError, OSError, SyntaxError, TypeError) as e:
+    except Exception as e:  # numpy raises ValueError, SyntaxError, TokenError... on damaged headers
         raise ReindexError(f"not a valid .npy file: {e}", path=path) from e
     if dtype.hasobject or dtype.fields is not None:
         raise ReindexError(f"ids must be integers, got {dtype}", path=path,

@@ -78,6 +78,22 @@ def connected(*, address: str | None = None, num_cpus: int | None = None) -> Ite
         ray.shutdown()
 
 
+@contextlib.contextmanager
+def data_context(ray: Any) -> Iterator[None]:
+    """Quiet Ray Data, and have a task's ReindexError arrive as itself (not a bare UserCodeException)."""
+    context = ray.data.DataContext.get_current()
+    settings = {"enable_progress_bars": False, "print_on_execution_start": False,
+                "raise_original_map_exception": True}
+    saved = {name: getattr(context, name) for name in settings}
+    for name, value in settings.items():
+        setattr(context, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(context, name, value)
+
+
 def remap_with_ray(pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]], spec: Any, *,
                    address: str | None = None, num_cpus: int | None = None) -> list:
     """Remap Parquet `pairs` (source, output) on Ray; FileReports in input order, counts added on success.
@@ -91,14 +107,13 @@ def remap_with_ray(pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
     check_parquet(pairs)
     if not pairs:
         return []
-    with connected(address=address, num_cpus=num_cpus) as ray:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
+    with connected(address=address, num_cpus=num_cpus) as ray, data_context(ray):
         # One object-store copy of the table, read zero-copy by every worker on a node.
         spec_ref = ray.put(replace(spec, counts=None))
         task = functools.partial(remap_files_batch, spec_ref=spec_ref, counting=spec.counts is not None)
-        items = [{"index": i, "source": str(s), "output": str(o)} for i, (s, o) in enumerate(pairs)]
+        # Absolute paths: workers do not share the driver's working directory.
+        items = [{"index": i, "source": str(s.absolute()), "output": str(o.absolute()),
+                  "anchor": str(existing_parent(o.absolute()))} for i, (s, o) in enumerate(pairs)]
         # One block per file and tasks (not an actor pool, which starves the scheduler on small
         # machines): Ray runs as many files at once as the cluster has free CPUs.
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
@@ -107,6 +122,9 @@ def remap_with_ray(pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
             rows = sorted(dataset.take_all(), key=lambda row: row["index"])
         except Exception as e:  # a task's error arrives wrapped in Ray's exception types
             raise unwrap(e) from None
+    if [row["index"] for row in rows] != list(range(len(pairs))):
+        raise ReindexError(f"Ray returned {len(rows)} reports for {len(pairs)} files",
+                           hint="a worker lost the output directory: is it on storage every node shares?")
     if spec.counts is not None:
         for row in rows:  # summed in input order once every file succeeded, as remap_many does
             np.add.at(spec.counts, np.asarray(row["count_ids"], np.int64), np.asarray(row["count_values"], np.int64))
@@ -124,6 +142,10 @@ def remap_files_batch(batch: Any, *, spec_ref: Any, counting: bool) -> Any:
     spec = ray.get(spec_ref)
     rows = []
     for item in batch.to_pylist():
+        if not Path(item["anchor"]).is_dir():
+            # The job failed elsewhere and the caller removed its staging directory: writing
+            # now would recreate it behind the caller's back.
+            continue
         # Object-store arrays are read-only: count into a private array, returned sparse.
         counts = np.zeros(spec.vocab_size, np.int64) if counting else None
         report = remap_dataset(Path(item["source"]), Path(item["output"]), replace(spec, counts=counts))
@@ -139,6 +161,14 @@ def remap_files_batch(batch: Any, *, spec_ref: Any, counting: bool) -> Any:
         "count_ids": pa.array([r["count_ids"] for r in rows], pa.list_(pa.int64())),
         "count_values": pa.array([r["count_values"] for r in rows], pa.list_(pa.int64())),
     })
+
+
+def existing_parent(path: Path) -> Path:
+    """The nearest ancestor of `path` that exists now (the caller's staging directory)."""
+    for parent in path.parents:
+        if parent.is_dir():
+            return parent
+    return Path(path.anchor or ".")
 
 
 def unwrap(error: BaseException) -> BaseException:

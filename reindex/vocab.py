@@ -66,7 +66,8 @@ def _check_tokens(tokens: list[str], path: str | os.PathLike) -> None:
     """Refuse blank and duplicate tokens, naming both lines of a duplicate."""
     first_line: dict[str, int] = {}
     for i, token in enumerate(tokens):
-        if not token.strip():
+        # Only ASCII blanks make a line blank: "\x1c" or "\u2028" are real tokens (GloVe issue 159).
+        if not token.strip(" \t\f\v"):
             raise ReindexError("blank line in the vocabulary", path=path, line=i + 1,
                                hint="remove it; every line must hold one token")
         previous = first_line.setdefault(token, i)

@@ -18,11 +18,10 @@ import numpy as np
 from ..errors import ReindexError, UsageError
 from ._collect import DUPLICATE_MODES, UNICODE_MODES
 from ._open import BLOCK_BYTES, STREAM_ERRORS, iter_line_blocks, open_stream, read_or_fail
-from .text import parse_header
+from .text import _NUMBER, parse_header
 
 FORMATS = ("glove", "word2vec-text", "word2vec-binary")
 BOM = b"\xef\xbb\xbf"
-_TEXT_BYTES = frozenset(b"0123456789.-+eE naNAiIfFtTyY\r\n")
 
 
 @dataclass
@@ -47,14 +46,11 @@ def detect_format(head: bytes) -> str:
     if newline < 0 or parse_header(head[:newline]) is None:
         return "glove"
     dim = parse_header(head[:newline])[1]
-    record = head[newline + 1:]
-    space = record.find(b" ")
-    if space < 0:
+    line = head[newline + 1:].split(b"\n", 1)[0].rstrip(b" \r")
+    numbers = line.rsplit(b" ", dim)[1:]
+    if not line or (numbers and all(_NUMBER.fullmatch(n) for n in numbers)):
         return "word2vec-text"
-    sample = record[space + 1:space + 1 + 4 * dim]
-    end = sample.find(b"\n")
-    looks_text = (end >= 0 or len(sample) < 4 * dim) and set(sample[:end if end >= 0 else None]) <= _TEXT_BYTES
-    return "word2vec-text" if looks_text else "word2vec-binary"
+    return "word2vec-binary"
 
 
 def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None, format: str | None = None,

@@ -67,7 +67,8 @@ class Collector:
         if not (n == self.num_rows and (n == 0 or rows[-1] == n - 1)):
             step = 1 << 14  # rows[i] >= i, so chunks never read a row an earlier chunk overwrote
             for start in range(0, n, step):
-                self.matrix[start:start + step] = self.matrix[rows[start:start + step]]
+                chunk = rows[start:start + step]
+                self.matrix[start:start + len(chunk)] = self.matrix[chunk]
         self.matrix.resize((n, self.dim), refcheck=False)
         self.num_rows = n
 

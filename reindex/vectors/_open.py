@@ -39,11 +39,14 @@ def open_stream(path: str | os.PathLike) -> Iterator[tuple[BinaryIO, str | None]
     with raw:
         compression = detect_compression(raw.read(6))
         raw.seek(0)
-        opener = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}.get(compression or "")
-        if opener is None:
+        if compression is None:
             yield raw, None
             return
-        with opener(fileobj=raw, mode="rb") as stream:
+        if compression == "gzip":
+            stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        else:
+            stream = (bz2.BZ2File if compression == "bz2" else lzma.LZMAFile)(raw, "rb")
+        with stream:
             yield stream, compression
 
 

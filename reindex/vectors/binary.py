@@ -31,7 +31,7 @@ def find_records(buf: bytes, start: int, record_bytes: int) -> tuple[list[bytes]
     tokens: list[bytes] = []
     offsets: list[int] = []
     find, end, p = buf.find, len(buf), start
-    while p < end:
+    while p < end:  # one short step per record: the vectors themselves are copied in `gather`
         space = find(b" ", p, p + MAX_TOKEN_BYTES)
         if space < 0 or space + 1 + record_bytes > end:
             break
@@ -42,6 +42,11 @@ def find_records(buf: bytes, start: int, record_bytes: int) -> tuple[list[bytes]
         offsets.append(space + 1)
         p = space + 1 + record_bytes
     return tokens, offsets, p
+
+
+def token_starts(tokens: list[bytes], offsets: np.ndarray) -> np.ndarray:
+    """Byte offset of each token from the offset of its vector."""
+    return offsets - 1 - np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
 
 
 def gather(buf: bytes, offsets: np.ndarray, dim: int) -> np.ndarray:
@@ -66,18 +71,19 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
         num_read += len(tokens)
         token_array = pa.array(tokens, pa.binary())
         chosen = np.array(offsets, dtype=np.int64)
+        starts = token_starts(tokens, chosen)
         if wanted is not None:
             mask = pc.is_in(token_array, value_set=wanted)
             if lenient_unicode:
                 mask = pc.or_(mask, pc.invert(pc.string_is_ascii(token_array.view(pa.string()))))
             mask = mask.to_numpy(zero_copy_only=False)
-            token_array, chosen = token_array.filter(pa.array(mask)), chosen[mask]
+            token_array, chosen, starts = token_array.filter(pa.array(mask)), chosen[mask], starts[mask]
         rows = gather(buf, chosen, dim)
         bad = ~np.isfinite(rows).all(axis=1)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise not_finite(rows[row], path=path, position=f"byte {base + int(chosen[row])}")
-        collector.add(token_array, rows, base + chosen)
+            raise not_finite(rows[row], path=path, position=f"byte {base + int(starts[row])}")
+        collector.add(token_array, rows, base + starts)
         rest = buf[stop:]
         if eof:
             break
@@ -93,6 +99,8 @@ def _check_tail(rest: bytes, *, path: str | os.PathLike, offset: int, record: in
     """Refuse leftover bytes that are not just whitespace: a record cut short."""
     if not rest.strip():
         return
+    offset += len(rest) - len(rest.lstrip(b"\n"))
+    rest = rest.lstrip(b"\n")
     space = rest.find(b" ", 0, MAX_TOKEN_BYTES)
     if space < 0:
         raise ReindexError(f"no space ends the token of record {count + 1} within "

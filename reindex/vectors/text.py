@@ -139,8 +139,16 @@ class TextParser:
         line_of = first_line + chosen_index[regular]
         odd_index = np.concatenate([chosen_index[~regular], np.flatnonzero(special)])
         texts = [block[offsets[i]:offsets[i + 1]].rstrip(b"\n").removesuffix(b"\r") for i in odd_index]
-        odd: list[bytes] = []
-        buffer = _data_buffer(regular_lines)
+        tokens, rows = pa.array([], pa.binary()), np.zeros((0, self.dim), np.float32)
+        if len(regular_lines):
+            tokens, rows = self._read_regular(_data_buffer(regular_lines), line_of)
+        tokens, rows, lines_out = self._merge(tokens, rows, line_of, texts, first_line + odd_index)
+        skipped = len(odd_index) - (len(lines_out) - len(line_of))  # whitespace-only lines
+        return self._checked(tokens, rows, lines_out, len(ends), int(np.count_nonzero(~blank)) - skipped)
+
+    def _read_regular(self, buffer: pa.Buffer, line_of: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+        """CSV-parse lines that all have exactly `dim` spaces; explain any failure line by line."""
+        odd: list[str] = []
         try:
             table = self._read_csv(buffer, odd)
         except (pa.ArrowInvalid, UnicodeDecodeError) as e:
@@ -148,10 +156,7 @@ class TextParser:
             raise ReindexError(f"cannot parse vectors: {e}", path=self.path, line=int(line_of[0])) from e
         if odd:  # cannot happen: every regular line has exactly `dim` spaces
             raise ReindexError("internal error: pyarrow skipped a regular line", path=self.path)
-        tokens, rows = _columns(table, self.dim)
-        tokens, rows, lines_out = self._merge(tokens, rows, line_of, texts, first_line + odd_index)
-        skipped = len(odd_index) - (len(lines_out) - len(line_of))  # whitespace-only lines
-        return self._checked(tokens, rows, lines_out, len(ends), int(np.count_nonzero(~blank)) - skipped)
+        return _columns(table, self.dim)
 
     def _candidate_mask(self, lines: pa.Array) -> np.ndarray:
         """Lines whose first word could start a kept token (a cheap superset, checked exactly later)."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from reindex import mapping
 from reindex.errors import ReindexError
 from reindex.mapping import CHUNK_IDS, first_out_of_range, remap
 
@@ -46,6 +47,16 @@ def test_first_bad_id_is_named_with_its_index(kind, bad):
     with pytest.raises(ReindexError, match=rf"^at index \[2, 5\]: id {bad} is outside the vocabulary \[0, 4\)$"):
         remap(ids, TABLE)
     assert first_out_of_range(np.asarray(ids), 4) == (2 * CHUNK_IDS + 5, bad)
+
+
+def test_threads_find_the_first_bad_id_too(monkeypatch):
+    monkeypatch.setattr(mapping, "PARALLEL_IDS", CHUNK_IDS)  # split even this small input
+    ids = np.zeros(5 * CHUNK_IDS + 3, dtype=np.int32)
+    ids[4 * CHUNK_IDS + 1], ids[CHUNK_IDS + 2] = -5, 77  # the later thread finds its bad id first
+    with pytest.raises(ReindexError, match=rf"^at index {CHUNK_IDS + 2}: id 77 is outside"):
+        remap(ids, TABLE)
+    ids[:] = 3
+    assert (remap(ids, TABLE) == 1).all()
 
 
 def test_non_contiguous_and_large_inputs_match_fancy_indexing():

@@ -30,15 +30,22 @@ class Collector:
         self.tokens: list[pa.Array] = []
         self.where: list[np.ndarray] = []
 
+    def reserve(self, n: int) -> np.ndarray:
+        """The next `n` rows of the matrix, to be filled in place and then passed to `add`."""
+        end = self.num_rows + n
+        if end > self.matrix.shape[0]:
+            # refcheck=False: the only views are earlier `reserve` results, which are never used again
+            self.matrix.resize((max(end, self.matrix.shape[0] * 3 // 2), self.dim), refcheck=False)
+        return self.matrix[self.num_rows:end]
+
     def add(self, tokens: pa.Array, rows: np.ndarray, where: np.ndarray) -> None:
         n = len(tokens)
         if n == 0:
             return
-        end = self.num_rows + n
-        if end > self.matrix.shape[0]:
-            self.matrix.resize((max(end, self.matrix.shape[0] * 3 // 2), self.dim), refcheck=False)
-        self.matrix[self.num_rows:end] = rows
-        self.num_rows = end
+        target = self.reserve(n)
+        if not (rows.base is self.matrix and rows.ctypes.data == target.ctypes.data):
+            target[:] = rows
+        self.num_rows += n
         self.tokens.append(tokens)
         self.where.append(np.asarray(where, dtype=np.int64))
 

@@ -73,8 +73,9 @@ class TextParser:
     """Parse blocks of whole lines into (tokens, rows, line numbers, lines consumed)."""
 
     def __init__(self, *, dim: int, path: str | os.PathLike, origin: str,
-                 candidates: pa.Array | None = None, lenient_unicode: bool = False) -> None:
-        self.dim, self.path, self.origin = dim, path, origin
+                 candidates: pa.Array | None = None, lenient_unicode: bool = False,
+                 collector: Collector | None = None) -> None:
+        self.dim, self.path, self.origin, self.collector = dim, path, origin, collector
         self.candidates, self.lenient = candidates, lenient_unicode
         self.read_options = pcsv.ReadOptions(column_names=[f"f{i}" for i in range(dim + 1)],
                                              block_size=1 << 20)
@@ -100,7 +101,9 @@ class TextParser:
         except (pa.ArrowInvalid, UnicodeDecodeError):
             return None
         num_lines = table.num_rows + len(odd)  # blank lines are kept (and come back in `odd`)
-        tokens, rows = _columns(table, self.dim)
+        # With no odd line the rows are final: write them straight into the collector's matrix.
+        out = self.collector.reserve(table.num_rows) if self.collector is not None and not odd else None
+        tokens, rows = _columns(table, self.dim, out=out)
         lines = first_line + np.arange(table.num_rows)
         if odd:
             starts = _locate_lines(block, odd)
@@ -223,13 +226,13 @@ def _is_plain(block: bytes) -> bool:
     return True
 
 
-def _columns(table: pa.Table, dim: int) -> tuple[pa.Array, np.ndarray]:
-    """(token bytes, float32 [rows, dim]) from a CSV table."""
+def _columns(table: pa.Table, dim: int, out: np.ndarray | None = None) -> tuple[pa.Array, np.ndarray]:
+    """(token bytes, float32 [rows, dim]) from a CSV table, written into `out` when given."""
     if table.num_rows == 0:
         return pa.array([], pa.binary()), np.zeros((0, dim), np.float32)
     tokens = table.column(0).combine_chunks()
     batches = table.drop_columns(["f0"]).to_batches()  # one per ~1 MB parse chunk: cache-friendly
-    rows = np.concatenate([np.asarray(b.to_tensor(row_major=True)) for b in batches if b.num_rows])
+    rows = np.concatenate([np.asarray(b.to_tensor(row_major=True)) for b in batches if b.num_rows], out=out)
     return tokens, rows
 
 
@@ -306,9 +309,9 @@ def read_text(blocks: Iterator[bytes], *, path: str | os.PathLike, header: tuple
     if keep is not None:
         words = {token.encode("utf-8", "surrogatepass").split(b" ", 1)[0] for token in keep}
         candidates = pa.array(sorted(words), pa.large_binary())
-    parser = TextParser(dim=dim, path=path, origin=origin, candidates=candidates,
-                        lenient_unicode=lenient_unicode)
     collector = Collector(dim, capacity=min(header[0] if header else 1 << 16, 1 << 16))
+    parser = TextParser(dim=dim, path=path, origin=origin, candidates=candidates,
+                        lenient_unicode=lenient_unicode, collector=collector)
     num_read = 0
     while block:
         if trailing:

@@ -31,8 +31,8 @@ class SplitEmbedding(nn.Module):
     trainable rows, so no optimizer, weight decay or momentum can move a fixed row.
 
     Args:
-        fixed: [F, D] rows that never change (sorted ids 0..F-1). Used as given, not copied.
-        trainable: [T, D] rows that train (sorted ids F..F+T-1). Used as given, not copied.
+        fixed: [F, D] rows that never change (sorted ids 0..F-1). Copied.
+        trainable: [T, D] rows that train (sorted ids F..F+T-1). Copied.
         padding_idx: sorted id whose row gets no gradient (as in `nn.Embedding`).
         sparse: give the trainable rows a sparse gradient (for `SparseAdam` or `SGD`).
         original_to_sorted: optional [V] permutation; when given, `forward` takes original ids.
@@ -54,8 +54,12 @@ class SplitEmbedding(nn.Module):
         super().__init__()
         _check_rows(fixed, trainable)
         vocab_size = fixed.shape[0] + trainable.shape[0]
-        self.register_buffer("fixed", fixed.detach())
-        self.trainable = nn.Parameter(trainable.detach())
+        # Both live in one [V, D] block (fixed rows, then trainable rows) so that forward can read
+        # any id with a single gather, as nn.Embedding does, while the optimizer sees only a view
+        # of the trainable rows: the block is stored once, never concatenated per step.
+        block = torch.cat([fixed.detach(), trainable.detach()])
+        self.register_buffer("fixed", block[: fixed.shape[0]])
+        self.trainable = nn.Parameter(block[fixed.shape[0]:])
         self.padding_idx = _normalise_padding_idx(padding_idx, vocab_size)
         self.sparse = sparse
         if original_to_sorted is not None:
@@ -110,28 +114,49 @@ class SplitEmbedding(nn.Module):
         ids = self._check_ids(ids)
         if self.original_to_sorted is not None:
             ids = self.original_to_sorted[ids]
-        num_fixed = self.num_fixed
-        if self.num_trainable == 0:
-            return F.embedding(ids, self.fixed)
+        block = self._block()
+        if block is None:   # the rows were moved apart (e.g. load_state_dict(assign=True))
+            return self._two_lookups(ids)
+        if not (torch.is_grad_enabled() and self.trainable.requires_grad):
+            return F.embedding(ids, block)
+        pad = None if self.padding_idx is None or self.padding_idx < self.num_fixed else self.padding_idx - self.num_fixed
+        return _BlockLookup.apply(ids, block, self.trainable, self.num_fixed, pad, self.sparse)
+
+    def _block(self) -> Tensor | None:
+        """The [V, D] block under `fixed` and `trainable`, or None if they no longer share one."""
+        fixed, trainable = self.fixed, self.trainable
+        if (fixed.dtype != trainable.dtype or fixed.device != trainable.device
+                or not (fixed.is_contiguous() and trainable.is_contiguous())
+                or fixed.untyped_storage().data_ptr() != trainable.untyped_storage().data_ptr()
+                or trainable.storage_offset() != fixed.storage_offset() + fixed.numel()):
+            return None
+        return fixed.as_strided((self.num_embeddings, self.embedding_dim), (self.embedding_dim, 1),
+                                fixed.storage_offset())
+
+    def _pack(self) -> None:
+        """Put `fixed` and `trainable` back into one block (the same Parameter object, new storage)."""
+        if self._block() is not None:
+            return
+        block = torch.cat([self.fixed, self.trainable.detach().to(self.fixed.dtype)])
+        self.fixed = block[: self.num_fixed]
+        self.trainable.data = block[self.num_fixed:]
+
+    def _apply(self, fn: Any, recurse: bool = True) -> SplitEmbedding:
+        # .to() / .half() / .cuda() convert each tensor on its own; re-join them afterwards.
+        super()._apply(fn, recurse)
+        self._pack()
+        return self
+
+    def _two_lookups(self, ids: Tensor) -> Tensor:
+        """The same result without the block: fixed lookup, then trainable positions overwritten."""
+        num_fixed, flat = self.num_fixed, ids.reshape(-1)
         if num_fixed == 0:
             return F.embedding(ids, self.trainable, self.padding_idx, sparse=self.sparse)
-        flat = ids.reshape(-1)
-        # One lookup of every position in the fixed rows (trainable positions read row F-1 and are
-        # overwritten below), then only the trainable positions go through the Parameter, so the
-        # backward touches those positions alone; `index_copy_` beat `where` of two full lookups,
-        # a boolean `index_put_` and `masked_scatter` (benchmarks/bench_train.py).
         out = F.embedding(flat.clamp(max=num_fixed - 1), self.fixed)
         positions = (flat >= num_fixed).nonzero().squeeze(1)
-        if positions.numel():
-            pad = None if self.padding_idx is None or self.padding_idx < num_fixed else self.padding_idx - num_fixed
-            rows = F.embedding(flat.index_select(0, positions) - num_fixed, self.trainable, pad,
-                               sparse=self.sparse)
-            out.index_copy_(0, positions, rows)
-        elif torch.is_grad_enabled() and self.trainable.requires_grad:
-            # Keep the output attached to the graph, so `loss.backward()` on a batch of fixed ids
-            # works (and gives the trainable rows a zero gradient) as it would with nn.Embedding.
-            out = out + self.trainable[:0].sum()
-        return out.view(*ids.shape, self.embedding_dim)
+        pad = None if self.padding_idx is None or self.padding_idx < num_fixed else self.padding_idx - num_fixed
+        rows = F.embedding(flat.index_select(0, positions) - num_fixed, self.trainable, pad, sparse=self.sparse)
+        return out.index_copy(0, positions, rows).view(*ids.shape, self.embedding_dim)
 
     def _check_ids(self, ids: Tensor) -> Tensor:
         if ids.dtype not in _ID_DTYPES:
@@ -239,6 +264,7 @@ class SplitEmbedding(nn.Module):
             if self.original_to_sorted is not None:
                 state_dict.setdefault(prefix + "original_to_sorted", self.original_to_sorted)
         super()._load_from_state_dict(state_dict, prefix, *args)
+        self._pack()   # load_state_dict(assign=True) replaces the tensors
 
     # -- constructors -----------------------------------------------------------------------------
     @classmethod
@@ -299,6 +325,37 @@ class SplitEmbedding(nn.Module):
                      original_to_sorted=None if identity else original_to_sorted)
         module._export_table = original_to_sorted
         return module
+
+
+class _BlockLookup(torch.autograd.Function):
+    """Forward: one gather from the block. Backward: a gradient for the trainable rows only."""
+
+    @staticmethod
+    def forward(ctx: Any, ids: Tensor, block: Tensor, trainable: Tensor, num_fixed: int,
+                pad: int | None, sparse: bool) -> Tensor:
+        ctx.save_for_backward(ids)
+        ctx.num_fixed, ctx.pad, ctx.sparse, ctx.trainable_shape = num_fixed, pad, sparse, trainable.shape
+        return F.embedding(ids, block)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        (ids,) = ctx.saved_tensors
+        flat = ids.reshape(-1)
+        # Only the positions holding trainable ids contribute: the rest of `grad` is never read.
+        positions = (flat >= ctx.num_fixed).nonzero().squeeze(1)
+        rows = flat.index_select(0, positions).long() - ctx.num_fixed
+        grad = grad.reshape(-1, grad.shape[-1]).index_select(0, positions)
+        if not ctx.sparse:
+            trainable_grad = torch.ops.aten.embedding_dense_backward(
+                grad, rows, ctx.trainable_shape[0], -1 if ctx.pad is None else ctx.pad, False)
+            return None, None, trainable_grad, None, None, None
+        if ctx.pad is not None:
+            keep = rows != ctx.pad
+            rows, grad = rows[keep], grad[keep]
+        # Uncoalesced, like nn.Embedding(sparse=True)'s gradient: the optimizer coalesces if it must.
+        trainable_grad = torch.sparse_coo_tensor(rows.unsqueeze(0), grad, ctx.trainable_shape,
+                                                 check_invariants=False)
+        return None, None, trainable_grad, None, None, None
 
 
 def _check_rows(fixed: Tensor, trainable: Tensor) -> None:

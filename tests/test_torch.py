@@ -296,3 +296,35 @@ def test_works_under_torch_compile():
 def test_import_reindex_torch_does_not_import_lightning():
     code = "import sys, reindex.torch; assert 'lightning' not in sys.modules, 'lightning imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_rows_moved_apart_give_the_same_values_and_gradients(sparse):
+    packed, apart = split(sparse=sparse, padding_idx=NUM_FIXED + 2), split(sparse=sparse, padding_idx=NUM_FIXED + 2)
+    apart.trainable.data = apart.trainable.data.clone()     # no longer one block: the slower path
+    assert packed._block() is not None and apart._block() is None
+    ids = torch.randint(0, NUM_FIXED + NUM_TRAINABLE, (5, 7))
+    upstream = torch.randn(5, 7, DIM)
+    (packed(ids) * upstream).sum().backward()
+    (apart(ids) * upstream).sum().backward()
+    assert torch.equal(packed(ids), apart(ids))
+    torch.testing.assert_close(packed.trainable.grad.to_dense(), apart.trainable.grad.to_dense(), rtol=0, atol=1e-6)
+
+
+def test_to_and_load_state_dict_assign_keep_one_block():
+    emb = split().to(torch.float64)
+    assert emb._block() is not None and emb._block().dtype == torch.float64
+    other = split(seed=3)
+    other.load_state_dict(split().state_dict(), assign=True)
+    assert other._block() is not None
+    assert torch.equal(other.merged_weight(), split().merged_weight())
+
+
+def test_fixed_only_and_trainable_only_splits():
+    weight = torch.randn(4, 3)
+    ids = torch.tensor([3, 0, 2])
+    for emb in (SplitEmbedding(weight, torch.zeros(0, 3)), SplitEmbedding(torch.zeros(0, 3), weight)):
+        out = emb(ids)
+        assert torch.equal(out, weight[ids])
+        out.sum().backward()
+        assert emb.trainable.grad.shape == emb.trainable.shape

@@ -315,3 +315,12 @@ def test_fuzz_only_reindex_error(tmp_path, seed, edits, cut, suffix, noise, fmt)
             return
     assert isinstance(v, Vectors) and v.matrix.shape == (len(v.tokens), v.dim)
     assert np.isfinite(v.matrix).all()
+
+
+def test_import_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, reindex.vectors; print(sorted(m for m in ('pyarrow', 'gensim') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

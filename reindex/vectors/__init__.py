@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ReindexError, UsageError
-from ._collect import DUPLICATE_MODES, UNICODE_MODES
+from ._format import detect_format, parse_header
 from ._open import BLOCK_BYTES, STREAM_ERRORS, iter_line_blocks, open_stream, read_or_fail
-from .text import _NUMBER, parse_header
 
 FORMATS = ("glove", "word2vec-text", "word2vec-binary")
+DUPLICATE_MODES = ("first", "last", "error")
+UNICODE_MODES = ("strict", "replace", "ignore")
 BOM = b"\xef\xbb\xbf"
 
 
@@ -34,23 +35,6 @@ class Vectors:
     format: str              # "glove" | "word2vec-text" | "word2vec-binary"
     num_read: int            # vector records in the file
     num_duplicates: int      # records whose token had already appeared
-
-
-def detect_format(head: bytes) -> str:
-    """Guess the format from the first bytes (BOM and compression already removed).
-
-    >>> detect_format(b"the 0.1 0.2\\n"), detect_format(b"1 2\\nthe 0.1 0.2\\n")
-    ('glove', 'word2vec-text')
-    """
-    newline = head.find(b"\n")
-    if newline < 0 or parse_header(head[:newline]) is None:
-        return "glove"
-    dim = parse_header(head[:newline])[1]
-    line = head[newline + 1:].split(b"\n", 1)[0].rstrip(b" \r")
-    numbers = line.rsplit(b" ", dim)[1:]
-    if not line or (numbers and all(_NUMBER.fullmatch(n) for n in numbers)):
-        return "word2vec-text"
-    return "word2vec-binary"
 
 
 def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None, format: str | None = None,
@@ -90,6 +74,7 @@ def _check_options(format: str | None, duplicates: str, unicode_errors: str) -> 
 
 
 def _read(path, *, keep, format, duplicates, unicode_errors) -> Vectors:
+    # pyarrow is imported here, not at `import reindex.vectors`, to keep the CLI's start-up light
     from .binary import read_binary
     from .text import read_text
 

@@ -10,9 +10,6 @@ import pyarrow.compute as pc
 
 from ..errors import ReindexError
 
-DUPLICATE_MODES = ("first", "last", "error")
-UNICODE_MODES = ("strict", "replace", "ignore")
-
 
 class Collector:
     """A growable float32 matrix plus the raw token bytes and the line (or byte offset) of each row.

@@ -9,7 +9,6 @@ skipped; trailing spaces and CRLF endings are allowed. Quoting and NA detection 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Collection, Iterator
 
@@ -20,21 +19,9 @@ import pyarrow.csv as pcsv
 
 from ..errors import ReindexError
 from ._collect import Collector
+from ._format import NUMBER as _NUMBER
 
-_NUMBER = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|inf|infinity)")
 Parsed = tuple[pa.Array, np.ndarray, np.ndarray, int, int]  # tokens, rows, lines, lines seen, records
-
-
-def parse_header(line: bytes) -> tuple[int, int] | None:
-    """(count, dim) if `line` is a word2vec `N D` header.
-
-    >>> parse_header(b"3000 300"), parse_header(b"the 0.1 0.2")
-    ((3000, 300), None)
-    """
-    fields = line.split()
-    if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit() and int(fields[1]) > 0:
-        return int(fields[0]), int(fields[1])
-    return None
 
 
 def parse_line(text: bytes, *, dim: int, line: int, path: str | os.PathLike,

@@ -1,0 +1,35 @@
+"""Tell the three formats apart from a file's first bytes (no pyarrow: `import` stays light)."""
+from __future__ import annotations
+
+import re
+
+NUMBER = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|inf|infinity)")
+
+
+def parse_header(line: bytes) -> tuple[int, int] | None:
+    """(count, dim) if `line` is a word2vec `N D` header.
+
+    >>> parse_header(b"3000 300"), parse_header(b"the 0.1 0.2")
+    ((3000, 300), None)
+    """
+    fields = line.split()
+    if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit() and int(fields[1]) > 0:
+        return int(fields[0]), int(fields[1])
+    return None
+
+
+def detect_format(head: bytes) -> str:
+    """Guess the format from the first bytes (BOM and compression already removed).
+
+    >>> detect_format(b"the 0.1 0.2\\n"), detect_format(b"1 2\\nthe 0.1 0.2\\n")
+    ('glove', 'word2vec-text')
+    """
+    newline = head.find(b"\n")
+    if newline < 0 or parse_header(head[:newline]) is None:
+        return "glove"
+    dim = parse_header(head[:newline])[1]
+    line = head[newline + 1:].split(b"\n", 1)[0].rstrip(b" \r")
+    numbers = line.rsplit(b" ", dim)[1:]
+    if not line or (numbers and all(NUMBER.fullmatch(n) for n in numbers)):
+        return "word2vec-text"
+    return "word2vec-binary"

@@ -15,8 +15,10 @@ import ctypes
 import errno
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -82,21 +84,21 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _publish(temporary: Path, final: Path) -> None:
-    """Move the complete `temporary` to `final`, replacing a previous `final` if there is one."""
+def _publish(temporary: Path, final: Path) -> Path | None:
+    """Move the complete `temporary` to `final`; return where the previous `final` went (to delete)."""
     if not final.exists():
         os.rename(temporary, final)
-    elif _exchange(temporary, final):
-        # The previous output now sits under the temporary name: never visible as `final`.
-        shutil.rmtree(temporary, ignore_errors=True) if temporary.is_dir() else temporary.unlink()
-    elif temporary.is_dir():
+        return None
+    if _exchange(temporary, final):
+        return temporary  # the previous output now sits under the temporary name, never as `final`
+    if temporary.is_dir():
         # No atomic swap: `final` is missing for the instant between these two renames.
         old = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
         os.rename(final, old / final.name)
         os.rename(temporary, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(temporary, final)
+        return old
+    os.replace(temporary, final)
+    return None
 
 
 def _write_error(e: OSError, temporary: Path, final: Path) -> ReindexError:
@@ -111,31 +113,62 @@ def _write_error(e: OSError, temporary: Path, final: Path) -> ReindexError:
 
 
 @contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM for a few system calls, so an interrupt cannot fall between them."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:  # a held signal is delivered here, and its handler runs at the caller's next bytecode
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _create(final: Path, *, directory: bool) -> tuple[Path, int | None]:
+    """A new temporary sibling of `final`, locked: (path, lock fd)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(final)
+    if directory:
+        temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+        os.close(fd)
+        temporary = Path(name)
+    return temporary, _lock(temporary, wait=True)
+
+
+def _remove(temporary: Path) -> None:
+    if temporary.is_dir() and not temporary.is_symlink():
+        shutil.rmtree(temporary, ignore_errors=True)
+    else:
+        temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
 def _atomic(final: str | os.PathLike, *, force: bool, directory: bool) -> Iterator[Path]:
     final = Path(final)
     if final.exists() and not force:
         raise UsageError(f"{final} already exists", hint="choose another --out or pass --force")
+    temporary, lock = None, None
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale(final)
-        if directory:
-            temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-        else:
-            fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
-            os.close(fd)
-            temporary = Path(name)
-        lock = _lock(temporary, wait=True)
-    except OSError as e:
-        raise ReindexError(f"cannot create the output: {e.strerror or e}", path=e.filename or final) from e
-    try:
+        try:
+            with _signals_held():  # an interrupt lands before or after, never between creation and `try`
+                temporary, lock = _create(final, directory=directory)
+        except OSError as e:
+            raise ReindexError(f"cannot create the output: {e.strerror or e}",
+                               path=e.filename or final) from e
         yield temporary
-        _publish(temporary, final)
+        with _signals_held():
+            previous = _publish(temporary, final)
+        temporary = None
+        if previous is not None:
+            _remove(previous)
     except BaseException as e:
-        if temporary.is_dir():
-            shutil.rmtree(temporary, ignore_errors=True)
-        else:
-            temporary.unlink(missing_ok=True)
-        if isinstance(e, OSError):
+        if temporary is not None:
+            _remove(temporary)
+        if isinstance(e, OSError) and temporary is not None:
             raise _write_error(e, temporary, final) from e
         raise
     finally:

@@ -246,10 +246,21 @@ def verify(run: Path = RUN) -> None:
     typer.echo(f"{run}: ok")
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwind like Ctrl-C, so temporary outputs are removed
+
+
 def main() -> None:
     """Console entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
     except KeyboardInterrupt:
         typer.echo("reindex: interrupted; nothing was written", err=True)
         sys.exit(130)
+    except SystemExit as e:
+        if e.code == 130:  # Typer turns Ctrl-C (and SIGTERM, above) into a silent exit 130
+            typer.echo("reindex: interrupted; nothing was written", err=True)
+        raise

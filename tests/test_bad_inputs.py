@@ -25,8 +25,6 @@ import pytest
 
 from reindex.run import load_run
 
-XFAIL_COMPACT = pytest.mark.xfail(strict=True, reason="reindex/vectors/_collect.py: Collector._compact copies "
-                                  "`step` rows past the end (broadcast ValueError) whenever rows are dropped")
 
 VOCAB = ["<pad>", "the", "cat", "dog", "xyzzy"]
 VECS = {"the": [1.0, 2.0, 3.0], "cat": [0.5, -1.0, 2.5], "dog": [-2.0, 0.25, 1.0], "unused": [9.0, 9.0, 9.0]}
@@ -200,9 +198,7 @@ def _(tmp):
     return build_args(tmp, write(tmp / "v.vec", b"0 3\n"))
 
 
-@case("no vector for any vocabulary token: everything trainable", ok(lambda tmp: _no_overlap(tmp)), marks=pytest.mark.xfail(
-        strict=True, reason="reindex/vectors/text.py: when no line is a candidate, pyarrow reads an empty "
-        "CSV and `line_of[0]` raises IndexError (reported as 'cannot parse vector file')"))
+@case("no vector for any vocabulary token: everything trainable", ok(lambda tmp: _no_overlap(tmp)))
 def _(tmp):
     return build_args(tmp, write(tmp / "v.txt", b"zebra 1 2 3\nzulu 4 5 6\n"))
 
@@ -222,12 +218,12 @@ def _duplicates(winner: list[float]) -> Callable[[Path], None]:
 DUPLICATED = "the 1 2 3\ncat 0.5 -1 2.5\nthe 7 8 9\n"
 
 
-@case("duplicate vectors, --duplicates first (default)", ok(_duplicates([1.0, 2.0, 3.0])), marks=XFAIL_COMPACT)
+@case("duplicate vectors, --duplicates first (default)", ok(_duplicates([1.0, 2.0, 3.0])))
 def _(tmp):
     return build_args(tmp, write(tmp / "v.txt", DUPLICATED))
 
 
-@case("duplicate vectors, --duplicates last", ok(_duplicates([7.0, 8.0, 9.0])), marks=XFAIL_COMPACT)
+@case("duplicate vectors, --duplicates last", ok(_duplicates([7.0, 8.0, 9.0])))
 def _(tmp):
     return build_args(tmp, write(tmp / "v.txt", DUPLICATED), extra=("--duplicates", "last"))
 

@@ -78,10 +78,15 @@ def _check_data(path: Path, manifest: dict[str, Any]) -> list[str]:
     problems = []
     with tempfile.TemporaryDirectory(prefix="reindex-verify-") as tmp:
         for entry in datasets:
+            source = path / entry["output"]
+            if not source.exists():
+                continue  # already reported as missing by the hash check
             try:
-                remap_dataset(path / entry["output"], Path(tmp) / Path(entry["output"]).name, spec)
+                remap_dataset(source, Path(tmp) / Path(entry["output"]).name, spec)
             except ReindexError as e:
                 problems.append(str(e))
+            except OSError as e:
+                problems.append(f"{entry['output']}: cannot read: {e.strerror or e}")
     return problems
 
 
@@ -97,11 +102,15 @@ def verify_run(run_path: str | os.PathLike, *, check_data: bool = True) -> list[
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return [f"{MANIFEST_FILE}: not valid JSON ({e})"]
-    problems = _check_hashes(path, manifest)
-    try:
-        problems += _check_embedding(path, manifest)
-    except ReindexError as e:
-        problems.append(str(e))
-    if check_data:
-        problems += _check_data(path, manifest)
+    if not isinstance(manifest, dict):
+        return [f"{MANIFEST_FILE}: not a JSON object"]
+    problems: list[str] = []
+    checks = [_check_hashes, _check_embedding] + ([_check_data] if check_data else [])
+    for check in checks:
+        try:
+            problems += check(path, manifest)
+        except ReindexError as e:
+            problems.append(str(e))
+        except (KeyError, TypeError, AttributeError, ValueError) as e:  # a hand-edited manifest
+            problems.append(f"{MANIFEST_FILE}: malformed ({type(e).__name__}: {e})")
     return problems

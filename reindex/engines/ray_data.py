@@ -87,9 +87,13 @@ def data_context(ray: Any) -> Iterator[None]:
     saved = {name: getattr(context, name) for name in settings}
     for name, value in settings.items():
         setattr(context, name, value)
+    logger = logging.getLogger("ray.data")  # per-job INFO/WARNING lines would drown the CLI's one line
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
+        logger.setLevel(level)
         for name, value in saved.items():
             setattr(context, name, value)
 

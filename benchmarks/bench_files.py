@@ -25,6 +25,7 @@ VOCAB, DIM, SEED = 75_000, 50, 0
 PARQUET_ROWS, MEAN_LEN = 2_000_000, 75          # ~150M int32 ids, ~600 MB
 NPY_SHAPE = (1_000_000, 75)                     # int64, 600 MB
 PY = sys.executable
+NPY_COPY = "import numpy as np, sys; np.save(sys.argv[2], np.load(sys.argv[1]))"
 
 
 def make_inputs(work: Path) -> dict[str, Path]:
@@ -80,17 +81,23 @@ def _clear(*paths: Path) -> None:
     os.sync()  # the previous run's dirty pages must not be written back during the next one
 
 
+def _warm(path: Path) -> None:
+    """Read a file once so every contender finds it in the page cache."""
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
 def _measure(contenders: dict[str, tuple[list[str], list[Path]]], repeats: int) -> dict[str, tuple[float, int]]:
     """Each contender `repeats` times, interleaved; (median seconds, max peak RSS)."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     peaks: dict[str, int] = {name: 0 for name in contenders}
-    for round_ in range(repeats + 1):                # round 0 warms the page cache, untimed
+    for _ in range(repeats):
         for name, (cmd, outputs) in contenders.items():
             _clear(*outputs)
             seconds, peak = _run(cmd)
-            if round_:
-                times[name].append(seconds)
-                peaks[name] = max(peaks[name], peak)
+            times[name].append(seconds)
+            peaks[name] = max(peaks[name], peak)
         for _, outputs in contenders.values():
             _clear(*outputs)
     return {name: (statistics.median(times[name]), peaks[name]) for name in contenders}
@@ -110,33 +117,43 @@ def _table(title: str, results: dict[str, tuple[float, int]], baseline: str, tar
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 interleaved rounds instead of 5")
+    parser.add_argument("--quick", action="store_true", help="2 interleaved rounds instead of 5")
+    parser.add_argument("--only", default="parquet,npy", help="which corpora (default: parquet,npy)")
     parser.add_argument("--work", type=Path, default=WORK / "files", help="where inputs and outputs go")
     args = parser.parse_args(argv)
-    repeats = 3 if args.quick else 5
+    repeats = 2 if args.quick else 5
     work = args.work
     paths = make_inputs(work)
     out = work / "out"
     reindex = [PY, "-m", "reindex"]
     run, vocab, vectors = str(paths["run"]), str(paths["vocab"]), str(paths["vectors"])
 
+    tiny, tiny_copy = work / "tiny.npy", out / "tiny_copy.npy"
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(tiny, np.arange(10, dtype=np.int64))
     help_results = _measure({
         "python -c pass": ([PY, "-c", "pass"], []),
         "reindex --help": (reindex + ["--help"], []),
         "reindex build --help": (reindex + ["build", "--help"], []),
+        "numpy read + write, 10 ids": ([PY, "-c", NPY_COPY, str(tiny), str(tiny_copy)], [tiny_copy]),
+        "reindex remap, 10 ids": (reindex + ["remap", run, str(tiny), "--out", str(out / "tiny")], [out / "tiny"]),
     }, repeats * 2)
-    help_rows = [Row(name, s, None, f"peak RSS {peak / 2**20:,.0f} MiB"
-                     + ("; target < 0.3 s: " + ("met" if s < 0.3 else "NOT met") if "reindex" in name else ""))
+    base = help_results["python -c pass"][0]
+    help_rows = [Row(name, s, s / base, f"peak RSS {peak / 2**20:,.0f} MiB"
+                     + ("; target < 0.3 s: " + ("met" if s < 0.3 else "NOT met") if "help" in name else ""))
                  for name, (s, peak) in help_results.items()]
-    print_table("Start-up (a fresh process each)", help_rows)
+    print_table("Start-up and fixed cost (a fresh process each)", help_rows, baseline="python -c pass")
 
     for kind, baseline_code in [
         ("parquet", "import pyarrow.parquet as pq, sys; pq.write_table(pq.read_table(sys.argv[1]), sys.argv[2])"),
-        ("npy", "import numpy as np, sys; np.save(sys.argv[2], np.load(sys.argv[1]))"),
+        ("npy", NPY_COPY),
     ]:
+        if kind not in args.only.split(","):
+            continue
         corpus = paths[kind]
         copy = out / f"copy.{kind}"
         out.mkdir(parents=True, exist_ok=True)
+        _warm(corpus)
         baseline = f"{'pyarrow' if kind == 'parquet' else 'numpy'} read + write"
         results = _measure({
             baseline: ([PY, "-c", baseline_code, str(corpus), str(copy)], [copy]),

@@ -62,6 +62,12 @@ class EmbeddingConstraint(Callback):
         original = getattr(parent, name)
         if not isinstance(original, nn.Embedding):
             raise ReindexError(f"{name!r} is a {type(original).__name__}, not an nn.Embedding")
+        tied = [n for n, m in pl_module.named_modules() if m is not original
+                and any(p is original.weight for p in m.parameters(recurse=False))]
+        if tied:
+            # The swap would untie them silently: the other module would keep training the old tensor.
+            raise ReindexError(f"the embedding's weight is shared with {tied[0]!r}",
+                               hint="tied input/output embeddings are not supported; untie them first")
         self.split = self._split(original)
         self._original, self._location = original, (parent, name)
         setattr(parent, name, self.split)

@@ -146,6 +146,11 @@ class SplitEmbedding(nn.Module):
         self._pack()
         return self
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # copy.deepcopy and pickle rebuild the tensors one by one; re-join them.
+        super().__setstate__(state)
+        self._pack()
+
     def _two_lookups(self, ids: Tensor) -> Tensor:
         """The same result without the block: fixed lookup, then trainable positions overwritten."""
         num_fixed, flat = self.num_fixed, ids.reshape(-1)

@@ -146,6 +146,14 @@ def test_refuses_an_embedding_outside_the_module():
         fit(model, EmbeddingConstraint(nn.Embedding(NEW, DIM), torch.zeros(OLD, DIM)))
 
 
+def test_refuses_tied_weights():
+    model = Classifier(NEW)
+    model.out = nn.Linear(DIM, NEW, bias=False)
+    model.out.weight = model.embed.weight
+    with pytest.raises(ReindexError, match="the embedding's weight is shared with 'out'"):
+        fit(model, EmbeddingConstraint(model.embed, torch.zeros(OLD, DIM)))
+
+
 def test_needs_exactly_one_of_constraint_and_rows():
     with pytest.raises(ReindexError, match="exactly one of"):
         EmbeddingConstraint("embed")

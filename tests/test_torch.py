@@ -320,6 +320,15 @@ def test_to_and_load_state_dict_assign_keep_one_block():
     assert torch.equal(other.merged_weight(), split().merged_weight())
 
 
+def test_deepcopy_keeps_one_block_and_its_own_rows():
+    import copy
+
+    emb = split()
+    twin = copy.deepcopy(emb)
+    assert twin._block() is not None and twin.fixed.data_ptr() != emb.fixed.data_ptr()
+    assert torch.equal(twin.merged_weight(), emb.merged_weight())
+
+
 def test_fixed_only_and_trainable_only_splits():
     weight = torch.randn(4, 3)
     ids = torch.tensor([3, 0, 2])

@@ -16,11 +16,11 @@ def open_ipc(source: Path) -> tuple[str, object]:
     so pages of the input do not pile up in the resident set."""
     try:
         return "arrow", pa.ipc.open_file(pa.OSFile(str(source)))
-    except (pa.ArrowInvalid, OSError):
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
         pass
     try:
         return "arrow-stream", pa.ipc.open_stream(pa.OSFile(str(source)))
-    except (pa.ArrowException, OSError) as e:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as e:  # names that are not UTF-8 too
         raise ReindexError(f"not an Arrow IPC file or stream: {e}", path=source,
                            hint="Feather v1 files are not supported; rewrite them with pyarrow.feather") from e
 
@@ -44,6 +44,6 @@ def remap_ipc(source: Path, output: Path, spec: RemapSpec) -> FileReport:
                 num_ids += count_ids(remapped, spec.columns)
                 row += batch.num_rows
                 writer.write_batch(remapped)
-    except (pa.ArrowException, OSError) as e:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as e:  # names that are not UTF-8 too
         raise ReindexError(f"cannot read Arrow {kind} data: {e}", path=source) from e
     return FileReport(source, output, kind, num_ids, row)

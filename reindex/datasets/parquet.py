@@ -37,7 +37,7 @@ def remap_parquet(source: Path, output: Path, spec: RemapSpec, *, batch_rows: in
                 table = pa.Table.from_batches(batches, schema=schema)
                 num_ids += count_ids(table, spec.columns)
                 writer.write_table(table, row_group_size=max(1, table.num_rows))
-    except (pa.ArrowException, OSError) as e:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as e:  # names that are not UTF-8 too
         raise ReindexError(f"cannot read Parquet file: {e}", path=source) from e
     return FileReport(source, output, "parquet", num_ids, row)
 

@@ -56,17 +56,29 @@ def print_table(title: str, rows: list[Row], *, baseline: str = "") -> None:
     sys.stdout.flush()
 
 
+_WAIT4 = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+_, status, usage = os.wait4(proc.pid, 0)
+elapsed = time.perf_counter() - start
+sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
+print(os.waitstatus_to_exitcode(status), elapsed, usage.ru_maxrss * 1024)
+"""
+
+
 def peak_rss_of(cmd: list[str]) -> tuple[float, int]:
-    """Run a command in a child process; return (seconds, peak resident bytes of that child)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd} failed: {stderr[-2000:]}")
-    return elapsed, usage.ru_maxrss * 1024
+    """Run a command; return (seconds, peak resident bytes of that command).
+
+    Linux counts a child's resident memory before exec in its ru_maxrss, so a child forked from this
+    (possibly large) process would report at least this process's size: a small interpreter in
+    between forks the command instead.
+    """
+    proc = subprocess.run([sys.executable, "-c", _WAIT4, *cmd], capture_output=True, text=True)
+    code, elapsed, peak = proc.stdout.split()
+    if int(code) != 0:
+        raise RuntimeError(f"{cmd} failed: {proc.stderr[-2000:]}")
+    return float(elapsed), int(peak)
 
 
 def self_peak_rss() -> int:

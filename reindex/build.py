@@ -5,6 +5,7 @@ The library entry point is `build(...)`; the CLI only parses options and calls i
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -157,9 +158,16 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
     pad_id = lookup_pad(vocabulary, pad)
     pairs = plan_outputs(list(data), out / run_dir.DATA_DIR) if data else []
     note(f"read {len(vocabulary):,} vocabulary tokens")
-    matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=lowercase_fallback,
-                            vectors_format=vectors_format, duplicates=duplicates,
-                            unicode_errors=unicode_errors, pad=pad_id)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=lowercase_fallback,
+                                vectors_format=vectors_format, duplicates=duplicates,
+                                unicode_errors=unicode_errors, pad=pad_id)
+    # Surprises that still give a correct result (a header count that disagrees with the lines):
+    # said once on stderr and kept in the manifest, never a Python warning with a source line.
+    notices = [str(w.message) for w in caught]
+    for notice in notices:
+        note(f"warning: {notice}")
     sorted_to_original = partition(matched, pad=pad_id)
     fixed, trainable = split_rows(matched, sorted_to_original, pad=pad_id, init=init, seed=seed)
     note(f"matched {fixed.shape[0]:,} fixed and {trainable.shape[0]:,} trainable tokens")
@@ -169,6 +177,8 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         "dim": int(fixed.shape[1]), "pad_id": None if pad_id is None else int(original_to_sorted[pad_id]),
         "lowercase_matches": int(np.count_nonzero(matched.lowercase)), **matched.stats,
     }
+    if notices:
+        counts["warnings"] = notices
     options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "init": init, "seed": seed,
                "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,
                "columns": list(columns), "id_dtype": id_dtype}

@@ -103,7 +103,7 @@ def build(
     force: bool = FORCE,
     engine: Engine = ENGINE,
     ray_address: Optional[str] = RAY_ADDRESS,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print no summary."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print no summary table (progress and warnings still go to stderr)."),
 ) -> None:
     """Build a run directory: sorted vocabulary, split embedding, remapped datasets.
 
@@ -121,7 +121,7 @@ def build(
                            lowercase_fallback=lowercase_fallback, init=init.value, seed=seed,
                            vectors_format=_value(vectors_format), duplicates=duplicates.value,
                            unicode_errors=unicode_errors.value, columns=column, id_dtype=_value(id_dtype),
-                           force=force, progress=None if quiet else _note, engine=engine.value,
+                           force=force, progress=_note, engine=engine.value,
                            ray_address=ray_address)
         if not quiet:
             report.render(report.summarize(load_run(result.out)))

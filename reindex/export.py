@@ -57,7 +57,9 @@ def _read_state(path: Path) -> dict[str, Any]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise ReindexError(f"cannot load with weights_only=True: {str(e).splitlines()[0]}", path=path,
+            from .datasets.pt import load_error_message
+
+            raise ReindexError(load_error_message(e), path=path,
                                hint="only plain tensors are read; pickled code is refused") from e
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]  # a Lightning checkpoint

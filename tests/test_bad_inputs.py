@@ -2,9 +2,10 @@
 
 Every case ends in one of two outcomes:
 - a correct result, checked by hand (`Ok(check)`), or
-- a refusal (`Refused(code, *where)`): exit code 1 (2 for bad usage), exactly one line on stderr
-  starting with `reindex: error:` that contains each `where` pattern (the file name and the line or
-  position), no traceback, and nothing written: no `--out`, no `.NAME.tmp-*` sibling.
+- a refusal (`Refused(code, *where)`): exit code 1 (2 for bad usage), exactly one error line on
+  stderr, `reindex: error: ...`, the last one (progress notes like `read 5 vocabulary tokens` may
+  come before it), containing each `where` pattern (the file name and the line or position); no
+  traceback; and nothing written: no `--out`, no `.NAME.tmp-*` sibling.
 
 docs/robustness.md lists every case and its outcome.
 """
@@ -617,6 +618,15 @@ def runner():
     return CliRunner()
 
 
+def the_error_line(stderr: str) -> str:
+    """The one error line: stderr's last line; any lines before it are progress notes (`read 5 ...`)."""
+    lines = stderr.splitlines()
+    errors = [line for line in lines if line.startswith("reindex: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], stderr
+    assert not any(re.search(r"error|warning|exception", line, re.I) for line in lines[:-1]), stderr
+    return errors[0]
+
+
 def siblings(out: Path) -> list[Path]:
     return sorted(out.parent.glob(f".{out.name}.tmp-*")) + sorted(out.parent.glob(f".{out.name}.old-*"))
 
@@ -646,12 +656,76 @@ def test_bad_input(case: Case, tmp_path: Path, runner) -> None:
         assert result.exit_code == 0, stderr
         case.outcome.check(tmp_path)
         return
-    lines = stderr.splitlines()
     assert result.exit_code == case.outcome.code, stderr
-    assert len(lines) == 1 and lines[0].startswith("reindex: error: "), stderr
+    line = the_error_line(stderr)
     for pattern in case.outcome.where:
-        assert re.search(pattern, lines[0]), (pattern, lines[0])
+        assert re.search(pattern, line), (pattern, line)
     if case.out_exists:
         assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
     else:
         assert not out.exists(), f"{out} was written"
+
+
+# ---------------------------------------------------------------- safety: nothing is ever unpickled
+
+PACKAGE = Path(__file__).resolve().parent.parent / "reindex"
+
+
+def _calls(name: str):
+    """(file, line, call) for every call of `<something>.<name>(...)` or `<name>(...)` in the package."""
+    import ast
+
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if called == name:
+                    yield path.relative_to(PACKAGE.parent).as_posix(), node.lineno, node
+
+
+def _keyword(call, name: str):
+    import ast
+
+    for keyword in call.keywords:
+        if keyword.arg == name:
+            return keyword.value.value if isinstance(keyword.value, ast.Constant) else keyword.value
+    return None
+
+
+def test_every_torch_load_uses_weights_only():
+    loads = list(_calls("load"))
+    torch_loads = [(f, n, c) for f, n, c in loads
+                   if getattr(getattr(c.func, "value", None), "id", None) == "torch"]
+    assert torch_loads, "expected torch.load calls (datasets/pt.py, export.py)"
+    unsafe = [f"{f}:{n}" for f, n, c in torch_loads if _keyword(c, "weights_only") is not True]
+    assert unsafe == []
+    # np.load never with allow_pickle=True; no pickle / dill / joblib loading anywhere.
+    assert [f"{f}:{n}" for f, n, c in loads if _keyword(c, "allow_pickle") not in (None, False)] == []
+    source = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
+    for unsafe_import in ("import pickle", "import dill", "import joblib", "import cloudpickle"):
+        assert unsafe_import not in source
+
+
+def test_the_pickled_payload_is_live_and_reindex_refuses_it(tmp_path):
+    """The table's payload really runs code when unpickled; `reindex` never runs it."""
+    import subprocess
+    import sys
+
+    import torch
+
+    marker = tmp_path / "PWNED"
+    torch.save({"input_ids": Payload(str(marker))}, tmp_path / "evil.pt")
+    subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(tmp_path / 'evil.pt')!r}, "
+                    "weights_only=False)"], check=True, cwd=Path(__file__).parent)
+    assert marker.exists()   # a plain torch.load runs it
+    marker.unlink()
+    from reindex.datasets import RemapSpec, remap_dataset
+    from reindex.errors import ReindexError
+    from reindex.export import load_trainable
+
+    with pytest.raises(ReindexError, match="weights_only"):
+        remap_dataset(tmp_path / "evil.pt", tmp_path / "out.pt", RemapSpec(np.arange(5)))
+    with pytest.raises(ReindexError, match="weights_only"):
+        load_trainable(tmp_path / "evil.pt", shape=(1, 3), fixed=np.zeros((1, 3), np.float32))
+    assert not marker.exists() and not (tmp_path / "out.pt").exists()

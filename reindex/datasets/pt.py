@@ -4,6 +4,7 @@ Loaded with `torch.load(weights_only=True)`, which refuses pickled code instead 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,19 @@ def remap_tensor_dict(tensors: dict[str, Any], spec: RemapSpec, *, path: Path) -
     return out, num_ids, num_rows
 
 
+def load_error_message(e: Exception) -> str:
+    """Why `torch.load(weights_only=True)` refused a file, without torch's advice to turn it off.
+
+    >>> load_error_message(EOFError("Ran out of input"))
+    'cannot load with weights_only=True (EOFError: Ran out of input)'
+    """
+    if type(e).__name__ == "UnpicklingError":
+        return ("cannot load with weights_only=True: the file holds pickled objects that are not "
+                "tensors (UnpicklingError)")
+    first = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().split("\n", 1)[0][:200]
+    return f"cannot load with weights_only=True ({type(e).__name__}{': ' + first if first else ''})"
+
+
 def remap_pt(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     """Remap a .pt file (tensor or dict of tensors) and `torch.save` the same structure."""
     import torch
@@ -52,8 +66,8 @@ def remap_pt(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     try:
         obj = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError for code, RuntimeError/EOFError for damaged files
-        raise ReindexError(f"cannot load as tensors ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
-                           path=source, hint="only tensors or dicts of tensors are read; pickled code is refused") from e
+        raise ReindexError(load_error_message(e), path=source,
+                           hint="only tensors or dicts of tensors are read; pickled code is refused") from e
     if isinstance(obj, dict):
         result, num_ids, num_rows = remap_tensor_dict(obj, spec, path=source)
     else:

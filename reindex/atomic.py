@@ -114,16 +114,30 @@ def _write_error(e: OSError, temporary: Path, final: Path) -> ReindexError:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM for a few system calls, so an interrupt cannot fall between them."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    """Defer SIGINT/SIGTERM over a few system calls, so an interrupt cannot fall between them.
+
+    Blocking the signal (pthread_sigmask) is not enough: another thread (pyarrow's, numpy's) would
+    take it and Python would still raise in the main thread. So the handlers are swapped for one
+    that only takes note, and the original handler runs when the block ends.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda number, frame: caught.append(number))
+                for sig in held if signal.getsignal(sig) is not None}  # None: a handler set outside Python
     try:
         yield
-    finally:  # a held signal is delivered here, and its handler runs at the caller's next bytecode
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(caught[0])
 
 
 def _create(final: Path, *, directory: bool) -> tuple[Path, int | None]:
@@ -162,7 +176,7 @@ def _atomic(final: str | os.PathLike, *, force: bool, directory: bool) -> Iterat
         yield temporary
         with _signals_held():
             previous = _publish(temporary, final)
-        temporary = None
+            temporary = None
         if previous is not None:
             _remove(previous)
     except BaseException as e:

@@ -128,7 +128,7 @@ def test_interrupted_build_cleans_up(big, tmp_path, sig, code):
     assert process.returncode == code
     assert stderr.strip().splitlines()[-1] == "reindex: interrupted; nothing was written"
     assert "Traceback" not in stderr
-    assert not out.exists() and siblings(out) == []
+    assert not out.exists() and siblings(out) == [], (stderr, [list(s.rglob("*")) for s in siblings(out)])
 
 
 def test_failing_write_mid_way_cleans_up_and_says_why(big, tmp_path):
@@ -222,3 +222,24 @@ def test_stale_siblings_are_removed_but_not_a_live_writers(tmp_path):
         assert remove_stale(out) == [stale_dir]                     # the live writer's is kept
         assert live.exists()
     assert out.exists() and other.exists()                          # another name's siblings are kept
+
+
+def test_an_interrupt_during_creation_is_deferred_until_cleanup_is_possible(tmp_path, monkeypatch):
+    """SIGINT right after the temporary exists (as from a pyarrow thread): still removed."""
+    import reindex.atomic as atomic
+
+    create = atomic._create
+
+    def create_then_interrupt(final, *, directory):
+        made = create(final, directory=directory)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler would have run here, between creation and the `try`
+        return made
+
+    monkeypatch.setattr(atomic, "_create", create_then_interrupt)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_directory(out):
+            pytest.fail("the block must not start")  # pragma: no cover
+    assert not out.exists() and siblings(out) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

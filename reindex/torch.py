@@ -110,11 +110,28 @@ class SplitEmbedding(nn.Module):
         return s
 
     def forward(self, ids: Tensor) -> Tensor:
-        ids = self._check_ids(ids)
+        if ids.dtype not in _ID_DTYPES:
+            raise ReindexError(f"ids must be int32 or int64, got {ids.dtype}", hint="pass token ids, e.g. ids.long()")
+        if ids.device.type != "cpu":
+            self._check_ids(ids)   # a device-side assert could not be caught and explained
+        try:
+            return self._lookup(ids)
+        except IndexError as e:
+            # The lookups refuse bad ids themselves (on the CPU), so the happy path pays for no
+            # extra pass over the ids; only now find the position and say it clearly.
+            try:
+                self._check_ids(ids)
+            except IdOutOfRangeError as clear:
+                raise clear from e
+            raise
+
+    def _lookup(self, ids: Tensor) -> Tensor:
         if self.original_to_sorted is not None:
-            ids = self.original_to_sorted[ids]
+            # index_select, not indexing: a negative id must fail, not wrap around.
+            ids = self.original_to_sorted.index_select(0, ids.reshape(-1)).view(ids.shape)
         block = self._block()
         if block is None:   # the rows were moved apart (e.g. load_state_dict(assign=True))
+            self._check_ids(ids)
             return self._two_lookups(ids)
         if not (torch.is_grad_enabled() and self.trainable.requires_grad):
             return F.embedding(ids, block)
@@ -123,14 +140,21 @@ class SplitEmbedding(nn.Module):
 
     def _block(self) -> Tensor | None:
         """The [V, D] block under `fixed` and `trainable`, or None if they no longer share one."""
-        fixed, trainable = self.fixed, self.trainable
+        fixed, trainable, cached = self.fixed, self.trainable, self.__dict__.get("_cached_block")
+        key = (fixed.data_ptr(), trainable.data_ptr(), fixed.shape, trainable.shape, fixed.dtype, trainable.dtype)
+        # The cached view keeps its storage alive, so matching pointers mean the same memory.
+        if cached is not None and cached[1] == key:
+            return cached[0]
+        self.__dict__["_cached_block"] = None
         if (fixed.dtype != trainable.dtype or fixed.device != trainable.device
                 or not (fixed.is_contiguous() and trainable.is_contiguous())
                 or fixed.untyped_storage().data_ptr() != trainable.untyped_storage().data_ptr()
                 or trainable.storage_offset() != fixed.storage_offset() + fixed.numel()):
             return None
-        return fixed.as_strided((self.num_embeddings, self.embedding_dim), (self.embedding_dim, 1),
-                                fixed.storage_offset())
+        block = fixed.as_strided((self.num_embeddings, self.embedding_dim), (self.embedding_dim, 1),
+                                 fixed.storage_offset())
+        self.__dict__["_cached_block"] = (block, key)
+        return block
 
     def _pack(self) -> None:
         """Put `fixed` and `trainable` back into one block (the same Parameter object, new storage)."""
@@ -148,6 +172,7 @@ class SplitEmbedding(nn.Module):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # copy.deepcopy and pickle rebuild the tensors one by one; re-join them.
+        state.pop("_cached_block", None)
         super().__setstate__(state)
         self._pack()
 
@@ -162,10 +187,8 @@ class SplitEmbedding(nn.Module):
         rows = F.embedding(flat.index_select(0, positions) - num_fixed, self.trainable, pad, sparse=self.sparse)
         return out.index_copy(0, positions, rows).view(*ids.shape, self.embedding_dim)
 
-    def _check_ids(self, ids: Tensor) -> Tensor:
-        if ids.dtype not in _ID_DTYPES:
-            raise ReindexError(f"ids must be int32 or int64, got {ids.dtype}",
-                               hint="pass token ids, e.g. ids.long()")
+    def _check_ids(self, ids: Tensor) -> None:
+        """Raise IdOutOfRangeError naming the first id outside [0, V) and its position."""
         if ids.numel():
             low, high = torch.aminmax(ids)
             low, high = int(low), int(high)
@@ -177,7 +200,6 @@ class SplitEmbedding(nn.Module):
                     f"{self.input} id {int(flat[bad])} is outside the vocabulary [0, {self.num_embeddings})",
                     position="index [" + ", ".join(str(int(i)) for i in where) + "]",
                     hint="ids must come from the same run/vocabulary as this embedding")
-        return ids
 
     # -- the merged matrix and the trainable rows alone --------------------------------------------
     def merged_weight(self, *, order: str = "sorted") -> Tensor:

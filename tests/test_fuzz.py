@@ -273,3 +273,32 @@ def test_found_by_fuzzing(name, file, make):
             remap_dataset(path, Path(tmp) / "out" / file, RemapSpec(np.arange(V)))
         except ReindexError as e:
             assert file in str(e)
+
+
+CHILD = """
+import sys
+from pathlib import Path
+import numpy as np
+from reindex.datasets import RemapSpec, remap_dataset
+from reindex.errors import ReindexError
+try:
+    remap_dataset(Path(sys.argv[1]), Path(sys.argv[2]) / Path(sys.argv[1]).name, RemapSpec(np.arange(50)))
+    print("ok")
+except ReindexError as e:
+    print("ReindexError:", e)
+"""
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent / "fuzz_found").glob("*")), ids=lambda p: p.name)
+def test_found_by_fuzzing_does_not_abort(path, tmp_path):
+    """Files that made pyarrow abort the process (a C++ exception through a metadata accessor).
+
+    Run in a child process: if it regressed, the abort would take the test run down with it.
+    """
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", CHILD, str(path), str(tmp_path)], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert result.stdout.startswith("ReindexError: ") and path.name in result.stdout

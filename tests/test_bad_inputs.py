@@ -548,6 +548,14 @@ def _(tmp):
     return build_args(tmp, tmp / "base", vocab=write_vocab(tmp / "vocab2.txt", VOCAB + ["new"]))
 
 
+@case("expansion in place: --vectors RUN --out RUN --force", ok(lambda tmp: (
+    np.testing.assert_array_equal(load_run(tmp / "run").original_tokens, VOCAB + ["new"]),
+    _has_vectors({**THREE, "xyzzy": [0.0, 0.0, 0.0]}, trainable=("new",))(tmp))))
+def _(tmp):
+    base_run(tmp, name="run")
+    return build_args(tmp, tmp / "run", vocab=write_vocab(tmp / "vocab2.txt", VOCAB + ["new"]), extra=("--force",))
+
+
 # ---- other commands
 
 @case("export --weights of the wrong shape", Refused(1, r"w\.safetensors", r"\(2, 3\)|\(1, 3\)"), out="e.safetensors")

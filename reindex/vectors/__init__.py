@@ -43,7 +43,10 @@ def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None
 
     `duplicates`: "first" (the first record of a token wins), "last", or "error".
     `unicode_errors`: "strict", "replace" or "ignore", for tokens that are not valid UTF-8.
-    Raises ReindexError (naming the file and the line or byte) for any bad input.
+    Raises ReindexError (naming the file and the line or byte) for any bad input. With `keep`, the
+    records of other tokens are counted in `num_read` but their numbers are neither parsed nor
+    checked, and duplicates are counted among kept tokens only. A header whose count disagrees with
+    the records is accepted with a UserWarning.
 
     >>> read_vectors("vectors.txt").matrix.dtype                       # doctest: +SKIP
     dtype('float32')

@@ -337,3 +337,10 @@ def test_fixed_only_and_trainable_only_splits():
         assert torch.equal(out, weight[ids])
         out.sum().backward()
         assert emb.trainable.grad.shape == emb.trainable.shape
+
+
+@pytest.mark.parametrize("bad", [-1, 8])
+def test_original_ids_out_of_range_fail_instead_of_wrapping(bad):
+    emb = SplitEmbedding.from_embedding(nn.Embedding(8, 3), [5, 1])
+    with pytest.raises(IdOutOfRangeError, match=rf"at index 2: original id {bad} is outside the vocabulary \[0, 8\)"):
+        emb(torch.tensor([0, 1, bad]))

@@ -195,10 +195,12 @@ class SplitEmbedding(nn.Module):
             if low < 0 or high >= self.num_embeddings:
                 flat = ids.reshape(-1)
                 bad = int(((flat < 0) | (flat >= self.num_embeddings)).nonzero()[0, 0])
-                where = list(torch.unravel_index(torch.tensor(bad), ids.shape)) if ids.dim() > 1 else [bad]
+                where = f"index {bad}"   # named as reindex.mapping names positions
+                if ids.dim() > 1:
+                    where = "index [" + ", ".join(str(int(i)) for i in torch.unravel_index(torch.tensor(bad), ids.shape)) + "]"
                 raise IdOutOfRangeError(
                     f"{self.input} id {int(flat[bad])} is outside the vocabulary [0, {self.num_embeddings})",
-                    position="index [" + ", ".join(str(int(i)) for i in where) + "]",
+                    position=where,
                     hint="ids must come from the same run/vocabulary as this embedding")
 
     # -- the merged matrix and the trainable rows alone --------------------------------------------

@@ -73,7 +73,9 @@ def output_dtype(input_dtype: np.dtype, spec: RemapSpec, *, path: object = None)
     """
     input_dtype = np.dtype(input_dtype)
     where = None if path is None else str(path)
-    check_dtype_fits(input_dtype, 1, path=where)  # refuses floats, strings, objects
+    if input_dtype.kind not in "iu":  # numpy counts timedelta64 as an integer type; ids it is not
+        raise ReindexError(f"ids must be integers, got {input_dtype}", path=where,
+                           hint="pass token ids, not floats, strings or times")
     dtype = input_dtype if spec.id_dtype is None else np.dtype(spec.id_dtype)
     if spec.id_dtype is not None and dtype.name not in ("int32", "int64"):
         raise ReindexError(f"id_dtype must be 'int32' or 'int64', got {spec.id_dtype!r}", path=where)

@@ -40,6 +40,7 @@ def remap_ipc(source: Path, output: Path, spec: RemapSpec) -> FileReport:
         num_ids = row = 0
         with new(str(output), schema) as writer:
             for batch in batches:
+                validate(batch, spec.columns)
                 remapped = remap_batch(batch, spec, path=source, first_row=row, schema=schema)
                 num_ids += count_ids(remapped, spec.columns)
                 row += batch.num_rows
@@ -47,3 +48,15 @@ def remap_ipc(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     except (pa.ArrowException, OSError, UnicodeDecodeError) as e:  # names that are not UTF-8 too
         raise ReindexError(f"cannot read Arrow {kind} data: {e}", path=source) from e
     return FileReport(source, output, kind, num_ids, row)
+
+
+def validate(batch: pa.RecordBatch, columns: tuple[str, ...]) -> None:
+    """Refuse a batch whose buffers disagree with its lengths or offsets (the IPC reader does not check).
+
+    Sizes are checked for every column (cheap); offsets and values fully for the id columns only.
+    """
+    batch.validate()
+    for name in columns:
+        index = batch.schema.get_field_index(name)
+        if index >= 0:
+            batch.column(index).validate(full=True)

@@ -121,12 +121,9 @@ def remap(ids: Any, table: Any, *, dtype: Any = None, out: Any = None) -> Any:
     if torch is not None and isinstance(ids, torch.Tensor):
         return _remap_torch(torch, ids, table, dtype=dtype, out=out)
     ids = np.asarray(ids)
-    table = np.asarray(table)
     _check_integer(ids.dtype)
-    out_dtype = np.dtype(dtype if dtype is not None else out.dtype if out is not None else table.dtype)
-    if out_dtype != table.dtype:
-        check_dtype_fits(out_dtype, table.shape[0])
-        table = table.astype(out_dtype)
+    table = lookup_table(table, ids, dtype=dtype if dtype is not None or out is None else out.dtype)
+    out_dtype = table.dtype
     if out is None:
         out = np.empty(ids.shape, dtype=out_dtype)
     elif out.shape != ids.shape or out.dtype != out_dtype or not out.flags.c_contiguous:
@@ -175,21 +172,44 @@ def _gather_range(flat: np.ndarray, table: np.ndarray, flat_out: np.ndarray) -> 
     return True
 
 
+def lookup_table(table: Any, like: Any, *, dtype: Any = None) -> Any:
+    """`table` as `remap` gathers from it for ids like `like`: numpy, or torch on `like`'s device;
+    in `dtype` (default: the table's), refused if too small. Keep it to skip the conversion on
+    every call (a 75,000-entry cast costs 40 us to 1.5 ms, more than remapping a batch).
+
+    >>> lookup_table(np.arange(3), np.zeros(2, np.int64), dtype="int32").dtype
+    dtype('int32')
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(like, torch.Tensor):
+        if not isinstance(table, torch.Tensor):
+            table = torch.from_numpy(np.ascontiguousarray(table))
+        dtype = table.dtype if dtype is None else getattr(torch, _dtype_name(dtype))
+        if dtype != table.dtype:
+            check_dtype_fits(np.dtype(_dtype_name(dtype)), table.shape[0])
+        return table.to(device=like.device, dtype=dtype)
+    table = np.asarray(table)
+    dtype = table.dtype if dtype is None else np.dtype(_dtype_name(dtype))
+    if dtype != table.dtype:
+        check_dtype_fits(dtype, table.shape[0])
+        table = table.astype(dtype)
+    return table
+
+
+def _dtype_name(dtype: Any) -> str:
+    """'int32' for np.int32, "int32", np.dtype("int32") and torch.int32 alike."""
+    text = str(dtype)
+    return text.removeprefix("torch.") if text.startswith("torch.") else np.dtype(dtype).name
+
+
 def _remap_torch(torch: Any, ids: Any, table: Any, *, dtype: Any, out: Any) -> Any:
     """`remap` for a torch tensor: one multithreaded `index_select`, which checks bounds itself."""
     if ids.dtype not in (torch.int32, torch.int64):
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
             raise ReindexError(f"ids must be integers, got {ids.dtype}", hint="pass token ids, not floats")
         ids = ids.long()
-    if not isinstance(table, torch.Tensor):
-        table = torch.from_numpy(np.ascontiguousarray(table))
-    if dtype is None:
-        dtype = out.dtype if out is not None else table.dtype
-    elif not isinstance(dtype, torch.dtype):
-        dtype = getattr(torch, np.dtype(dtype).name)
-    if dtype != table.dtype:
-        check_dtype_fits(np.dtype(str(dtype).removeprefix("torch.")), table.shape[0])
-    lookup = table.to(device=ids.device, dtype=dtype)
+    lookup = lookup_table(table, ids, dtype=dtype if dtype is not None or out is None else out.dtype)
+    dtype = lookup.dtype
     if out is not None and (out.shape != ids.shape or out.dtype != dtype or not out.is_contiguous()):
         raise ReindexError(f"out must be a contiguous {dtype} tensor of shape {tuple(ids.shape)}, "
                            f"got {out.dtype} {tuple(out.shape)}")

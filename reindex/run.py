@@ -177,6 +177,7 @@ class Run:
     fixed: np.ndarray = field(repr=False)
     trainable: np.ndarray = field(repr=False)
     _original_to_sorted: np.ndarray | None = field(default=None, repr=False)
+    _lookups: dict = field(default_factory=dict, repr=False)   # converted tables, see _apply
 
     @property
     def vocab_size(self) -> int:
@@ -201,11 +202,11 @@ class Run:
 
         The output dtype is `dtype`, else `out`'s, else the input's; `out` is a preallocated result.
         """
-        return _apply(self.original_to_sorted, ids, dtype, out)
+        return _apply(self, "original_to_sorted", ids, dtype, out)
 
     def to_original(self, ids: Any, *, dtype: Any = None, out: Any = None) -> Any:
         """Sorted ids -> original ids, for a numpy array or a torch tensor (same kind out)."""
-        return _apply(self.sorted_to_original, ids, dtype, out)
+        return _apply(self, "sorted_to_original", ids, dtype, out)
 
     def weight(self, *, order: str = "original") -> np.ndarray:
         """The merged [V, D] matrix, in "sorted" or "original" id order."""
@@ -217,14 +218,20 @@ class Run:
         return merged[self.original_to_sorted]
 
 
-def _apply(table: np.ndarray, ids: Any, dtype: Any, out: Any) -> Any:
-    """`table[ids]` for a numpy array or a torch tensor (same kind out), by default in the ids' dtype."""
-    from .mapping import remap
+def _apply(run: Run, which: str, ids: Any, dtype: Any, out: Any) -> Any:
+    """`run.<which>[ids]` for a numpy array or a torch tensor (same kind out), by default in the
+    ids' dtype. The table converted for each (kind, device, dtype) is kept: converting it costs
+    more than remapping a training batch."""
+    from .mapping import lookup_table, remap
 
     if not hasattr(ids, "dtype"):
         ids = np.asarray(ids)
-    if dtype is None and out is None:
-        dtype = ids.dtype
+    if dtype is None:
+        dtype = ids.dtype if out is None else out.dtype
+    key = (which, type(ids).__module__, str(getattr(ids, "device", "")), str(dtype))
+    table = run._lookups.get(key)
+    if table is None:
+        table = run._lookups[key] = lookup_table(getattr(run, which), ids, dtype=dtype)
     return remap(ids, table, dtype=dtype, out=out)
 
 

@@ -95,3 +95,18 @@ def test_import_stays_light(module):
             "print(' '.join(m for m in ('torch', 'pyarrow', 'rich', 'pandas') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.split() == []
+
+
+def test_run_keeps_one_converted_table_per_kind_and_dtype():
+    from reindex.run import Run
+
+    order = np.array([1, 3, 0, 2])                      # sorted_to_original; original_to_sorted = TABLE
+    run = Run(path=None, sorted_to_original=order, tokens=list("abcd"), num_fixed=2, num_trainable=2, dim=1,
+              manifest={}, metadata={}, fixed=np.zeros((2, 1)), trainable=np.zeros((2, 1)))
+    ids = np.array([[3, 0], [1, 2]])
+    for _ in range(2):  # the second round uses the kept tables
+        assert run.to_sorted(ids).tolist() == [[1, 2], [0, 3]]
+        assert run.to_sorted(torch.from_numpy(ids), dtype=torch.int32).dtype == torch.int32
+        assert run.to_original(run.to_sorted(torch.from_numpy(ids), dtype="int32")).tolist() == ids.tolist()
+        assert run.to_sorted(ids.astype(np.int32)).dtype == np.int32
+    assert len(run._lookups) == 5

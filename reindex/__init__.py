@@ -16,6 +16,9 @@ _EXPORTS = {
     "Vocab": "vocab", "read_vocab": "vocab",
     "Vectors": "vectors", "read_vectors": "vectors",
     "build": "build", "BuildResult": "build",
+    "remap_files": "transform", "invert_files": "transform",
+    "export": "export", "verify_run": "verify",
+    "SplitEmbedding": "torch",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -27,6 +30,10 @@ if TYPE_CHECKING:
     from .run import Run, load_run
     from .vectors import Vectors, read_vectors
     from .vocab import Vocab, read_vocab
+    from .export import export
+    from .torch import SplitEmbedding
+    from .transform import invert_files, remap_files
+    from .verify import verify_run
 
 
 def __getattr__(name: str) -> Any:

@@ -139,7 +139,8 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
           duplicates: str = "first", unicode_errors: str = "strict",
           columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, force: bool = False,
           workers: int | None = None, progress: Callable[[str], None] | None = None,
-          engine: str = "local", ray_address: str | None = None) -> BuildResult:
+          engine: str = "local", ray_address: str | None = None,
+          weights: str | os.PathLike | None = None) -> BuildResult:
     """Build a run directory. Everything is validated before RUN appears; a failure leaves no RUN.
 
     >>> build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")   # doctest: +SKIP
@@ -162,7 +163,7 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         warnings.simplefilter("always")
         matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=lowercase_fallback,
                                 vectors_format=vectors_format, duplicates=duplicates,
-                                unicode_errors=unicode_errors, pad=pad_id)
+                                unicode_errors=unicode_errors, pad=pad_id, weights=weights)
     # Surprises that still give a correct result (a header count that disagrees with the lines):
     # said once on stderr and kept in the manifest, never a Python warning with a source line.
     notices = [str(w.message) for w in caught]
@@ -181,7 +182,8 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         counts["warnings"] = notices
     options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "init": init, "seed": seed,
                "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,
-               "columns": list(columns), "id_dtype": id_dtype}
+               "columns": list(columns), "id_dtype": id_dtype,
+               "weights": None if weights is None else str(weights)}
     tokens_sorted = [vocabulary.tokens[i] for i in sorted_to_original.tolist()]
     with run_dir.atomic_directory(out, force=force) as tmp:
         corpus = None
@@ -196,6 +198,7 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         manifest = run_dir.write_run(
             tmp, fixed=fixed, trainable=trainable, sorted_to_original=sorted_to_original,
             tokens_sorted=tokens_sorted, counts=counts, options=options, corpus_counts=corpus,
-            inputs=run_dir.describe_inputs(vocab=vocab, vectors=vectors, data=[src for src, _ in pairs]),
+            inputs=run_dir.describe_inputs(vocab=vocab, vectors=vectors, data=[src for src, _ in pairs],
+                                          weights=weights),
             datasets=[run_dir.describe_report(r, tmp) for r in reports])
     return BuildResult(out=out, counts=counts, datasets=manifest["datasets"], manifest=manifest)

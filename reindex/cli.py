@@ -103,6 +103,8 @@ def build(
     force: bool = FORCE,
     engine: Engine = ENGINE,
     ray_address: Optional[str] = RAY_ADDRESS,
+    weights: Optional[Path] = typer.Option(None, "--weights",
+                                           help="With an old RUN as --vectors: its trained rows (save_trainable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print no summary table (progress and warnings still go to stderr)."),
 ) -> None:
     """Build a run directory: sorted vocabulary, split embedding, remapped datasets.
@@ -122,7 +124,7 @@ def build(
                            vectors_format=_value(vectors_format), duplicates=duplicates.value,
                            unicode_errors=unicode_errors.value, columns=column, id_dtype=_value(id_dtype),
                            force=force, progress=_note, engine=engine.value,
-                           ray_address=ray_address)
+                           ray_address=ray_address, weights=weights)
         if not quiet:
             report.render(report.summarize(load_run(result.out)))
     except ReindexError as e:

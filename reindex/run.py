@@ -106,14 +106,17 @@ def write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sort
     return manifest
 
 
-def describe_inputs(*, vocab: str | os.PathLike, vectors: str | os.PathLike,
-                    data: list[Path]) -> dict[str, Any]:
+def describe_inputs(*, vocab: str | os.PathLike, vectors: str | os.PathLike, data: list[Path],
+                    weights: str | os.PathLike | None = None) -> dict[str, Any]:
     """The manifest's record of the inputs: path as given, size and sha256 (a run: its manifest)."""
     vectors = Path(vectors)
     vectors_record = (describe_file(vectors / MANIFEST_FILE, name=str(vectors)) if vectors.is_dir()
                       else describe_file(vectors))
-    return {"vocab": describe_file(vocab), "vectors": vectors_record,
-            "data": [describe_file(p) for p in data]}
+    inputs = {"vocab": describe_file(vocab), "vectors": vectors_record,
+              "data": [describe_file(p) for p in data]}
+    if weights is not None:
+        inputs["weights"] = describe_file(weights)
+    return inputs
 
 
 def describe_report(report: Any, directory: Path) -> dict[str, Any]:

@@ -26,13 +26,19 @@ def is_run_directory(path: Path) -> bool:
 
 def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallback: bool = False,
           vectors_format: str | None = None, duplicates: str = "first", unicode_errors: str = "strict",
-          pad: int | None = None) -> Matched:
-    """Match `tokens` (original-id order) to the vectors found at `vectors`."""
+          pad: int | None = None, weights: str | os.PathLike | None = None) -> Matched:
+    """Match `tokens` (original-id order) to the vectors found at `vectors`.
+
+    `weights` (only with a run directory) holds the trained trainable rows of that run.
+    """
     path = Path(vectors)
     if not path.exists():
         raise ReindexError("no such file or directory", path=path, hint="check the --vectors path")
     if is_run_directory(path):
-        return match_old_run(path, tokens, lowercase_fallback=lowercase_fallback, pad=pad)
+        return match_old_run(path, tokens, lowercase_fallback=lowercase_fallback, pad=pad, weights=weights)
+    if weights is not None:
+        raise UsageError("--weights goes with a run directory as --vectors", path=path,
+                         hint="an exported file already holds the trained rows")
     if path.suffix == ".safetensors":
         found, matrix = read_export(path)
         matched = match_vectors(tokens, found, matrix, lowercase_fallback=lowercase_fallback)
@@ -52,11 +58,16 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
     return matched
 
 
-def match_old_run(path: Path, tokens: Sequence[str], *, lowercase_fallback: bool, pad: int | None) -> Matched:
+def match_old_run(path: Path, tokens: Sequence[str], *, lowercase_fallback: bool, pad: int | None,
+                  weights: str | os.PathLike | None = None) -> Matched:
     """Vocabulary expansion: old tokens keep their rows and sorted ids; new tokens are matched by string."""
     from .run import load_run
 
     old = load_run(path)
+    if weights is not None:
+        from .export import load_trainable
+
+        old.trainable = load_trainable(weights, shape=old.trainable.shape, fixed=old.fixed)
     position = {token: i for i, token in enumerate(tokens)}
     missing = [t for t in old.tokens if t not in position]
     if missing:

@@ -92,6 +92,26 @@ def test_expansion_refuses_a_lost_token_and_other_dimension(small, tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def test_expansion_with_trained_weights_keeps_the_trained_rows(small, tmp_path):
+    from safetensors.numpy import save_file
+
+    build(vocab=small["vocab"], vectors=small["vectors"], out=tmp_path / "old", pad="<pad>")
+    old = load_run(tmp_path / "old")
+    trained = np.random.default_rng(5).normal(size=old.trainable.shape).astype(np.float32)
+    save_file({"trainable": trained}, str(tmp_path / "trained.safetensors"))
+    (tmp_path / "grown.txt").write_text(small["vocab"].read_text() + "brandnew\n")
+    build(vocab=tmp_path / "grown.txt", vectors=tmp_path / "old", out=tmp_path / "new", pad="<pad>",
+          weights=tmp_path / "trained.safetensors")
+    new = load_run(tmp_path / "new")
+    assert np.array_equal(new.fixed[:old.num_fixed], old.fixed)
+    assert np.array_equal(new.fixed[old.num_fixed:], trained)        # trained rows, bit for bit
+    assert new.tokens == old.tokens + ["brandnew"] and new.num_trainable == 1
+    assert new.manifest["inputs"]["weights"]["path"].endswith("trained.safetensors")
+    with pytest.raises(UsageError, match="--weights goes with a run directory"):
+        build(vocab=small["vocab"], vectors=small["vectors"], out=tmp_path / "x",
+              weights=tmp_path / "trained.safetensors")
+
+
 def test_export_with_trained_weights(small, tmp_path):
     from safetensors.numpy import save_file
 

@@ -16,7 +16,7 @@ def open_ipc(source: Path) -> tuple[str, object]:
     so pages of the input do not pile up in the resident set."""
     try:
         return "arrow", pa.ipc.open_file(pa.OSFile(str(source)))
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
+    except (pa.ArrowException, OSError, UnicodeDecodeError):  # then try it as a stream
         pass
     try:
         return "arrow-stream", pa.ipc.open_stream(pa.OSFile(str(source)))

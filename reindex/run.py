@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +130,18 @@ def _version() -> str:
     return __version__
 
 
-def read_embedding(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Read `embedding.safetensors` (or a run directory holding it): (tensors, metadata)."""
+def read_embedding(path: str | os.PathLike, *, keys: tuple[str, ...] | None = None
+                   ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read `embedding.safetensors` (or a run directory holding it): (tensors, metadata).
+
+    With `keys`, only those tensors are read; the others' shapes are still checked by `load_run`.
+    """
+    tensors, metadata, _ = _read_safetensors(path, keys)
+    return tensors, metadata
+
+
+def _read_safetensors(path: str | os.PathLike, keys: tuple[str, ...] | None
+                      ) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, list[int]]]:
     from safetensors import safe_open
 
     path = Path(path)
@@ -143,14 +152,18 @@ def read_embedding(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict
     try:
         with safe_open(str(path), framework="numpy") as f:
             metadata = dict(f.metadata() or {})
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
+            names = list(f.keys())
+            shapes = {key: list(f.get_slice(key).get_shape()) for key in names}
+            missing = [k for k in ("fixed", "trainable", "sorted_to_original") if k not in names]
+            if missing:
+                raise ReindexError(f"missing tensor {missing[0]!r} (has {sorted(names)})", path=path,
+                                   hint="this file was not written by `reindex build`")
+            tensors = {key: f.get_tensor(key) for key in (names if keys is None else keys)}
+    except ReindexError:
+        raise
     except Exception as e:  # safetensors raises its own types for corrupt headers
         raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
-    for key in ("fixed", "trainable", "sorted_to_original"):
-        if key not in tensors:
-            raise ReindexError(f"missing tensor {key!r} (has {sorted(tensors)})", path=path,
-                               hint="this file was not written by `reindex build`")
-    return tensors, metadata
+    return tensors, metadata, shapes
 
 
 def read_sorted_vocab(path: Path) -> list[str]:
@@ -161,30 +174,64 @@ def read_sorted_vocab(path: Path) -> list[str]:
     return text.split("\n") if text else []
 
 
-@dataclass
 class Run:
-    """A loaded run directory: the mapping, the tokens and (lazily) the vectors.
+    """A loaded run directory: the mapping, and (read on first use) the tokens and the vectors.
 
     >>> run = load_run("runs/demo")                        # doctest: +SKIP
     >>> run.to_original(run.to_sorted(ids))                 # doctest: +SKIP
     """
 
-    path: Path
-    sorted_to_original: np.ndarray
-    tokens: list[str]                     # sorted order: tokens[s] has sorted id s
-    num_fixed: int
-    num_trainable: int
-    dim: int
-    manifest: dict[str, Any]
-    metadata: dict[str, str]
-    fixed: np.ndarray = field(repr=False)
-    trainable: np.ndarray = field(repr=False)
-    _original_to_sorted: np.ndarray | None = field(default=None, repr=False)
-    _lookups: dict = field(default_factory=dict, repr=False)   # converted tables, see _apply
+    def __init__(self, *, path: Path, sorted_to_original: np.ndarray, num_fixed: int, num_trainable: int,
+                 dim: int, manifest: dict[str, Any], metadata: dict[str, str]) -> None:
+        self.path = path
+        self.sorted_to_original = sorted_to_original
+        self.num_fixed, self.num_trainable, self.dim = num_fixed, num_trainable, dim
+        self.manifest, self.metadata = manifest, metadata
+        self._original_to_sorted: np.ndarray | None = None
+        self._tokens: list[str] | None = None
+        self._vectors: dict[str, np.ndarray] = {}
+        self._lookups: dict = {}   # converted tables, see _apply
+
+    def __repr__(self) -> str:
+        return (f"Run({str(self.path)!r}, vocab_size={self.vocab_size}, num_fixed={self.num_fixed}, "
+                f"num_trainable={self.num_trainable}, dim={self.dim})")
 
     @property
     def vocab_size(self) -> int:
         return int(self.sorted_to_original.shape[0])
+
+    @property
+    def tokens(self) -> list[str]:
+        """Sorted order: tokens[s] has sorted id s."""
+        if self._tokens is None:
+            tokens = read_sorted_vocab(self.path / VOCAB_FILE)
+            if len(tokens) != self.vocab_size:
+                raise ReindexError(f"{len(tokens)} tokens for {self.vocab_size} ids", path=self.path / VOCAB_FILE,
+                                   hint="the run directory was modified; rebuild it")
+            self._tokens = tokens
+        return self._tokens
+
+    @property
+    def fixed(self) -> np.ndarray:
+        return self._vector("fixed")
+
+    @fixed.setter
+    def fixed(self, value: np.ndarray) -> None:
+        self._vectors["fixed"] = value
+
+    @property
+    def trainable(self) -> np.ndarray:
+        return self._vector("trainable")
+
+    @trainable.setter
+    def trainable(self, value: np.ndarray) -> None:
+        self._vectors["trainable"] = value
+
+    def _vector(self, key: str) -> np.ndarray:
+        if key not in self._vectors:
+            tensors, _ = read_embedding(self.path / EMBEDDING_FILE, keys=(key,))
+            self._vectors[key] = tensors[key]
+        return self._vectors[key]
 
     @property
     def original_to_sorted(self) -> np.ndarray:
@@ -195,10 +242,8 @@ class Run:
     @property
     def original_tokens(self) -> list[str]:
         """Tokens in original-id order."""
-        out = [""] * self.vocab_size
-        for s, o in enumerate(self.sorted_to_original.tolist()):
-            out[o] = self.tokens[s]
-        return out
+        tokens = self.tokens
+        return [tokens[s] for s in self.original_to_sorted.tolist()]
 
     def to_sorted(self, ids: Any, *, dtype: Any = None, out: Any = None) -> Any:
         """Original ids -> sorted ids, for a numpy array or a torch tensor (same kind out).
@@ -239,28 +284,28 @@ def _apply(run: Run, which: str, ids: Any, dtype: Any, out: Any) -> Any:
 
 
 def load_run(path: str | os.PathLike) -> Run:
-    """Load a run directory written by `reindex build`, checking that its parts agree."""
+    """Load a run directory written by `reindex build`, checking that its parts agree.
+
+    Only the permutation is read now; tokens and vectors are read when first used.
+    """
     path = Path(path)
     if not path.is_dir():
         raise ReindexError("not a run directory", path=path, hint="pass the --out directory of `reindex build`")
-    tensors, metadata = read_embedding(path / EMBEDDING_FILE)
+    tensors, metadata, shapes = _read_safetensors(path / EMBEDDING_FILE, ("sorted_to_original",))
     manifest_path = path / MANIFEST_FILE
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise ReindexError("no manifest.json", path=path, hint="is this a run directory?") from e
-    except json.JSONDecodeError as e:
-        raise ReindexError(f"invalid JSON: {e.msg}", path=manifest_path, line=e.lineno) from e
-    tokens = read_sorted_vocab(path / VOCAB_FILE)
-    fixed, trainable = tensors["fixed"], tensors["trainable"]
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReindexError(f"invalid JSON: {e}", path=manifest_path) from e
     sorted_to_original = tensors["sorted_to_original"]
     check_permutation(sorted_to_original)
-    if len(tokens) != sorted_to_original.shape[0] or fixed.shape[0] + trainable.shape[0] != len(tokens):
+    fixed, trainable = shapes["fixed"], shapes["trainable"]
+    if len(fixed) != 2 or len(trainable) != 2 or fixed[1] != trainable[1] \
+            or fixed[0] + trainable[0] != sorted_to_original.shape[0]:
         raise ReindexError(
-            f"counts disagree: {len(tokens)} tokens, {sorted_to_original.shape[0]} ids, "
-            f"{fixed.shape[0]} fixed + {trainable.shape[0]} trainable rows", path=path,
-            hint="the run directory was modified; rebuild it")
-    return Run(path=path, sorted_to_original=sorted_to_original, tokens=tokens,
-               num_fixed=int(fixed.shape[0]), num_trainable=int(trainable.shape[0]),
-               dim=int(fixed.shape[1]), manifest=manifest, metadata=metadata,
-               fixed=fixed, trainable=trainable)
+            f"counts disagree: {sorted_to_original.shape[0]} ids, fixed {fixed} + trainable {trainable} rows",
+            path=path, hint="the run directory was modified; rebuild it")
+    return Run(path=path, sorted_to_original=sorted_to_original, num_fixed=int(fixed[0]),
+               num_trainable=int(trainable[0]), dim=int(fixed[1]), manifest=manifest, metadata=metadata)

@@ -29,7 +29,9 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
     run = load_run(run_path)
     pairs = plan_outputs(list(data), out)
     table = run.sorted_to_original if inverse else run.original_to_sorted
-    tokens = run.tokens if inverse else run.original_tokens
+    tokens = None
+    if _has_text(pairs):  # only whitespace text needs the tokens: reading them costs every other call
+        tokens = run.tokens if inverse else run.original_tokens
     spec = RemapSpec(table=table, columns=tuple(columns), id_dtype=id_dtype, tokens=tokens, unk=unk)
     with atomic_directory(out, force=force) as tmp:
         return run_engine(engine, [(src, tmp / dst.relative_to(out)) for src, dst in pairs], spec,
@@ -67,9 +69,15 @@ def count_ids(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *,
 
     run = load_run(run_path)
     counts = np.zeros(run.vocab_size, dtype=np.int64)
-    spec = RemapSpec(table=run.original_to_sorted, columns=tuple(columns), tokens=run.original_tokens,
-                     unk=unk, counts=counts)
     with tempfile.TemporaryDirectory(prefix="reindex-inspect-") as tmp:
         pairs = plan_outputs(list(data), Path(tmp))
+        spec = RemapSpec(table=run.original_to_sorted, columns=tuple(columns), unk=unk, counts=counts,
+                         tokens=run.original_tokens if _has_text(pairs) else None)
         remap_many(pairs, spec)
     return counts
+
+
+def _has_text(pairs: Sequence[tuple[Path, Path]]) -> bool:
+    from .datasets.plan import detect_format
+
+    return any(source.is_file() and detect_format(source) == "text" for source, _ in pairs)

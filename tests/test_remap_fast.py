@@ -104,8 +104,7 @@ def test_run_keeps_one_converted_table_per_kind_and_dtype():
     from reindex.run import Run
 
     order = np.array([1, 3, 0, 2])                      # sorted_to_original; original_to_sorted = TABLE
-    run = Run(path=None, sorted_to_original=order, tokens=list("abcd"), num_fixed=2, num_trainable=2, dim=1,
-              manifest={}, metadata={}, fixed=np.zeros((2, 1)), trainable=np.zeros((2, 1)))
+    run = Run(path=None, sorted_to_original=order, num_fixed=2, num_trainable=2, dim=1, manifest={}, metadata={})
     ids = np.array([[3, 0], [1, 2]])
     for _ in range(2):  # the second round uses the kept tables
         assert run.to_sorted(ids).tolist() == [[1, 2], [0, 3]]

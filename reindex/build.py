@@ -145,9 +145,8 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
 
     >>> build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")   # doctest: +SKIP
     """
-    from . import sources, run as run_dir
-    from .datasets import RemapSpec, plan_outputs
-    from .engines import run_engine
+    from . import run as run_dir
+    from .datasets import plan_outputs
 
     note = progress or (lambda message: None)
     out = Path(out)
@@ -155,50 +154,85 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
     if init not in INITS:
         raise UsageError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
-    vocabulary = read_vocab(vocab)
-    pad_id = lookup_pad(vocabulary, pad)
-    pairs = plan_outputs(list(data), out / run_dir.DATA_DIR) if data else []
-    note(f"read {len(vocabulary):,} vocabulary tokens")
+    options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "init": init, "seed": seed,
+               "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,
+               "columns": list(columns), "id_dtype": id_dtype,
+               "weights": None if weights is None else str(weights)}
+    with run_dir.FileHashes() as hashes:
+        vocabulary = read_vocab(vocab)
+        pairs = plan_outputs(list(data), out / run_dir.DATA_DIR) if data else []
+        files = run_dir.input_files(vocab=vocab, vectors=vectors, data=[src for src, _ in pairs], weights=weights)
+        for path in [files["vocab"], files["vectors"], *files["data"], files["weights"]]:
+            if path is not None and path.is_file():
+                hashes.start(path)  # on a background thread while the vectors are parsed
+        note(f"read {len(vocabulary):,} vocabulary tokens")
+        split = _split(vocabulary, vectors, options, note=note)
+        with run_dir.atomic_directory(out, force=force) as tmp:
+            reports, corpus = _remap_data(pairs, split, out=out, tmp=tmp, options=options, workers=workers,
+                                          engine=engine, ray_address=ray_address, note=note)
+            manifest = run_dir.write_run(
+                tmp, fixed=split.fixed, trainable=split.trainable, sorted_to_original=split.sorted_to_original,
+                tokens_sorted=[vocabulary.tokens[i] for i in split.sorted_to_original.tolist()],
+                counts=split.counts, options=options, corpus_counts=corpus,
+                inputs=run_dir.describe_inputs(vocab=vocab, vectors=vectors, data=[src for src, _ in pairs],
+                                              weights=weights, hashes=hashes),
+                datasets=[run_dir.describe_report(r, tmp) for r in reports], hashes=hashes)
+    return BuildResult(out=out, counts=split.counts, datasets=manifest["datasets"], manifest=manifest)
+
+
+@dataclass
+class Split:
+    """The renumbering: the permutation, both blocks, and what was counted on the way."""
+
+    sorted_to_original: np.ndarray
+    fixed: np.ndarray
+    trainable: np.ndarray
+    counts: dict[str, Any]
+    tokens: list[str]   # original-id order
+
+
+def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any], *,
+           note: Callable[[str], None]) -> Split:
+    """Match the vocabulary to the vectors and split the rows into the fixed and trainable blocks."""
+    from . import sources
+
+    pad_id = lookup_pad(vocabulary, options["pad"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=lowercase_fallback,
-                                vectors_format=vectors_format, duplicates=duplicates,
-                                unicode_errors=unicode_errors, pad=pad_id, weights=weights)
+        matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=options["lowercase_fallback"],
+                                vectors_format=options["vectors_format"], duplicates=options["duplicates"],
+                                unicode_errors=options["unicode_errors"], pad=pad_id, weights=options["weights"])
     # Surprises that still give a correct result (a header count that disagrees with the lines):
     # said once on stderr and kept in the manifest, never a Python warning with a source line.
     notices = [str(w.message) for w in caught]
     for notice in notices:
         note(f"warning: {notice}")
     sorted_to_original = partition(matched, pad=pad_id)
-    fixed, trainable = split_rows(matched, sorted_to_original, pad=pad_id, init=init, seed=seed)
+    fixed, trainable = split_rows(matched, sorted_to_original, pad=pad_id, init=options["init"],
+                                  seed=options["seed"])
     note(f"matched {fixed.shape[0]:,} fixed and {trainable.shape[0]:,} trainable tokens")
-    original_to_sorted = invert_permutation(sorted_to_original)
-    counts = {
-        "vocab": len(vocabulary), "fixed": int(fixed.shape[0]), "trainable": int(trainable.shape[0]),
-        "dim": int(fixed.shape[1]), "pad_id": None if pad_id is None else int(original_to_sorted[pad_id]),
-        "lowercase_matches": int(np.count_nonzero(matched.lowercase)), **matched.stats,
-    }
+    pad_sorted = None if pad_id is None else pad_sorted_id(sorted_to_original, pad_id)
+    counts = {"vocab": len(vocabulary), "fixed": int(fixed.shape[0]), "trainable": int(trainable.shape[0]),
+              "dim": int(fixed.shape[1]), "pad_id": pad_sorted,
+              "lowercase_matches": int(np.count_nonzero(matched.lowercase)), **matched.stats}
     if notices:
         counts["warnings"] = notices
-    options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "init": init, "seed": seed,
-               "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,
-               "columns": list(columns), "id_dtype": id_dtype,
-               "weights": None if weights is None else str(weights)}
-    tokens_sorted = [vocabulary.tokens[i] for i in sorted_to_original.tolist()]
-    with run_dir.atomic_directory(out, force=force) as tmp:
-        corpus = None
-        reports = []
-        if pairs:
-            corpus = np.zeros(len(vocabulary), dtype=np.int64)
-            spec = RemapSpec(table=original_to_sorted, columns=tuple(columns), id_dtype=id_dtype,
-                             tokens=vocabulary.tokens, counts=corpus)
-            staged = [(src, tmp / dst.relative_to(out)) for src, dst in pairs]
-            reports = run_engine(engine, staged, spec, workers=workers, ray_address=ray_address)
-            note(f"remapped {sum(r.num_ids for r in reports):,} ids in {len(reports)} file(s)")
-        manifest = run_dir.write_run(
-            tmp, fixed=fixed, trainable=trainable, sorted_to_original=sorted_to_original,
-            tokens_sorted=tokens_sorted, counts=counts, options=options, corpus_counts=corpus,
-            inputs=run_dir.describe_inputs(vocab=vocab, vectors=vectors, data=[src for src, _ in pairs],
-                                          weights=weights),
-            datasets=[run_dir.describe_report(r, tmp) for r in reports])
-    return BuildResult(out=out, counts=counts, datasets=manifest["datasets"], manifest=manifest)
+    return Split(sorted_to_original, fixed, trainable, counts, vocabulary.tokens)
+
+
+def _remap_data(pairs: list[tuple[Path, Path]], split: Split, *, out: Path, tmp: Path, options: dict[str, Any],
+                workers: int | None, engine: str, ray_address: str | None,
+                note: Callable[[str], None]) -> tuple[list[Any], np.ndarray | None]:
+    """Remap every dataset into `tmp`; return the reports and the per-sorted-id corpus counts."""
+    from .datasets import RemapSpec
+    from .engines import run_engine
+
+    if not pairs:
+        return [], None
+    corpus = np.zeros(len(split.tokens), dtype=np.int64)
+    spec = RemapSpec(table=invert_permutation(split.sorted_to_original), columns=tuple(options["columns"]),
+                     id_dtype=options["id_dtype"], tokens=split.tokens, counts=corpus)
+    staged = [(src, tmp / dst.relative_to(out)) for src, dst in pairs]
+    reports = run_engine(engine, staged, spec, workers=workers, ray_address=ray_address)
+    note(f"remapped {sum(r.num_ids for r in reports):,} ids in {len(reports)} file(s)")
+    return reports, corpus

@@ -10,6 +10,7 @@ Layout (the contract every command and the docs share):
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -46,6 +47,36 @@ def describe_file(path: str | os.PathLike, *, name: str | None = None) -> dict[s
     path = Path(path)
     return {"path": name if name is not None else str(path), "size": path.stat().st_size,
             "sha256": sha256_file(path)}
+
+
+class FileHashes:
+    """`describe_file` records computed on background threads, asked for when the manifest is written.
+
+    hashlib releases the GIL on large buffers, so hashing inputs while they are parsed and outputs
+    while the embedding is written costs little wall time on a second core.
+    """
+
+    def __init__(self, workers: int = 2) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reindex-sha256")
+        self._futures: dict[str, Any] = {}
+
+    def start(self, path: str | os.PathLike) -> None:
+        key = os.fspath(path)
+        if key not in self._futures:
+            self._futures[key] = self._pool.submit(describe_file, path)
+
+    def describe(self, path: str | os.PathLike, *, name: str | None = None) -> dict[str, Any]:
+        self.start(path)
+        record = dict(self._futures[os.fspath(path)].result())
+        return record if name is None else {**record, "path": name}
+
+    def __enter__(self) -> "FileHashes":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -85,8 +116,21 @@ def write_vocab(path: Path, tokens_sorted: list[str]) -> None:
 def write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sorted_to_original: np.ndarray,
               tokens_sorted: list[str], counts: dict[str, Any], options: dict[str, Any],
               inputs: dict[str, Any], datasets: list[dict[str, Any]],
-              corpus_counts: np.ndarray | None = None) -> dict[str, Any]:
+              corpus_counts: np.ndarray | None = None, hashes: FileHashes | None = None) -> dict[str, Any]:
     """Write embedding, vocabulary, corpus counts and (last) the manifest into `directory`."""
+    with contextlib.ExitStack() as stack:
+        hashes = hashes or stack.enter_context(FileHashes())
+        for entry in datasets:  # already complete: hash them while the embedding is written
+            hashes.start(directory / entry["output"])
+        return _write_run(directory, fixed=fixed, trainable=trainable, sorted_to_original=sorted_to_original,
+                          tokens_sorted=tokens_sorted, counts=counts, options=options, inputs=inputs,
+                          datasets=datasets, corpus_counts=corpus_counts, hashes=hashes)
+
+
+def _write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sorted_to_original: np.ndarray,
+               tokens_sorted: list[str], counts: dict[str, Any], options: dict[str, Any],
+               inputs: dict[str, Any], datasets: list[dict[str, Any]], corpus_counts: np.ndarray | None,
+               hashes: FileHashes) -> dict[str, Any]:
     write_embedding(directory / EMBEDDING_FILE, fixed=fixed, trainable=trainable,
                     sorted_to_original=sorted_to_original,
                     metadata={} if counts.get("pad_id") is None else {"pad_id": str(counts["pad_id"])})
@@ -99,22 +143,32 @@ def write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sort
     manifest = {
         "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "reindex_version": _version(),
         "inputs": inputs, "options": options, "counts": counts, "datasets": datasets,
-        "outputs": [describe_file(directory / name, name=name) for name in names],
+        "outputs": [hashes.describe(directory / name, name=name) for name in names],
     }
     write_json(directory / MANIFEST_FILE, manifest)
     return manifest
 
 
-def describe_inputs(*, vocab: str | os.PathLike, vectors: str | os.PathLike, data: list[Path],
-                    weights: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The manifest's record of the inputs: path as given, size and sha256 (a run: its manifest)."""
+def input_files(*, vocab: str | os.PathLike, vectors: str | os.PathLike, data: list[Path],
+                weights: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The input files the manifest describes: a run directory as --vectors is its manifest."""
     vectors = Path(vectors)
-    vectors_record = (describe_file(vectors / MANIFEST_FILE, name=str(vectors)) if vectors.is_dir()
-                      else describe_file(vectors))
-    inputs = {"vocab": describe_file(vocab), "vectors": vectors_record,
-              "data": [describe_file(p) for p in data]}
-    if weights is not None:
-        inputs["weights"] = describe_file(weights)
+    return {"vocab": Path(vocab), "vectors": vectors / MANIFEST_FILE if vectors.is_dir() else vectors,
+            "data": list(data), "weights": None if weights is None else Path(weights)}
+
+
+def describe_inputs(*, vocab: str | os.PathLike, vectors: str | os.PathLike, data: list[Path],
+                    weights: str | os.PathLike | None = None, hashes: FileHashes | None = None
+                    ) -> dict[str, Any]:
+    """The manifest's record of the inputs: path as given, size and sha256 (a run: its manifest)."""
+    files = input_files(vocab=vocab, vectors=vectors, data=data, weights=weights)
+    with contextlib.ExitStack() as stack:
+        hashes = hashes or stack.enter_context(FileHashes())
+        inputs = {"vocab": hashes.describe(files["vocab"], name=str(vocab)),
+                  "vectors": hashes.describe(files["vectors"], name=str(vectors)),
+                  "data": [hashes.describe(p) for p in data]}
+        if weights is not None:
+            inputs["weights"] = hashes.describe(files["weights"], name=str(weights))
     return inputs
 
 

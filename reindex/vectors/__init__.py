@@ -100,8 +100,9 @@ def _read(path, *, keep, format, duplicates, unicode_errors) -> Vectors:
                                               lenient_unicode=lenient)
         else:
             blocks = iter_line_blocks(stream, first=body, path=path, compression=compression)
+            size_hint = None if compression else os.fstat(stream.fileno()).st_size - (len(first) - len(body))
             collector, num_read = read_text(blocks, path=path, header=header, keep=keep,
-                                            lenient_unicode=lenient)
+                                            lenient_unicode=lenient, size_hint=size_hint)
     if header is not None and header[0] != num_read:
         warnings.warn(f"{os.fspath(path)}: the header says {header[0]} vectors but the file has {num_read}",
                       stacklevel=3)

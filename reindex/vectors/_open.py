@@ -11,7 +11,7 @@ from typing import BinaryIO, Iterator
 
 from ..errors import ReindexError
 
-BLOCK_BYTES = 1 << 25  # 32 MB: large enough for pyarrow's threads, small enough for the memory cap
+BLOCK_BYTES = 1 << 22  # 4 MB: one thread parses a block; a few blocks in flight keep memory small
 MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
 STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 
@@ -67,22 +67,38 @@ def truncated(path: str | os.PathLike, compression: str | None, offset: int, e: 
 
 
 def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.PathLike,
-                     compression: str | None, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+                     compression: str | None, block_bytes: int | None = None) -> Iterator[memoryview]:
     """Yield blocks of whole lines (each ends in b"\\n", except perhaps the file's last).
 
-    `first` is data already read from the stream; it starts the first block.
+    `first` is data already read from the stream; it starts the first block. Each block is a view of
+    its own buffer, read into once (no copy): the partial last line is carried to the next buffer.
     """
-    offset, block = 0, first
+    size = max(block_bytes or BLOCK_BYTES, 1 << 10)
+    carry, offset, eof = first, 0, False
     while True:
-        if not block:
-            block = read_or_fail(stream, block_bytes, path=path, compression=compression, offset=offset)
-            if not block:
-                return
-        if not block.endswith(b"\n"):
-            try:
-                block += stream.readline()
-            except STREAM_ERRORS as e:
-                raise truncated(path, compression, offset + len(block), e) from e
-        offset += len(block)
-        yield block
-        block = b""
+        buf = bytearray(max(size, 2 * len(carry)))
+        buf[:len(carry)] = carry
+        filled = len(carry)
+        while not eof and filled < len(buf):
+            got = _read_into(stream, memoryview(buf)[filled:], path=path, compression=compression,
+                             offset=offset + filled)
+            filled += got
+            eof = got == 0
+        end = filled if eof else buf.rfind(b"\n", 0, filled) + 1
+        if end == 0 and not eof:  # one line longer than the buffer: read on into a larger one
+            carry, size = bytes(buf), 2 * size
+            continue
+        if end == 0:
+            return
+        carry = bytes(buf[end:filled])
+        offset += end
+        yield memoryview(buf)[:end]
+
+
+def _read_into(stream: BinaryIO, view: memoryview, *, path: str | os.PathLike, compression: str | None,
+               offset: int) -> int:
+    """`stream.readinto(view)`, turning a truncated or corrupt compressed stream into ReindexError."""
+    try:
+        return stream.readinto(view) or 0
+    except STREAM_ERRORS as e:
+        raise truncated(path, compression, offset, e) from e

@@ -8,9 +8,12 @@ skipped; trailing spaces and CRLF endings are allowed. Quoting and NA detection 
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import os
 import sys
-from collections.abc import Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +25,7 @@ from ._collect import Collector
 from ._format import NUMBER as _NUMBER
 
 Parsed = tuple[pa.Array, np.ndarray, np.ndarray, int, int]  # tokens, rows, lines, lines seen, records
+Plain = tuple[pa.Table, list[tuple[int, str]]]  # a block's CSV rows, and its refused rows (number, text)
 
 
 def parse_line(text: bytes, *, dim: int, line: int, path: str | os.PathLike,
@@ -61,48 +65,71 @@ class TextParser:
 
     def __init__(self, *, dim: int, path: str | os.PathLike, origin: str,
                  candidates: pa.Array | None = None, lenient_unicode: bool = False,
-                 collector: Collector | None = None) -> None:
+                 collector: Collector | None = None, trailing: bool = False) -> None:
         self.dim, self.path, self.origin, self.collector = dim, path, origin, collector
-        self.candidates, self.lenient = candidates, lenient_unicode
-        self.read_options = pcsv.ReadOptions(column_names=[f"f{i}" for i in range(dim + 1)],
-                                             block_size=1 << 20)
-        self.convert_options = pcsv.ConvertOptions(
-            column_types={"f0": pa.binary(), **{f"f{i}": pa.float32() for i in range(1, dim + 1)}},
-            null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False)
+        self.candidates, self.lenient, self.trailing = candidates, lenient_unicode, trailing
+        self.read_options = _read_options(dim)
+        self.convert_options = _convert_options(dim)
+        # A file whose lines end in a space (fastText) has one more, empty, field: read it, then drop it
+        self.plain_read_options = _read_options(dim + trailing, threads=False)
+        self.plain_convert_options = _convert_options(dim, include=dim + 1 if trailing else None)
 
-    def parse(self, block: bytes, first_line: int) -> Parsed:
-        """Parse `block` whose first line has number `first_line`."""
-        if not block.endswith(b"\n"):
-            block += b"\n"
-        if self.candidates is None and _is_plain(block):
-            parsed = self._parse_plain(block, first_line)
-            if parsed is not None:
-                return parsed
-        return self._parse_lines(block, first_line)
+    def parse(self, block: memoryview, first_line: int) -> Parsed:
+        """Parse `block` (whole lines) whose first line has number `first_line`."""
+        return self.place(block, self.read_plain(block), first_line)
 
-    def _parse_plain(self, block: bytes, first_line: int) -> Parsed | None:
-        """The fast path: one CSV read of the whole block; None when the block needs `_parse_lines`."""
-        odd: list[str] = []
-        try:
-            table = self._read_csv(block, odd)
-        except (pa.ArrowInvalid, UnicodeDecodeError):
+    def read_plain(self, block: memoryview) -> Plain | None:
+        """The fast path's CSV read (thread-safe: it touches nothing shared); None if it does not apply.
+
+        One block is parsed by one thread (blocks run in parallel), so pyarrow numbers the rows it
+        refuses (tokens with spaces): no search is needed to put them back in place.
+        """
+        if self.candidates is not None or self.collector is None or not _is_plain(block):
             return None
-        num_lines = table.num_rows + len(odd)  # blank lines are kept (and come back in `odd`)
-        # With no odd line the rows are final: write them straight into the collector's matrix.
-        out = self.collector.reserve(table.num_rows) if self.collector is not None and not odd else None
-        tokens, rows = _columns(table, self.dim, out=out)
-        lines = first_line + np.arange(table.num_rows)
+        odd: list[tuple[int, str]] = []
+
+        def collect(row) -> str:
+            odd.append((row.number, row.text))
+            return "skip"
+
+        parse_options = pcsv.ParseOptions(delimiter=" ", quote_char=False, escape_char=False,
+                                          newlines_in_values=False, ignore_empty_lines=False,
+                                          invalid_row_handler=collect)
+        try:
+            table = pcsv.read_csv(pa.BufferReader(pa.py_buffer(block)), parse_options=parse_options,
+                                  read_options=self.plain_read_options, convert_options=self.plain_convert_options)
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            return None  # a blank line or a token that is not UTF-8: left to `_parse_lines`
+        return table, odd
+
+    def place(self, block: memoryview, plain: Plain | None, first_line: int) -> Parsed:
+        """Write a fast-path read into the collector's matrix, or parse `block` by the general path."""
+        if plain is None or any(n is None or not text.strip(" ") for n, text in plain[1]):
+            data = bytes(block) if block[len(block) - 1] == 10 else bytes(block) + b"\n"
+            if self.trailing:
+                data = data.replace(b" \n", b"\n").replace(b" \r\n", b"\r\n")
+            return self._parse_lines(data, first_line)
+        table, odd = plain
+        num_lines = table.num_rows + len(odd)
+        odd.sort()
+        odd_index = np.array([n - 1 for n, _ in odd], dtype=np.int64)
+        odd_parsed = [parse_line(text.encode("utf-8"), dim=self.dim, line=first_line + n - 1, path=self.path,
+                                 origin=self.origin) for n, text in odd]
+        out = self.collector.reserve(num_lines)  # every odd line is a record: blank ones went above
+        good = None
         if odd:
-            starts = _locate_lines(block, odd)
-            if starts is None:
-                return None
-            odd_index = _line_indexes(block, starts)
-            is_odd = np.zeros(num_lines, dtype=bool)
-            is_odd[odd_index] = True
-            lines = first_line + np.flatnonzero(~is_odd)
-            texts = [block[s:block.index(b"\n", s)].removesuffix(b"\r") for s in starts]
-            tokens, rows, lines = self._merge(tokens, rows, lines, texts, first_line + odd_index)
-        return self._checked(tokens, rows, lines, num_lines)
+            good = np.ones(num_lines, dtype=bool)
+            good[odd_index] = False
+            good = np.flatnonzero(good)
+            out[odd_index] = np.stack([v for _, v in odd_parsed])
+        tokens = _write_rows(table, out, good, path=self.path,
+                             line_of=lambda i: first_line + (i if good is None else int(good[i])))
+        if odd:
+            order = np.empty(num_lines, dtype=np.int64)
+            order[good] = np.arange(len(good))
+            order[odd_index] = len(good) + np.arange(len(odd_index))
+            tokens = pa.concat_arrays([tokens, pa.array([t for t, _ in odd_parsed], pa.binary())]).take(order)
+        return tokens, out, first_line + np.arange(num_lines), num_lines, num_lines
 
     def _parse_lines(self, block: bytes, first_line: int) -> Parsed:
         """The general path: split lines with numpy, CSV-parse the regular ones, the rest one by one."""
@@ -146,7 +173,8 @@ class TextParser:
             raise ReindexError(f"cannot parse vectors: {e}", path=self.path, line=int(line_of[0])) from e
         if odd:  # cannot happen: every regular line has exactly `dim` spaces
             raise ReindexError("internal error: pyarrow skipped a regular line", path=self.path)
-        return _columns(table, self.dim)
+        rows = np.empty((table.num_rows, self.dim), np.float32)
+        return _write_rows(table, rows, None, path=self.path, line_of=lambda i: int(line_of[i])), rows
 
     def _candidate_mask(self, lines: pa.Array) -> np.ndarray:
         """Lines whose first word could start a kept token (a cheap superset, checked exactly later)."""
@@ -156,7 +184,7 @@ class TextParser:
             mask = pc.or_(mask, pc.invert(pc.string_is_ascii(first_words.cast(pa.large_binary()).view(pa.large_string()))))
         return mask.to_numpy(zero_copy_only=False)
 
-    def _read_csv(self, buf, odd: list[bytes]) -> pa.Table:
+    def _read_csv(self, buf, odd: list[str]) -> pa.Table:
         def collect(row) -> str:
             odd.append(row.text)
             return "skip"
@@ -206,21 +234,48 @@ def _quiet(unraisable) -> None:
     """Drop the UnicodeDecodeError pyarrow raises for a non-UTF-8 skipped row; we re-parse the block."""
 
 
-def _is_plain(block: bytes) -> bool:
+def _read_options(columns: int, *, threads: bool = True) -> pcsv.ReadOptions:
+    return pcsv.ReadOptions(column_names=[f"f{i}" for i in range(columns + 1)], block_size=1 << 20,
+                            use_threads=threads)
+
+
+def _convert_options(dim: int, *, include: int | None = None) -> pcsv.ConvertOptions:
+    """Token as bytes (decoded once at the end), numbers as float32; `include`: the first columns only."""
+    return pcsv.ConvertOptions(
+        column_types={"f0": pa.binary(), **{f"f{i}": pa.float32() for i in range(1, dim + 1)}},
+        null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False,
+        include_columns=None if include is None else [f"f{i}" for i in range(include)])
+
+
+def _is_plain(block: memoryview) -> bool:
     """True unless a CR stands alone (pyarrow would end a line there); blank lines are found later."""
-    if b"\r" in block:
-        return block.count(b"\r") == block.count(b"\r\n")
+    raw, n = block.obj, len(block)
+    if raw.find(b"\r", 0, n) >= 0:
+        return raw.count(b"\r", 0, n) == raw.count(b"\r\n", 0, n)
     return True
 
 
-def _columns(table: pa.Table, dim: int, out: np.ndarray | None = None) -> tuple[pa.Array, np.ndarray]:
-    """(token bytes, float32 [rows, dim]) from a CSV table, written into `out` when given."""
-    if table.num_rows == 0:
-        return pa.array([], pa.binary()), np.zeros((0, dim), np.float32)
-    tokens = table.column(0).combine_chunks()
-    batches = table.drop_columns(["f0"]).to_batches()  # one per ~1 MB parse chunk: cache-friendly
-    rows = np.concatenate([np.asarray(b.to_tensor(row_major=True)) for b in batches if b.num_rows], out=out)
-    return tokens, rows
+def _write_rows(table: pa.Table, out: np.ndarray, rows_at: np.ndarray | None, *, path: str | os.PathLike,
+                line_of: Callable[[int], int]) -> pa.Array:
+    """Write the table's float columns into rows `rows_at` of `out` (all rows in order when None).
+
+    One ~1 MB record batch at a time, checked for NaN/Inf while it is still in cache; returns the tokens.
+    """
+    r = 0
+    for batch in table.drop_columns(["f0"]).to_batches():
+        n = batch.num_rows
+        if n == 0:
+            continue
+        rows = np.asarray(batch.to_tensor(row_major=True))
+        if not (np.isfinite(rows.min()) and np.isfinite(rows.max())):
+            bad = int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+            raise not_finite(rows[bad], path=path, line=line_of(r + bad))
+        if rows_at is None:
+            out[r:r + n] = rows
+        else:
+            out[rows_at[r:r + n]] = rows
+        r += n
+    return table.column(0).combine_chunks() if table.num_rows else pa.array([], pa.binary())
 
 
 def _data_buffer(lines: pa.Array) -> pa.Buffer:
@@ -231,55 +286,20 @@ def _data_buffer(lines: pa.Array) -> pa.Buffer:
     return lines.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
 
 
-def _locate_lines(block: bytes, texts: list[str]) -> list[int] | None:
-    """Byte offsets of the lines equal to `texts` (pyarrow's skipped rows), or None if unsure.
-
-    pyarrow reports skipped rows roughly in file order, so each search starts where the last ended.
-    """
-    starts: set[int] = set()
-    at = 0
-    for text in texts:
-        needle = text.encode("utf-8")
-        if not needle.strip(b" "):
-            return None  # a blank line: left to the general path, which finds them all at once
-        found = _find_line(block, needle, at)
-        if found is None or found in starts:
-            found = _find_line(block, needle, 0, skip=starts)
-            if found is None:
-                return None
-        starts.add(found)
-        at = found + len(needle)
-    return sorted(starts)
-
-
-def _find_line(block: bytes, needle: bytes, at: int, skip: set[int] = frozenset()) -> int | None:
-    """Offset of the first whole line equal to `needle` at or after `at`, not in `skip`."""
-    at = block.find(needle, at)
-    while at >= 0:
-        end = at + len(needle)
-        if (at == 0 or block[at - 1] == 10) and block[end:end + 1] in (b"\n", b"\r") and at not in skip:
-            return at
-        at = block.find(needle, at + 1)
-    return None
-
-
-def _line_indexes(block: bytes, starts: list[int]) -> np.ndarray:
-    """The 0-based line index of each (ascending) byte offset."""
-    data = np.frombuffer(block, dtype=np.uint8, count=starts[-1])
-    counts = [np.count_nonzero(data[a:b] == 10) for a, b in zip([0] + starts[:-1], starts)]
-    return np.cumsum(counts, dtype=np.int64)
-
-
-def read_text(blocks: Iterator[bytes], *, path: str | os.PathLike, header: tuple[int, int] | None,
-              keep: Collection[str] | None, lenient_unicode: bool) -> tuple[Collector, int]:
+def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: tuple[int, int] | None,
+              keep: Collection[str] | None, lenient_unicode: bool,
+              size_hint: int | None = None) -> tuple[Collector, int]:
     """Parse every block after the first line check; return (collector, records read).
 
-    `blocks` starts at the first data line (the header, if any, already removed).
+    `blocks` starts at the first data line (the header, if any, already removed); `size_hint` is the
+    number of bytes they hold, when known, to size the matrix once.
     """
     first_line = 2 if header else 1
-    block = next(blocks, b"")
-    head = block[:block.find(b"\n")] if b"\n" in block else block
-    head = head.removesuffix(b"\r")
+    block = next(blocks, None)
+    if block is None:
+        return Collector(header[1] if header else 1, capacity=16), 0
+    newline = block.obj.find(b"\n", 0, len(block))
+    head = bytes(block[:newline if newline >= 0 else len(block)]).removesuffix(b"\r")
     fields = len(head.rstrip(b" ").split(b" ")) - 1
     if header:
         dim, origin = header[1], f", as the header on line 1 says"
@@ -291,22 +311,63 @@ def read_text(blocks: Iterator[bytes], *, path: str | os.PathLike, header: tuple
         if dim < 1:
             raise ReindexError("line 1 has no numbers after the token", path=path, line=1,
                                hint="expected `token v1 ... vD`; is this a vocabulary, not vectors?")
-    trailing = head.endswith(b" ")
     candidates = None
     if keep is not None:
         words = {token.encode("utf-8", "surrogatepass").split(b" ", 1)[0] for token in keep}
         candidates = pa.array(sorted(words), pa.large_binary())
-    collector = Collector(dim, capacity=min(header[0] if header else 1 << 16, 1 << 16))
-    parser = TextParser(dim=dim, path=path, origin=origin, candidates=candidates,
+    collector = Collector(dim, capacity=_capacity(block, header, size_hint, keep))
+    parser = TextParser(dim=dim, path=path, origin=origin, candidates=candidates, trailing=head.endswith(b" "),
                         lenient_unicode=lenient_unicode, collector=collector)
     num_read = 0
-    while block:
-        if trailing:
-            block = block.replace(b" \n", b"\n").replace(b" \r\n", b"\r\n")
-        tokens, rows, lines, num_lines, num_records = parser.parse(block, first_line)
-        first_line += num_lines
-        num_read += num_records
-        collector.add(tokens, rows, lines)
-        block = next(blocks, b"")
+    hook, sys.unraisablehook = sys.unraisablehook, _quiet  # pyarrow reports a non-UTF-8 row there
+    try:
+        for block, plain in _read_ahead(itertools.chain([block], blocks), parser.read_plain):
+            tokens, rows, lines, num_lines, num_records = parser.place(block, plain, first_line)
+            first_line += num_lines
+            num_read += num_records
+            collector.add(tokens, rows, lines)
+            del rows  # a view of the collector's matrix, which the next block may move
+    finally:
+        sys.unraisablehook = hook
     return collector, num_read
 
+
+def _read_ahead(blocks: Iterator[memoryview], read: Callable) -> Iterator[tuple[memoryview, object]]:
+    """(block, read(block)) in order, with `read` running on a few blocks ahead in worker threads.
+
+    pyarrow releases the GIL while it parses, so the blocks are parsed in parallel while this thread
+    reads the file and copies finished rows into the matrix; at most `workers + 1` blocks are in memory.
+    """
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    with ThreadPoolExecutor(workers, thread_name_prefix="reindex-vectors") as pool:
+        pending: collections.deque = collections.deque()
+        try:
+            for block in blocks:
+                pending.append((block, pool.submit(read, block)))
+                if len(pending) > workers:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def _capacity(block: memoryview, header: tuple[int, int] | None, size_hint: int | None,
+              keep: Collection[str] | None) -> int:
+    """Rows to allocate at first: the whole file's, estimated from the first block's mean line length.
+
+    Pages never written are never resident, so a generous estimate costs no memory; the matrix grows
+    (with mremap, no copy) if the estimate was short and shrinks at the end.
+    """
+    if keep is not None:
+        return min(len(keep), 1 << 16)
+    guess = header[0] if header else 1 << 16
+    if size_hint:
+        lines = block.obj.count(b"\n", 0, len(block)) or 1
+        guess = int(size_hint * lines / len(block) * 1.05) + 1024
+        if header:
+            guess = min(max(header[0], 16), guess)
+    return guess

@@ -132,7 +132,8 @@ def _remap(arr: pa.Array, out_type: pa.DataType, spec: RemapSpec, tables: dict,
     if pa.types.is_fixed_size_list(arr.type):
         return pa.FixedSizeListArray.from_arrays(values, type=out_type, mask=mask)
     cls = pa.LargeListArray if pa.types.is_large_list(arr.type) else pa.ListArray
-    return cls.from_arrays(pa.array(offsets - start), values, type=out_type, mask=mask)
+    offsets_type = pa.int64() if width is np.int64 else pa.int32()
+    return cls.from_arrays(numpy_to_arrow(offsets - start, offsets_type), values, type=out_type, mask=mask)
 
 
 def _remap_integers(arr: pa.Array, out_type: pa.DataType, spec: RemapSpec, tables: dict,
@@ -157,6 +158,20 @@ def _remap_integers(arr: pa.Array, out_type: pa.DataType, spec: RemapSpec, table
     out = np.empty(n, out_dtype)
     gather(ids, tables[out_dtype], out, check=False)
     add_counts(spec.counts, out if shown is None else out[shown])
-    if valid is None:
-        return pa.Array.from_buffers(out_type, n, [None, pa.py_buffer(out)])
-    return pa.array(out, type=out_type, mask=~valid)
+    return numpy_to_arrow(out, out_type, valid=valid)
+
+
+def numpy_to_arrow(values: np.ndarray, arrow_type: pa.DataType, *, valid: np.ndarray | None = None) -> pa.Array:
+    """Wrap a 1-D numpy array as an Arrow array without a copy, nulls where `valid` is False.
+
+    `pa.array(numpy_array)` would import pandas to check for a Series: 0.3-0.5 s on every call.
+
+    >>> numpy_to_arrow(np.array([1, 2, 3], np.int32), pa.int32(), valid=np.array([True, False, True])).to_pylist()
+    [1, None, 3]
+    """
+    values = np.ascontiguousarray(values)
+    if valid is None or valid.all():
+        return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(values)])
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    nulls = int(len(values) - np.count_nonzero(valid))
+    return pa.Array.from_buffers(arrow_type, len(values), [bitmap, pa.py_buffer(values)], null_count=nulls)

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import ReindexError
 from ..mapping import check_dtype_fits
 from .core import FileReport, RemapSpec, add_counts, gather, table_as
+from .arrow import numpy_to_arrow
 
 #: Bytes of lines read per batch (one Parquet row group each).
 BATCH_BYTES = 1 << 24
@@ -42,7 +43,8 @@ def remap_text(source: Path, output: Path, spec: RemapSpec, *, batch_bytes: int 
             out = np.empty(ids.shape[0], out_dtype)
             gather(ids, table, out, check=False)  # index_in only returns ids in [0, V)
             add_counts(spec.counts, out)
-            column = pa.ListArray.from_arrays(pa.array(offsets), pa.array(out), type=out_type)
+            column = pa.ListArray.from_arrays(numpy_to_arrow(offsets.astype(np.int32), pa.int32()),
+                                              numpy_to_arrow(out, out_type.value_type), type=out_type)
             writer.write_table(pa.table([column], schema=schema))
             line, num_ids = line + len(lines), num_ids + out.shape[0]
     return FileReport(source, output, "text", num_ids, line)

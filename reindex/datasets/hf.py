@@ -34,6 +34,7 @@ def _write_json(path: Path, obj: Any) -> None:
 def fingerprint(old: str, spec: RemapSpec) -> str:
     """A new fingerprint that depends only on the old one and the remap (deterministic output).
 
+    >>> import numpy as np
     >>> len(fingerprint("abc", RemapSpec(np.arange(3))))
     16
     """

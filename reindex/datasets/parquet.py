@@ -1,8 +1,20 @@
-"""Parquet files: streamed by record batch; row groups, schema, metadata and codec are kept."""
+"""Parquet files: streamed by record batch; row groups, schema, metadata and codec are kept.
+
+Memory follows the batch and the row-group budget, not the file. The input is read page by page
+(`pre_buffer=False`, a 1 MiB read buffer: pyarrow's default pre-buffers a row group's column
+chunks whole). On output, pyarrow ends a row group at the end of every write call
+(`ParquetWriter.write_batch` calls `write_table`; the C++ writer's buffered row groups are not
+exposed, apache/arrow#36280), so an output row group is held in memory until it is written.
+An input row group whose remapped output fits `ROW_GROUP_BYTES` is written as one row group, as
+it was; a larger one is written as the fewest equal row groups that fit, so every boundary of the
+input is still a boundary of the output and no row group is held whole.
+"""
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -10,12 +22,24 @@ from ..errors import ReindexError
 from .arrow import output_schema, remap_batch
 from .core import FileReport, RemapSpec
 
-#: Rows per record batch read; one row group's remapped output is held until it is written.
-BATCH_ROWS = 1 << 16
+#: Decoded bytes per record batch read. Small batches keep the reader's and the gather's
+#: temporaries small (measured on 75-id rows: 20 MB batches peaked 140 MB higher than 1 MB ones,
+#: at the same speed). Rows per batch follow the row length seen in the previous row groups;
+#: row group 0 is read `FIRST_BATCH_ROWS` at a time.
+BATCH_BYTES = 2 << 20
+FIRST_BATCH_ROWS = 1024
+#: Decoded bytes of remapped output held for one output row group (see the module docstring).
+#: 128 MiB keeps `reindex remap` under ~450 MB resident on row groups of any size while keeping
+#: the row groups of common writers (Hugging Face: 100 MB or less; pyarrow: 1Mi rows) whole or
+#: split in few (measured: docs/scale.md, "Memory").
+ROW_GROUP_BYTES = 128 << 20
+#: Read buffer per column chunk.
+READ_BUFFER = 1 << 20
 
 
-def remap_parquet(source: Path, output: Path, spec: RemapSpec, *, batch_rows: int = BATCH_ROWS) -> FileReport:
-    """Remap the id columns of a Parquet file into `output`, one output row group per input one.
+def remap_parquet(source: Path, output: Path, spec: RemapSpec, *, batch_bytes: int = BATCH_BYTES,
+                  row_group_bytes: int = ROW_GROUP_BYTES) -> FileReport:
+    """Remap the id columns of a Parquet file into `output`, row group by row group.
 
     >>> remap_parquet(Path("train.parquet"), Path("out/train.parquet"), spec).num_rows  # doctest: +SKIP
     1000000
@@ -24,22 +48,25 @@ def remap_parquet(source: Path, output: Path, spec: RemapSpec, *, batch_rows: in
 
     writer = None
     try:
-        pf = pq.ParquetFile(source)
+        pf = pq.ParquetFile(source, pre_buffer=False, buffer_size=READ_BUFFER)
         schema = output_schema(pf.schema_arrow, spec, path=source)
         output.parent.mkdir(parents=True, exist_ok=True)
-        num_ids = row = 0
+        num_ids = row = written = 0
         for group in range(pf.num_row_groups):
-            # pyarrow can only end a row group at the end of a write, so one row group's
-            # output is collected (the input is read a batch at a time).
-            batches = []
-            for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group]):
-                batches.append(remap_batch(batch, spec, path=source, first_row=row, schema=schema))
-                row += batch.num_rows
-            table = pa.Table.from_batches(batches, schema=schema)
-            num_ids += count_ids(table, spec.columns)
-            if writer is None:  # opened once row group 0 has been read: see _codec
-                writer = pq.ParquetWriter(output, schema, compression=_codec(pf, rows=row))
-            writer.write_table(table, row_group_size=max(1, table.num_rows))
+            batch_rows = FIRST_BATCH_ROWS if not written else max(1, min(1 << 20, batch_bytes * row // written))
+            batches = _remapped(pf, group, spec, schema, source=source, first_row=row, batch_rows=batch_rows)
+            # The row count is asked for only once a batch of the group was read: see _codec.
+            for piece in split_row_group(batches, lambda g=group: pf.metadata.row_group(g).num_rows,
+                                         budget=row_group_bytes):
+                table = pa.Table.from_batches(piece, schema=schema)
+                del piece
+                num_ids += count_ids(table, spec.columns)
+                row += table.num_rows
+                written += table.nbytes
+                if writer is None:  # opened once row group 0 has been read: see _codec
+                    writer = pq.ParquetWriter(output, schema, compression=_codec(pf, rows=row))
+                writer.write_table(table, row_group_size=max(1, table.num_rows))
+                del table  # freed before the next row group is read
         if writer is None:
             writer = pq.ParquetWriter(output, schema, compression="snappy")
         writer.close()
@@ -49,6 +76,52 @@ def remap_parquet(source: Path, output: Path, spec: RemapSpec, *, batch_rows: in
                 writer.close()
         raise ReindexError(f"cannot read Parquet file: {e}", path=source) from e
     return FileReport(source, output, "parquet", num_ids, row)
+
+
+def _remapped(pf, group: int, spec: RemapSpec, schema: pa.Schema, *, source: Path, first_row: int,
+              batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The batches of one row group, remapped; errors name rows counted from the file's start."""
+    row = first_row
+    for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group]):
+        yield remap_batch(batch, spec, path=source, first_row=row, schema=schema)
+        row += batch.num_rows
+
+
+def split_row_group(batches: Iterable[pa.RecordBatch], group_rows: Callable[[], int], *,
+                    budget: int) -> Iterator[list[pa.RecordBatch]]:
+    """Cut one row group's batches into output row groups of at most about `budget` bytes.
+
+    The number of pieces is estimated from the first batch (bytes per row x `group_rows()`), for
+    equal pieces of 80% of the budget; a piece that reaches the budget anyway (rows much longer
+    than the first batch's) is cut there. Always yields at least one (maybe empty) piece.
+
+    >>> b = pa.record_batch({"x": pa.array(range(10), pa.int64())})      # 80 bytes
+    >>> [sum(p.num_rows for p in piece) for piece in split_row_group([b], lambda: 10, budget=40)]
+    [3, 3, 4]
+    """
+    held: list[pa.RecordBatch] = []
+    held_bytes = seen = yielded = 0
+    cut = None  # the row (counted in the group) where the current piece ends
+    for batch in batches:
+        if cut is None:
+            total = max(group_rows(), batch.num_rows)
+            pieces = max(1, math.ceil(total * batch.nbytes / max(1, batch.num_rows) / (0.8 * budget)))
+            piece = 1
+            cut = max(1, total // pieces)  # piece k ends at row k * total // pieces
+        while batch.num_rows:
+            part = batch.slice(0, cut - seen)
+            batch = batch.slice(part.num_rows)
+            held.append(part)
+            seen += part.num_rows
+            held_bytes += part.nbytes
+            if seen >= cut or held_bytes >= budget:
+                yield held
+                held, held_bytes, yielded = [], 0, yielded + 1
+                while cut <= seen:
+                    piece += 1
+                    cut = max(cut + 1, piece * total // pieces)
+    if held or not yielded:
+        yield held
 
 
 def _codec(pf, *, rows: int) -> str:

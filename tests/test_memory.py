@@ -1,0 +1,130 @@
+"""Memory follows the batch, not the corpus: a child process remaps a file of a few hundred MB and
+reports its own peak resident size (VmHWM), which must stay far below the data and not grow when
+the data doubles. (The 2 GB figures are in `python -m benchmarks.bench_memory`, docs/scale.md.)
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+VOCAB = 50_000
+MB = 1 << 20
+BUDGET = 8 * MB
+
+# Remaps argv[1] -> argv[2] with the library (as `reindex remap` does, counting ids as `build`
+# does) and prints the peak resident bytes before and after. Parquet is given an 8 MiB row-group
+# budget: at the default 128 MiB a test would need GBs of data to show a cap below the data size.
+CHILD = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from reindex.datasets.core import RemapSpec
+
+def hwm():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
+
+source, output = Path(sys.argv[1]), Path(sys.argv[2])
+spec = RemapSpec(np.random.default_rng(0).permutation(50_000), counts=np.zeros(50_000, np.int64))
+if source.suffix == ".parquet":
+    import pyarrow.parquet
+    from reindex.datasets.parquet import remap_parquet as remap
+    options = {"row_group_bytes": int(sys.argv[3])}
+else:
+    from reindex.datasets.npy import remap_npy as remap
+    options = {}
+before = hwm()
+report = remap(source, output, spec, **options)
+print(json.dumps({"before": before, "peak": hwm(), "ids": report.num_ids, "counted": int(spec.counts.sum())}))
+"""
+
+
+def child_peak(source: Path, output: Path) -> dict[str, int]:
+    """Run CHILD on `source`; its peak and id counts (the output is deleted at once)."""
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(source), str(output), str(BUDGET)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    output.unlink()
+    return json.loads(proc.stdout)
+
+
+def write_parquet(path: Path, decoded_bytes: int, *, group_rows: int = 1 << 16) -> int:
+    """list<int32> rows of 1-149 ids (mean 75) holding `decoded_bytes` of ids; row groups of
+    `group_rows` (~19 MB of ids, so each is split in 3 by the 8 MiB budget); returns the ids."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(1)
+    schema = pa.schema([("input_ids", pa.list_(pa.int32())), ("label", pa.int8())])
+    left = total = decoded_bytes // 4
+    with pq.ParquetWriter(path, schema, use_dictionary=False) as writer:
+        while left > 0:
+            offsets = np.zeros(group_rows + 1, np.int32)
+            np.cumsum(rng.integers(1, 150, group_rows, dtype=np.int32), out=offsets[1:])
+            rows = min(group_rows, int(np.searchsorted(offsets, left)))
+            values = rng.integers(0, VOCAB, int(offsets[rows]), dtype=np.int32)
+            ids = pa.ListArray.from_arrays(pa.array(offsets[: rows + 1]), pa.array(values))
+            labels = pa.array(np.zeros(rows, np.int8))
+            writer.write_table(pa.table([ids, labels], schema=schema), row_group_size=group_rows)
+            left -= values.size
+    return total - left
+
+
+def write_npy(path: Path, nbytes: int) -> int:
+    """A 1-D int64 token stream of `nbytes`, written chunk by chunk; returns the ids."""
+    size = nbytes // 8
+    rng = np.random.default_rng(2)
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<i8", "fortran_order": False, "shape": (size,)})
+        for start in range(0, size, 1 << 24):
+            f.write(rng.integers(0, VOCAB, min(1 << 24, size - start), dtype=np.int64).tobytes())
+    return size
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, size, cap", [
+    # Caps include the interpreter, numpy and pyarrow (~70 MB before the remap starts).
+    ("parquet", 128 * MB, 210 * MB),   # 128 and 256 MB of decoded ids
+    ("npy", 256 * MB, 200 * MB),       # 256 and 512 MB
+])
+def test_peak_memory_is_capped_and_does_not_follow_the_data(tmp_path, kind, size, cap):
+    write = write_parquet if kind == "parquet" else write_npy
+    peaks = []
+    for nbytes in (size, 2 * size):
+        source = tmp_path / f"ids.{kind}"
+        ids = write(source, nbytes)
+        result = child_peak(source, tmp_path / f"out.{kind}")
+        source.unlink()
+        assert result["ids"] == result["counted"] == ids  # every id was remapped and counted
+        assert result["peak"] < cap, f"{kind}, {nbytes / MB:.0f} MB of ids: peak {result['peak'] / MB:.0f} MB"
+        peaks.append(result["peak"])
+    assert peaks[1] <= 1.15 * peaks[0], f"peak {peaks[0] / MB:.0f} MB -> {peaks[1] / MB:.0f} MB for twice the data"
+
+
+def test_parquet_row_groups_over_the_budget_are_split_at_the_input_boundaries(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reindex.datasets.core import RemapSpec
+    from reindex.datasets.parquet import remap_parquet
+
+    rows = [[i % 7] * (i % 5) for i in range(100)]  # 200 ids: 800 bytes of int32
+    table = pa.table({"input_ids": pa.array(rows, pa.list_(pa.int32())), "n": pa.array(range(100), pa.int16())})
+    pq.write_table(table, tmp_path / "a.parquet", row_group_size=60)  # groups of 60 and 40 rows
+    table_ = np.arange(7)[::-1].copy()
+    remap_parquet(tmp_path / "a.parquet", tmp_path / "b.parquet", RemapSpec(table_), row_group_bytes=1000)
+    meta = pq.ParquetFile(tmp_path / "b.parquet").metadata
+    # Remapped, the 60-row group is 844 bytes (61 offsets, 120 ids, 60 n), over 80% of the budget:
+    # cut in 2 equal halves; the 40-row one (564 bytes) is kept whole.
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [30, 30, 40]
+    got = pq.read_table(tmp_path / "b.parquet")
+    assert got["input_ids"].to_pylist() == [[6 - i % 7] * (i % 5) for i in range(100)]
+    assert got["n"].to_pylist() == list(range(100))
+    remap_parquet(tmp_path / "a.parquet", tmp_path / "c.parquet", RemapSpec(table_))  # default budget
+    meta = pq.ParquetFile(tmp_path / "c.parquet").metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [60, 40]

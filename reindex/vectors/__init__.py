@@ -76,6 +76,11 @@ def _check_options(format: str | None, duplicates: str, unicode_errors: str) -> 
         raise UsageError(f"unicode_errors must be one of {UNICODE_MODES}, got {unicode_errors!r}")
 
 
+def _size(stream, compression: str | None) -> int | None:
+    """The file's size when it is not compressed (it sizes the matrix once), else None."""
+    return None if compression else os.fstat(stream.fileno()).st_size
+
+
 def _read(path, *, keep, format, duplicates, unicode_errors) -> Vectors:
     # pyarrow is imported here, not at `import reindex.vectors`, to keep the CLI's start-up light
     from .binary import read_binary
@@ -97,12 +102,11 @@ def _read(path, *, keep, format, duplicates, unicode_errors) -> Vectors:
         if fmt == "word2vec-binary":
             collector, num_read = read_binary(stream, body, path=path, compression=compression,
                                               header=header, header_bytes=newline + 1, keep=keep,
-                                              lenient_unicode=lenient)
+                                              lenient_unicode=lenient, size_hint=_size(stream, compression))
         else:
             blocks = iter_line_blocks(stream, first=body, path=path, compression=compression)
-            size_hint = None if compression else os.fstat(stream.fileno()).st_size - (len(first) - len(body))
             collector, num_read = read_text(blocks, path=path, header=header, keep=keep,
-                                            lenient_unicode=lenient, size_hint=size_hint)
+                                            lenient_unicode=lenient, size_hint=_size(stream, compression))
     if header is not None and header[0] != num_read:
         warnings.warn(f"{os.fspath(path)}: the header says {header[0]} vectors but the file has {num_read}",
                       stacklevel=3)

@@ -80,7 +80,7 @@ def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.Pat
         buf[:len(carry)] = carry
         filled = len(carry)
         while not eof and filled < len(buf):
-            got = _read_into(stream, memoryview(buf)[filled:], path=path, compression=compression,
+            got = read_into(stream, memoryview(buf)[filled:], path=path, compression=compression,
                              offset=offset + filled)
             filled += got
             eof = got == 0
@@ -95,7 +95,7 @@ def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.Pat
         yield memoryview(buf)[:end]
 
 
-def _read_into(stream: BinaryIO, view: memoryview, *, path: str | os.PathLike, compression: str | None,
+def read_into(stream: BinaryIO, view: memoryview, *, path: str | os.PathLike, compression: str | None,
                offset: int) -> int:
     """`stream.readinto(view)`, turning a truncated or corrupt compressed stream into ReindexError."""
     try:

@@ -1,7 +1,7 @@
 """word2vec binary vectors: an `N D` header line, then per record `token ` + D little-endian float32.
 
-Records are found one by one (a token ends at its first space and is followed by exactly 4*D
-bytes), then every vector is copied out in one vectorised gather. A newline before a token (the
+A token ends at its first space and is followed by exactly 4*D bytes. Records are found a chunk at
+a time with numpy (see `find_records`), then every vector is copied into the matrix in one gather. A newline before a token (the
 original word2vec tool and gensim write one after each vector) is dropped, as gensim does.
 """
 from __future__ import annotations
@@ -16,83 +16,122 @@ import pyarrow.compute as pc
 
 from ..errors import ReindexError
 from ._collect import Collector
-from ._open import BLOCK_BYTES, read_or_fail
+from ._open import read_into
 from .text import not_finite
 
 MAX_TOKEN_BYTES = 1 << 16
+CHUNK_BYTES = 1 << 24  # 16 MB read at a time: the file is never held whole
 
 
-def find_records(buf: bytes, start: int, record_bytes: int) -> tuple[list[bytes], list[int], int]:
-    """(tokens, offsets of their vectors, where parsing stopped) for the whole records in `buf`.
+def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(token starts, token ends, where parsing stopped) for the whole records in the uint8 `data`.
 
-    >>> find_records(b"a " + bytes(4) + b"\\nbc " + bytes(4), 0, 4)
-    ([b'a', b'bc'], [2, 10], 14)
+    Every space is a candidate token end; the record ending at space s ends at s + 1 + record_bytes, so
+    the next token ends at the first space after that (one `searchsorted` for all of them). Following
+    that chain from the first space is the only per-record step, a list lookup.
+    >>> find_records(np.frombuffer(b"a " + bytes(4) + b"\\nbc " + bytes(4), np.uint8), 4)
+    (array([0, 8]), array([1, 10]), 15)
     """
-    tokens: list[bytes] = []
-    offsets: list[int] = []
-    find, end, p = buf.find, len(buf), start
-    while p < end:  # one short step per record: the vectors themselves are copied in `gather`
-        space = find(b" ", p, p + MAX_TOKEN_BYTES)
-        if space < 0 or space + 1 + record_bytes > end:
-            break
-        token = buf[p:space]
-        if token[:1] == b"\n":
-            token = token.lstrip(b"\n")
-        tokens.append(token)
-        offsets.append(space + 1)
-        p = space + 1 + record_bytes
-    return tokens, offsets, p
+    spaces = np.flatnonzero(data == 32)
+    fits = int(np.searchsorted(spaces, len(data) - 1 - record_bytes, side="right"))  # whole record in data
+    following = np.searchsorted(spaces, spaces[:fits] + 1 + record_bytes).tolist()
+    chain, i, start, limit = [], 0, 0, MAX_TOKEN_BYTES
+    append = chain.append
+    if fits and spaces[0] < limit:
+        while i < fits:  # the loop is a lookup per record; the vectors are copied in one gather
+            append(i)
+            i = following[i]
+        ends = spaces[chain]
+        starts = np.concatenate([[0], ends[:-1] + 1 + record_bytes])
+        long = np.flatnonzero(ends - starts >= limit)
+        if len(long):  # a token with no space within the limit: stop before it (reported if it is last)
+            ends, starts = ends[:long[0]], starts[:long[0]]
+    else:
+        ends = starts = np.zeros(0, np.int64)
+    stop = int(ends[-1]) + 1 + record_bytes if len(ends) else 0
+    newline = data[starts] == 10 if len(starts) else np.zeros(0, bool)
+    while newline.any():  # the newline after a vector (or several) belongs to no token
+        starts = starts + (newline & (starts < ends))
+        newline &= (starts < ends) & (data[np.minimum(starts, len(data) - 1)] == 10)
+    return starts, ends, stop
 
 
-def token_starts(tokens: list[bytes], offsets: np.ndarray) -> np.ndarray:
-    """Byte offset of each token from the offset of its vector."""
-    return offsets - 1 - np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+def token_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """A binary array of the tokens `data[starts[i]:ends[i]]`, gathered in one step."""
+    lengths = ends - starts
+    offsets = np.zeros(len(starts) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts),
+                                            [None, pa.py_buffer(offsets), pa.py_buffer(data[index])])
 
 
-def gather(buf: bytes, offsets: np.ndarray, dim: int) -> np.ndarray:
-    """Copy the float32 vectors starting at `offsets` of `buf` into a [len(offsets), dim] array."""
+def gather(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
+    """Copy the float32 vectors starting at byte `offsets` of `data` into the rows of `out`."""
     if len(offsets) == 0:
-        return np.zeros((0, dim), np.float32)
-    windows = np.lib.stride_tricks.sliding_window_view(np.frombuffer(buf, np.uint8), 4 * dim)
-    return windows[offsets].view("<f4").astype(np.float32, copy=False)
+        return
+    windows = np.lib.stride_tricks.sliding_window_view(data, out.shape[1] * 4)
+    raw = out.view(np.uint8)
+    for at in range(0, len(offsets), 1024):  # (np.take with out= is slow on a window view) cache-sized steps
+        raw[at:at + 1024] = windows[offsets[at:at + 1024]]
+    if not out.dtype.isnative:  # pragma: no cover - big-endian hosts
+        out[:] = out.view("<f4")
 
 
 def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, compression: str | None,
                 header: tuple[int, int], header_bytes: int, keep: Collection[str] | None,
-                lenient_unicode: bool) -> tuple[Collector, int]:
+                lenient_unicode: bool, size_hint: int | None = None) -> tuple[Collector, int]:
     """Parse records from `first` (data after the header) and the rest of `stream`."""
     count, dim = header
     record = 4 * dim
-    wanted = None if keep is None else pa.array([t.encode("utf-8", "surrogatepass") for t in keep], pa.binary())
-    collector = Collector(dim, capacity=min(count, 1 << 16))
-    num_read, base, buf, eof = 0, header_bytes, first, False
+    wanted = None if keep is None else pa.array([t.encode("utf-8", "surrogatepass") for t in keep],
+                                                pa.large_binary())
+    capacity = min(count, size_hint // record + 16) if size_hint is not None else min(count, 1 << 16)
+    collector = Collector(dim, capacity=min(capacity, len(keep)) if keep is not None else capacity)
+    num_read, base, buf, eof = 0, header_bytes, memoryview(first), False
     while True:
-        tokens, offsets, stop = find_records(buf, 0, record)
-        num_read += len(tokens)
-        token_array = pa.array(tokens, pa.binary())
-        chosen = np.array(offsets, dtype=np.int64)
-        starts = token_starts(tokens, chosen)
+        data = np.frombuffer(buf, np.uint8)
+        starts, ends, stop = find_records(data, record)
+        num_read += len(starts)
+        tokens = token_array(data, starts, ends)
         if wanted is not None:
-            mask = pc.is_in(token_array, value_set=wanted)
+            mask = pc.is_in(tokens, value_set=wanted)
             if lenient_unicode:
-                mask = pc.or_(mask, pc.invert(pc.string_is_ascii(token_array.view(pa.string()))))
+                mask = pc.or_(mask, pc.invert(pc.string_is_ascii(tokens.view(pa.large_string()))))
             mask = mask.to_numpy(zero_copy_only=False)
-            token_array, chosen, starts = token_array.filter(pa.array(mask)), chosen[mask], starts[mask]
-        rows = gather(buf, chosen, dim)
-        bad = ~np.isfinite(rows).all(axis=1)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise not_finite(rows[row], path=path, position=f"byte {base + int(starts[row])}")
-        collector.add(token_array, rows, base + starts)
-        rest = buf[stop:]
+            tokens, starts, ends = tokens.filter(pa.array(mask)), starts[mask], ends[mask]
+        out = collector.reserve(len(starts))
+        gather(data, ends + 1, out)
+        _check_finite(out, starts, path=path, base=base)
+        collector.add(tokens, out, base + starts)
+        del out  # a view of the collector's matrix, which the next chunk may move
+        rest = bytes(buf[stop:])
+        base += stop
         if eof:
             break
-        chunk = read_or_fail(stream, BLOCK_BYTES, path=path, compression=compression, offset=base + len(buf))
-        eof = not chunk
-        base += stop
-        buf = rest + chunk
-    _check_tail(rest, path=path, offset=base + stop, record=record, count=num_read)
+        buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base)
+    _check_tail(rest, path=path, offset=base, record=record, count=num_read)
     return collector, num_read
+
+
+def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compression: str | None,
+            offset: int) -> tuple[memoryview, bool]:
+    """(`rest` followed by the next CHUNK_BYTES of the stream, whether the stream ended), read in place."""
+    buf = bytearray(len(rest) + CHUNK_BYTES)
+    buf[:len(rest)] = rest
+    filled, got = len(rest), 1
+    while got and filled < len(buf):
+        got = read_into(stream, memoryview(buf)[filled:], path=path, compression=compression,
+                        offset=offset + filled)
+        filled += got
+    return memoryview(buf)[:filled], got == 0
+
+
+def _check_finite(rows: np.ndarray, starts: np.ndarray, *, path: str | os.PathLike, base: int) -> None:
+    """Refuse NaN and Inf, naming the byte offset of the record."""
+    if len(rows) and not (np.isfinite(rows.min()) and np.isfinite(rows.max())):
+        row = int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+        raise not_finite(rows[row], path=path, position=f"byte {base + int(starts[row])}")
 
 
 def _check_tail(rest: bytes, *, path: str | os.PathLike, offset: int, record: int, count: int) -> None:

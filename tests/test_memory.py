@@ -89,7 +89,7 @@ def write_npy(path: Path, nbytes: int) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind, size, cap", [
     # Caps include the interpreter, numpy and pyarrow (~70 MB before the remap starts).
-    ("parquet", 128 * MB, 210 * MB),   # 128 and 256 MB of decoded ids
+    ("parquet", 128 * MB, 200 * MB),   # 128 and 256 MB of decoded ids
     ("npy", 256 * MB, 200 * MB),       # 256 and 512 MB
 ])
 def test_peak_memory_is_capped_and_does_not_follow_the_data(tmp_path, kind, size, cap):

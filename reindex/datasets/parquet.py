@@ -29,9 +29,9 @@ from .core import FileReport, RemapSpec
 BATCH_BYTES = 2 << 20
 FIRST_BATCH_ROWS = 1024
 #: Decoded bytes of remapped output held for one output row group (see the module docstring).
-#: 128 MiB keeps `reindex remap` under ~450 MB resident on row groups of any size while keeping
-#: the row groups of common writers (Hugging Face: 100 MB or less; pyarrow: 1Mi rows) whole or
-#: split in few (measured: docs/scale.md, "Memory").
+#: 128 MiB (Spark's default row-group size) keeps `reindex build` near 400 MB resident on row
+#: groups of any size; Hugging Face's 1,000-row groups are kept whole, pyarrow's default 1Mi rows
+#: of 75-id rows (300 MB) become 3 (measured: docs/scale.md, "Memory").
 ROW_GROUP_BYTES = 128 << 20
 #: Read buffer per column chunk.
 READ_BUFFER = 1 << 20
@@ -82,7 +82,9 @@ def _remapped(pf, group: int, spec: RemapSpec, schema: pa.Schema, *, source: Pat
               batch_rows: int) -> Iterator[pa.RecordBatch]:
     """The batches of one row group, remapped; errors name rows counted from the file's start."""
     row = first_row
-    for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group]):
+    # One thread: as fast on ~2 MB batches, and the peak is steady (163 MB on a test file, against
+    # 183-211 MB from run to run with column-parallel decoding). Files run in parallel instead.
+    for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group], use_threads=False):
         yield remap_batch(batch, spec, path=source, first_row=row, schema=schema)
         row += batch.num_rows
 

@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import bz2
+import collections
 import contextlib
 import gzip
 import lzma
+import mmap
 import os
 import zlib
-from typing import BinaryIO, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Callable, Iterator, TypeVar
 
 from ..errors import ReindexError
+
+T = TypeVar("T")
 
 BLOCK_BYTES = 1 << 22  # 4 MB: one thread parses a block; a few blocks in flight keep memory small
 MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
@@ -76,7 +81,7 @@ def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.Pat
     size = max(block_bytes or BLOCK_BYTES, 1 << 10)
     carry, offset, eof = first, 0, False
     while True:
-        buf = bytearray(max(size, 2 * len(carry)))
+        buf = new_buffer(max(size, 2 * len(carry)))
         buf[:len(carry)] = carry
         filled = len(carry)
         while not eof and filled < len(buf):
@@ -86,13 +91,22 @@ def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.Pat
             eof = got == 0
         end = filled if eof else buf.rfind(b"\n", 0, filled) + 1
         if end == 0 and not eof:  # one line longer than the buffer: read on into a larger one
-            carry, size = bytes(buf), 2 * size
+            carry, size = buf[:filled], 2 * size
             continue
         if end == 0:
             return
-        carry = bytes(buf[end:filled])
+        carry = buf[end:filled]
         offset += end
         yield memoryview(buf)[:end]
+
+
+def new_buffer(size: int) -> mmap.mmap:
+    """A writable buffer of `size` bytes with find/rfind, mapped anonymously.
+
+    Not a bytearray: freed blocks of a few MB from malloc's heap are often not given back to the
+    system (the heap fragments), and the peak memory would grow with the file, not the block.
+    """
+    return mmap.mmap(-1, size)
 
 
 def read_into(stream: BinaryIO, view: memoryview, *, path: str | os.PathLike, compression: str | None,
@@ -102,3 +116,26 @@ def read_into(stream: BinaryIO, view: memoryview, *, path: str | os.PathLike, co
         return stream.readinto(view) or 0
     except STREAM_ERRORS as e:
         raise truncated(path, compression, offset, e) from e
+
+
+def read_ahead(blocks: Iterator[T], read: Callable[[T], object]) -> Iterator[tuple[T, object]]:
+    """(block, read(block)) in order, with `read` running on a few blocks ahead in worker threads.
+
+    pyarrow releases the GIL while it parses, so the blocks are parsed in parallel while this thread
+    reads the file and copies finished rows into the matrix; at most `workers + 1` blocks are in memory.
+    """
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    with ThreadPoolExecutor(workers, thread_name_prefix="reindex-vectors") as pool:
+        pending: collections.deque = collections.deque()
+        try:
+            for block in blocks:
+                pending.append((block, pool.submit(read, block)))
+                if len(pending) > workers:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()

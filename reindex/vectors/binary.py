@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from ..errors import ReindexError
 from ._collect import Collector
-from ._open import read_into
+from ._open import new_buffer, read_into
 from .text import not_finite
 
 MAX_TOKEN_BYTES = 1 << 16
@@ -117,7 +117,7 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
 def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compression: str | None,
             offset: int) -> tuple[memoryview, bool]:
     """(`rest` followed by the next CHUNK_BYTES of the stream, whether the stream ended), read in place."""
-    buf = bytearray(len(rest) + CHUNK_BYTES)
+    buf = new_buffer(len(rest) + CHUNK_BYTES)
     buf[:len(rest)] = rest
     filled, got = len(rest), 1
     while got and filled < len(buf):

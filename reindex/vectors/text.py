@@ -8,12 +8,11 @@ skipped; trailing spaces and CRLF endings are allowed. Quoting and NA detection 
 """
 from __future__ import annotations
 
-import collections
 import itertools
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Collection, Iterator
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -23,9 +22,21 @@ import pyarrow.csv as pcsv
 from ..errors import ReindexError
 from ._collect import Collector
 from ._format import NUMBER as _NUMBER
+from ._open import read_ahead
 
 Parsed = tuple[pa.Array, np.ndarray, np.ndarray, int, int]  # tokens, rows, lines, lines seen, records
 Plain = tuple[pa.Table, list[tuple[int, str]]]  # a block's CSV rows, and its refused rows (number, text)
+
+
+class Lines(NamedTuple):
+    """A block split into lines, with the lines chosen for parsing (see `TextParser._split`)."""
+
+    data: memoryview | bytes
+    offsets: np.ndarray    # line i is data[offsets[i]:offsets[i + 1]]
+    lines: pa.Array        # the same lines as a large_binary array (no copy)
+    blank: np.ndarray      # bool per line
+    special: np.ndarray    # bool per line: a lone CR inside, parsed one by one
+    chosen: np.ndarray     # bool per line: neither blank nor special (and a candidate, with `keep`)
 
 
 def parse_line(text: bytes, *, dim: int, line: int, path: str | os.PathLike,
@@ -76,15 +87,18 @@ class TextParser:
 
     def parse(self, block: memoryview, first_line: int) -> Parsed:
         """Parse `block` (whole lines) whose first line has number `first_line`."""
-        return self.place(block, self.read_plain(block), first_line)
+        return self.place(block, self.read(block), first_line)
 
-    def read_plain(self, block: memoryview) -> Plain | None:
-        """The fast path's CSV read (thread-safe: it touches nothing shared); None if it does not apply.
+    def read(self, block: memoryview) -> Plain | Lines | None:
+        """The part of parsing that needs no line number, run on blocks in parallel (thread-safe).
 
-        One block is parsed by one thread (blocks run in parallel), so pyarrow numbers the rows it
-        refuses (tokens with spaces): no search is needed to put them back in place.
+        With `keep`: the lines split and the candidates chosen. Otherwise the fast path's CSV read
+        (None if it does not apply): one block is parsed by one thread, so pyarrow numbers the rows
+        it refuses (tokens with spaces) and no search is needed to put them back in place.
         """
-        if self.candidates is not None or self.collector is None or not _is_plain(block):
+        if self.candidates is not None:
+            return self._split(self._data(block))
+        if self.collector is None or not _is_plain(block):
             return None
         odd: list[tuple[int, str]] = []
 
@@ -102,13 +116,17 @@ class TextParser:
             return None  # a blank line or a token that is not UTF-8: left to `_parse_lines`
         return table, odd
 
-    def place(self, block: memoryview, plain: Plain | None, first_line: int) -> Parsed:
-        """Write a fast-path read into the collector's matrix, or parse `block` by the general path."""
+    def place(self, block: memoryview, plain: Plain | Lines | None, first_line: int) -> Parsed:
+        """Finish `read`'s work: write the fast path's rows into the collector's matrix, or parse
+        the chosen lines by the general path."""
+        if isinstance(plain, Lines):
+            parsed = self._parse_lines(plain, first_line)
+            # pyarrow's allocator keeps freed pages for reuse; with `keep` the memory should follow
+            # what is kept, not the blocks read
+            pa.default_memory_pool().release_unused()
+            return parsed
         if plain is None or any(n is None or not text.strip(" ") for n, text in plain[1]):
-            data = bytes(block) if block[len(block) - 1] == 10 else bytes(block) + b"\n"
-            if self.trailing:
-                data = data.replace(b" \n", b"\n").replace(b" \r\n", b"\r\n")
-            return self._parse_lines(data, first_line)
+            return self._parse_lines(self._split(self._data(block)), first_line)
         table, odd = plain
         num_lines = table.num_rows + len(odd)
         odd.sort()
@@ -131,15 +149,24 @@ class TextParser:
             tokens = pa.concat_arrays([tokens, pa.array([t for t, _ in odd_parsed], pa.binary())]).take(order)
         return tokens, out, first_line + np.arange(num_lines), num_lines, num_lines
 
-    def _parse_lines(self, block: bytes, first_line: int) -> Parsed:
-        """The general path: split lines with numpy, CSV-parse the regular ones, the rest one by one."""
+    def _data(self, block: memoryview) -> memoryview | bytes:
+        """The block, ending in a newline, without the spaces that end lines (a copy only if needed)."""
+        if block[len(block) - 1] == 10 and not self.trailing:
+            return block
+        data = bytes(block) if block[len(block) - 1] == 10 else bytes(block) + b"\n"
+        if self.trailing:
+            data = data.replace(b" \n", b"\n").replace(b" \r\n", b"\r\n")
+        return data
+
+    def _split(self, block: memoryview | bytes) -> Lines:
+        """Split lines with numpy; choose the non-blank ones (and, with `keep`, the candidates)."""
         data = np.frombuffer(block, dtype=np.uint8)
         ends = np.flatnonzero(data == 10) + 1
         offsets = np.concatenate([np.zeros(1, np.int64), ends])
         lengths = np.diff(offsets)
         blank = (lengths == 1) | ((lengths == 2) & (data[ends - 2] == 13))
         special = np.zeros(len(ends), dtype=bool)
-        if b"\r" in block:
+        if _has_cr(block):
             cr = np.flatnonzero(data == 13)
             lone = cr[data[cr + 1] != 10]  # a CR not before LF: pyarrow would end the line there
             special[np.searchsorted(ends, lone, side="right")] = True
@@ -148,6 +175,12 @@ class TextParser:
         chosen = ~blank & ~special
         if self.candidates is not None:
             chosen &= self._candidate_mask(lines)
+        return Lines(block, offsets, lines, blank, special, chosen)
+
+    def _parse_lines(self, split: Lines, first_line: int) -> Parsed:
+        """The general path: CSV-parse the chosen lines with `dim` spaces, the rest one by one."""
+        block, offsets, lines, blank, special, chosen = split
+        ends = offsets[1:]
         chosen_index = np.flatnonzero(chosen)
         selected = lines.filter(pa.array(chosen))
         spaces = pc.count_substring(selected, " ").to_numpy(zero_copy_only=False)
@@ -155,13 +188,13 @@ class TextParser:
         regular_lines = selected.filter(pa.array(regular))
         line_of = first_line + chosen_index[regular]
         odd_index = np.concatenate([chosen_index[~regular], np.flatnonzero(special)])
-        texts = [block[offsets[i]:offsets[i + 1]].rstrip(b"\n").removesuffix(b"\r") for i in odd_index]
+        texts = [bytes(block[offsets[i]:offsets[i + 1]]).rstrip(b"\n").removesuffix(b"\r") for i in odd_index]
         tokens, rows = pa.array([], pa.binary()), np.zeros((0, self.dim), np.float32)
         if len(regular_lines):
             tokens, rows = self._read_regular(_data_buffer(regular_lines), line_of)
         tokens, rows, lines_out = self._merge(tokens, rows, line_of, texts, first_line + odd_index)
         skipped = len(odd_index) - (len(lines_out) - len(line_of))  # whitespace-only lines
-        return self._checked(tokens, rows, lines_out, len(ends), int(np.count_nonzero(~blank)) - skipped)
+        return tokens, rows, lines_out, len(ends), int(np.count_nonzero(~blank)) - skipped
 
     def _read_regular(self, buffer: pa.Buffer, line_of: np.ndarray) -> tuple[pa.Array, np.ndarray]:
         """CSV-parse lines that all have exactly `dim` spaces; explain any failure line by line."""
@@ -221,14 +254,6 @@ class TextParser:
         all_rows = np.concatenate([rows, np.stack(more_rows)])[order]
         return all_tokens, all_rows, all_lines[order]
 
-    def _checked(self, tokens: pa.Array, rows: np.ndarray, lines: np.ndarray, num_lines: int,
-                 num_records: int | None = None) -> Parsed:
-        bad = ~np.isfinite(rows).all(axis=1) if rows.size else np.zeros(0, bool)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise not_finite(rows[row], path=self.path, line=int(lines[row]))
-        return tokens, rows, lines, num_lines, len(tokens) if num_records is None else num_records
-
 
 def _quiet(unraisable) -> None:
     """Drop the UnicodeDecodeError pyarrow raises for a non-UTF-8 skipped row; we re-parse the block."""
@@ -247,11 +272,16 @@ def _convert_options(dim: int, *, include: int | None = None) -> pcsv.ConvertOpt
         include_columns=None if include is None else [f"f{i}" for i in range(include)])
 
 
+def _has_cr(block: memoryview | bytes) -> bool:
+    """Whether a CR is in the block (a view of an mmap, searched in place, or bytes)."""
+    return (block.obj.find(b"\r", 0, len(block)) if isinstance(block, memoryview) else block.find(b"\r")) >= 0
+
+
 def _is_plain(block: memoryview) -> bool:
     """True unless a CR stands alone (pyarrow would end a line there); blank lines are found later."""
-    raw, n = block.obj, len(block)
-    if raw.find(b"\r", 0, n) >= 0:
-        return raw.count(b"\r", 0, n) == raw.count(b"\r\n", 0, n)
+    if _has_cr(block):
+        data = bytes(block)
+        return data.count(b"\r") == data.count(b"\r\n")
     return True
 
 
@@ -321,7 +351,7 @@ def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: 
     num_read = 0
     hook, sys.unraisablehook = sys.unraisablehook, _quiet  # pyarrow reports a non-UTF-8 row there
     try:
-        for block, plain in _read_ahead(itertools.chain([block], blocks), parser.read_plain):
+        for block, plain in read_ahead(itertools.chain([block], blocks), parser.read):
             tokens, rows, lines, num_lines, num_records = parser.place(block, plain, first_line)
             first_line += num_lines
             num_read += num_records
@@ -330,29 +360,6 @@ def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: 
     finally:
         sys.unraisablehook = hook
     return collector, num_read
-
-
-def _read_ahead(blocks: Iterator[memoryview], read: Callable) -> Iterator[tuple[memoryview, object]]:
-    """(block, read(block)) in order, with `read` running on a few blocks ahead in worker threads.
-
-    pyarrow releases the GIL while it parses, so the blocks are parsed in parallel while this thread
-    reads the file and copies finished rows into the matrix; at most `workers + 1` blocks are in memory.
-    """
-    workers = max(1, min(os.cpu_count() or 1, 8))
-    with ThreadPoolExecutor(workers, thread_name_prefix="reindex-vectors") as pool:
-        pending: collections.deque = collections.deque()
-        try:
-            for block in blocks:
-                pending.append((block, pool.submit(read, block)))
-                if len(pending) > workers:
-                    done, future = pending.popleft()
-                    yield done, future.result()
-            while pending:
-                done, future = pending.popleft()
-                yield done, future.result()
-        finally:
-            for _, future in pending:
-                future.cancel()
 
 
 def _capacity(block: memoryview, header: tuple[int, int] | None, size_hint: int | None,
@@ -366,7 +373,7 @@ def _capacity(block: memoryview, header: tuple[int, int] | None, size_hint: int 
         return min(len(keep), 1 << 16)
     guess = header[0] if header else 1 << 16
     if size_hint:
-        lines = block.obj.count(b"\n", 0, len(block)) or 1
+        lines = int(np.count_nonzero(np.frombuffer(block, np.uint8) == 10)) or 1
         guess = int(size_hint * lines / len(block) * 1.05) + 1024
         if header:
             guess = min(max(header[0], 16), guess)

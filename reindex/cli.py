@@ -74,6 +74,31 @@ def _value(option: Optional[enum.Enum]) -> Optional[str]:
     return None if option is None else option.value
 
 
+class _NoPandas:
+    """A meta-path entry that makes `import pandas` fail (see `_pyarrow_without_pandas`)."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "pandas":
+            raise ImportError("the reindex CLI never passes pandas objects to pyarrow")
+        return None
+
+
+def _pyarrow_without_pandas() -> None:
+    """pyarrow imports pandas (0.4-1.4 s) at its first `pa.array` call, only to ask whether the
+    argument is a pandas object, and remembers the answer; the CLI never passes one, so it lets that
+    first check find no pandas. Only in the CLI's own process: a library user's pyarrow is untouched."""
+    if "pandas" in sys.modules:
+        return
+    blocker = _NoPandas()
+    sys.meta_path.insert(0, blocker)
+    try:
+        import pyarrow
+
+        pyarrow.array([0])
+    finally:
+        sys.meta_path.remove(blocker)
+
+
 def _fail(error: ReindexError) -> None:
     typer.echo(f"reindex: error: {error}", err=True)
     raise typer.Exit(error.exit_code)
@@ -118,6 +143,9 @@ def build(
     from .build import build as build_run
     from .run import load_run
 
+    if engine is Engine.local:
+        _pyarrow_without_pandas()
+
     try:
         result = build_run(vocab=vocab, vectors=vectors, out=out, data=data or [], pad=pad,
                            lowercase_fallback=lowercase_fallback, init=init.value, seed=seed,
@@ -145,6 +173,9 @@ def remap(run: Path = RUN, data: List[Path] = typer.Argument(..., help="Datasets
     """
     from .transform import remap_files
 
+    if engine is Engine.local:
+        _pyarrow_without_pandas()
+
     try:
         reports = remap_files(run, data, out=out, columns=column, id_dtype=_value(id_dtype), unk=unk, force=force,
                               engine=engine.value, ray_address=ray_address)
@@ -164,6 +195,9 @@ def invert(run: Path = RUN, data: List[Path] = typer.Argument(..., help="Dataset
     reindex invert run predictions.npy --out decoded
     """
     from .transform import invert_files
+
+    if engine is Engine.local:
+        _pyarrow_without_pandas()
 
     try:
         reports = invert_files(run, data, out=out, columns=column, id_dtype=_value(id_dtype), force=force,
@@ -213,6 +247,8 @@ def inspect(run: Path = RUN,
     from .run import load_run
     from .transform import count_ids
 
+    _pyarrow_without_pandas()
+
     try:
         loaded = load_run(run)
         counts = count_ids(run, data, columns=column, unk=unk) if data else None
@@ -235,6 +271,8 @@ def verify(run: Path = RUN) -> None:
     reindex verify run
     """
     from .verify import verify_run
+
+    _pyarrow_without_pandas()
 
     try:
         problems = verify_run(run)

@@ -98,3 +98,22 @@ def test_library_remap_on_npy_matches_table(tmp_path, cli):
 
     assert np.array_equal(manifest_order, load_run(run).original_to_sorted[ids])
     assert json.loads((run / "manifest.json").read_text())["counts"]["vocab"] == 3000
+
+
+def test_cli_commands_do_not_import_pandas(tmp_path):
+    # pyarrow would import pandas (0.4-1.4 s) on its first pa.array call: a fixed cost of every command.
+    probe = ("import atexit, sys; atexit.register(lambda: print('pandas loaded:', 'pandas' in sys.modules, "
+             "file=sys.stderr)); sys.argv = ['reindex', *sys.argv[1:]]; from reindex.cli import main; main()")
+
+    def stderr_of(*args: object) -> str:
+        proc = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True, text=True,
+                              cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr[-500:]
+        return proc.stderr
+
+    run = tmp_path / "run"
+    log = stderr_of("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt", "--out", run, "-q",
+                    DATA / "train.parquet")
+    assert "remapped" in log and "pandas loaded: False" in log
+    log = stderr_of("remap", run, DATA / "train.parquet", "--out", tmp_path / "enc")
+    assert "remapped" in log and "pandas loaded: False" in log

@@ -30,7 +30,7 @@ def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.nd
     the next token ends at the first space after that (one `searchsorted` for all of them). Following
     that chain from the first space is the only per-record step, a list lookup.
     >>> find_records(np.frombuffer(b"a " + bytes(4) + b"\\nbc " + bytes(4), np.uint8), 4)
-    (array([0, 8]), array([1, 10]), 15)
+    (array([0, 7]), array([1, 9]), 14)
     """
     spaces = np.flatnonzero(data == 32)
     fits = int(np.searchsorted(spaces, len(data) - 1 - record_bytes, side="right"))  # whole record in data

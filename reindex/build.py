@@ -143,7 +143,7 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
           weights: str | os.PathLike | None = None) -> BuildResult:
     """Build a run directory. Everything is validated before RUN appears; a failure leaves no RUN.
 
-    >>> build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")   # doctest: +SKIP
+    build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")
     """
     from . import run as run_dir
     from .datasets import plan_outputs

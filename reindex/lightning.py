@@ -30,9 +30,9 @@ class EmbeddingConstraint(Callback):
     the kept rows are exact from the first step and no optimizer holds state for them; when fitting
     ends the same `nn.Embedding` object is put back, holding the merged weight.
 
-    >>> model = Classifier(vocab_size=12_000)                                 # doctest: +SKIP
-    >>> keep = EmbeddingConstraint(model.embed, old_model.embed)              # doctest: +SKIP
-    >>> Trainer(callbacks=[keep]).fit(model, loader)                          # doctest: +SKIP
+    model = Classifier(vocab_size=12_000)
+    keep = EmbeddingConstraint(model.embed, old_model.embed)
+    Trainer(callbacks=[keep]).fit(model, loader)
     """
 
     def __init__(self, embedding: nn.Embedding | str, constraint: nn.Embedding | Tensor | None = None, *,

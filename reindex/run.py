@@ -231,8 +231,8 @@ def read_sorted_vocab(path: Path) -> list[str]:
 class Run:
     """A loaded run directory: the mapping, and (read on first use) the tokens and the vectors.
 
-    >>> run = load_run("runs/demo")                        # doctest: +SKIP
-    >>> run.to_original(run.to_sorted(ids))                 # doctest: +SKIP
+    run = load_run("runs/demo")
+    run.to_original(run.to_sorted(ids))
     """
 
     def __init__(self, *, path: Path, sorted_to_original: np.ndarray, num_fixed: int, num_trainable: int,

@@ -1,8 +1,8 @@
 """Dataset readers and writers: remap token ids in .npy, .pt, .safetensors, Parquet, Arrow IPC,
 Hugging Face `save_to_disk` folders and whitespace-tokenized text. Re-exports only.
 
->>> from reindex.datasets import RemapSpec, plan_outputs, remap_many      # doctest: +SKIP
->>> remap_many(plan_outputs(["corpus/"], Path("run/data")), RemapSpec(table))  # doctest: +SKIP
+from reindex.datasets import RemapSpec, plan_outputs, remap_many
+remap_many(plan_outputs(["corpus/"], Path("run/data")), RemapSpec(table))
 """
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ def fingerprint(old: str, spec: RemapSpec) -> str:
 def remap_hf_dataset(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     """Remap a `save_to_disk` Dataset or DatasetDict folder into `output`.
 
-    >>> remap_hf_dataset(Path("ds"), Path("out/ds"), spec).format       # doctest: +SKIP
+    remap_hf_dataset(Path("ds"), Path("out/ds"), spec).format
     'hf-dataset'
     """
     if (source / "dataset_dict.json").is_file():

@@ -53,7 +53,7 @@ def output_name(path: Path) -> str:
 def plan_outputs(inputs: Sequence[str | Path], out_dir: Path) -> list[tuple[Path, Path]]:
     """Expand files, directories and globs into (source, output) pairs; writes nothing.
 
-    >>> plan_outputs(["a.npy", "corpus/"], Path("run/data"))        # doctest: +SKIP
+    plan_outputs(["a.npy", "corpus/"], Path("run/data"))
     [(a.npy, run/data/a.npy), (corpus/x.parquet, run/data/corpus/x.parquet), ...]
     """
     out_dir = Path(out_dir)

@@ -35,7 +35,7 @@ def _reader(kind: str) -> Callable[[Path, Path, RemapSpec], FileReport]:
 def remap_dataset(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     """Remap `source` into `output` (parent directories created), format by suffix or content.
 
-    >>> remap_dataset(Path("train.parquet"), Path("run/data/train.parquet"), spec)  # doctest: +SKIP
+    remap_dataset(Path("train.parquet"), Path("run/data/train.parquet"), spec)
     FileReport(source=..., format='parquet', num_ids=..., num_rows=...)
     """
     source, output = Path(source), Path(output)
@@ -53,7 +53,7 @@ def remap_many(pairs: Sequence[tuple[Path, Path]], spec: RemapSpec, *,
                workers: int | None = None) -> list[FileReport]:
     """Remap independent files on `workers` threads; reports in input order, first error raised.
 
-    >>> remap_many(plan_outputs(["corpus/"], Path("out")), spec, workers=2)  # doctest: +SKIP
+    remap_many(plan_outputs(["corpus/"], Path("out")), spec, workers=2)
     """
     workers = max(1, min(workers or os.cpu_count() or 1, len(pairs) or 1))
     if workers == 1:

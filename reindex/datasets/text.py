@@ -20,7 +20,7 @@ BATCH_BYTES = 1 << 24
 def remap_text(source: Path, output: Path, spec: RemapSpec, *, batch_bytes: int = BATCH_BYTES) -> FileReport:
     """Look up every word of `source` and write `output` as Parquet (column `input_ids`).
 
-    >>> remap_text(Path("a.txt"), Path("out/a.parquet"), RemapSpec(t, tokens=words, unk="<unk>"))  # doctest: +SKIP
+    remap_text(Path("a.txt"), Path("out/a.parquet"), RemapSpec(t, tokens=words, unk="<unk>"))
     """
     import pyarrow as pa
     import pyarrow.parquet as pq

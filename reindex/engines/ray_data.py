@@ -102,7 +102,7 @@ def remap_with_ray(pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
                    address: str | None = None, num_cpus: int | None = None) -> list:
     """Remap Parquet `pairs` (source, output) on Ray; FileReports in input order, counts added on success.
 
-    >>> remap_with_ray([(Path("a.parquet"), Path("out/a.parquet"))], spec)   # doctest: +SKIP
+    remap_with_ray([(Path("a.parquet"), Path("out/a.parquet"))], spec)
     [FileReport(source=PosixPath('a.parquet'), ..., format='parquet', num_ids=..., num_rows=...)]
     """
     from ..datasets import FileReport

@@ -25,7 +25,8 @@ from ._format import NUMBER as _NUMBER
 from ._open import read_ahead
 
 Parsed = tuple[pa.Array, np.ndarray, np.ndarray, int, int]  # tokens, rows, lines, lines seen, records
-Plain = tuple[pa.Table, list[tuple[int, str]]]  # a block's CSV rows, and its refused rows (number, text)
+# a block's CSV rows: tokens, float32 rows, first row with NaN/Inf (or -1), refused rows (number, text)
+Plain = tuple[pa.Array, np.ndarray, int, list[tuple[int, str]]]
 
 
 class Lines(NamedTuple):
@@ -114,7 +115,9 @@ class TextParser:
                                   read_options=self.plain_read_options, convert_options=self.plain_convert_options)
         except (pa.ArrowInvalid, UnicodeDecodeError):
             return None  # a blank line or a token that is not UTF-8: left to `_parse_lines`
-        return table, odd
+        rows = np.empty((table.num_rows, self.dim), np.float32)  # the transpose, here in parallel
+        tokens, bad = _write_rows(table, rows)
+        return tokens, rows, bad, odd
 
     def place(self, block: memoryview, plain: Plain | Lines | None, first_line: int) -> Parsed:
         """Finish `read`'s work: write the fast path's rows into the collector's matrix, or parse
@@ -125,10 +128,10 @@ class TextParser:
             # what is kept, not the blocks read
             pa.default_memory_pool().release_unused()
             return parsed
-        if plain is None or any(n is None or not text.strip(" ") for n, text in plain[1]):
+        if plain is None or any(n is None or not text.strip(" ") for n, text in plain[-1]):
             return self._parse_lines(self._split(self._data(block)), first_line)
-        table, odd = plain
-        num_lines = table.num_rows + len(odd)
+        tokens, rows, bad, odd = plain
+        num_lines = len(rows) + len(odd)
         odd.sort()
         odd_index = np.array([n - 1 for n, _ in odd], dtype=np.int64)
         odd_parsed = [parse_line(text.encode("utf-8"), dim=self.dim, line=first_line + n - 1, path=self.path,
@@ -140,8 +143,12 @@ class TextParser:
             good[odd_index] = False
             good = np.flatnonzero(good)
             out[odd_index] = np.stack([v for _, v in odd_parsed])
-        tokens = _write_rows(table, out, good, path=self.path,
-                             line_of=lambda i: first_line + (i if good is None else int(good[i])))
+        if bad >= 0:
+            raise not_finite(rows[bad], path=self.path, line=first_line + (bad if good is None else int(good[bad])))
+        if good is None:
+            out[:] = rows
+        else:
+            out[good] = rows
         if odd:
             order = np.empty(num_lines, dtype=np.int64)
             order[good] = np.arange(len(good))
@@ -207,7 +214,10 @@ class TextParser:
         if odd:  # cannot happen: every regular line has exactly `dim` spaces
             raise ReindexError("internal error: pyarrow skipped a regular line", path=self.path)
         rows = np.empty((table.num_rows, self.dim), np.float32)
-        return _write_rows(table, rows, None, path=self.path, line_of=lambda i: int(line_of[i])), rows
+        tokens, bad = _write_rows(table, rows)
+        if bad >= 0:
+            raise not_finite(rows[bad], path=self.path, line=int(line_of[bad]))
+        return tokens, rows
 
     def _candidate_mask(self, lines: pa.Array) -> np.ndarray:
         """Lines whose first word could start a kept token (a cheap superset, checked exactly later)."""
@@ -285,27 +295,22 @@ def _is_plain(block: memoryview) -> bool:
     return True
 
 
-def _write_rows(table: pa.Table, out: np.ndarray, rows_at: np.ndarray | None, *, path: str | os.PathLike,
-                line_of: Callable[[int], int]) -> pa.Array:
-    """Write the table's float columns into rows `rows_at` of `out` (all rows in order when None).
+def _write_rows(table: pa.Table, out: np.ndarray) -> tuple[pa.Array, int]:
+    """Write the table's float columns into `out`; return (the tokens, first row with NaN/Inf or -1).
 
-    One ~1 MB record batch at a time, checked for NaN/Inf while it is still in cache; returns the tokens.
+    One ~1 MB record batch at a time, checked for NaN/Inf while it is still in cache.
     """
-    r = 0
+    r, bad = 0, -1
     for batch in table.drop_columns(["f0"]).to_batches():
         n = batch.num_rows
         if n == 0:
             continue
         rows = np.asarray(batch.to_tensor(row_major=True))
-        if not (np.isfinite(rows.min()) and np.isfinite(rows.max())):
-            bad = int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
-            raise not_finite(rows[bad], path=path, line=line_of(r + bad))
-        if rows_at is None:
-            out[r:r + n] = rows
-        else:
-            out[rows_at[r:r + n]] = rows
+        if bad < 0 and not (np.isfinite(rows.min()) and np.isfinite(rows.max())):
+            bad = r + int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+        out[r:r + n] = rows
         r += n
-    return table.column(0).combine_chunks() if table.num_rows else pa.array([], pa.binary())
+    return (table.column(0).combine_chunks() if table.num_rows else pa.array([], pa.binary())), bad
 
 
 def _data_buffer(lines: pa.Array) -> pa.Buffer:

@@ -106,7 +106,8 @@ def new_buffer(size: int) -> mmap.mmap:
     Not a bytearray: freed blocks of a few MB from malloc's heap are often not given back to the
     system (the heap fragments), and the peak memory would grow with the file, not the block.
     """
-    return mmap.mmap(-1, size)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)  # one fault, not one per page
+    return mmap.mmap(-1, size, flags=flags)
 
 
 def read_into(stream: BinaryIO, view: memoryview, *, path: str | os.PathLike, compression: str | None,

@@ -80,7 +80,7 @@ class TextParser:
                  collector: Collector | None = None, trailing: bool = False) -> None:
         self.dim, self.path, self.origin, self.collector = dim, path, origin, collector
         self.candidates, self.lenient, self.trailing = candidates, lenient_unicode, trailing
-        self.read_options = _read_options(dim)
+        self.read_options = _read_options(dim, threads=False)  # small inputs, already in a worker
         self.convert_options = _convert_options(dim)
         # A file whose lines end in a space (fastText) has one more, empty, field: read it, then drop it
         self.plain_read_options = _read_options(dim + trailing, threads=False)
@@ -181,7 +181,7 @@ class TextParser:
                                                  [None, pa.py_buffer(offsets), pa.py_buffer(block)])
         chosen = ~blank & ~special
         if self.candidates is not None:
-            chosen &= self._candidate_mask(lines)
+            chosen &= self._candidate_mask(data, offsets)
         return Lines(block, offsets, lines, blank, special, chosen)
 
     def _parse_lines(self, split: Lines, first_line: int) -> Parsed:
@@ -219,9 +219,9 @@ class TextParser:
             raise not_finite(rows[bad], path=self.path, line=int(line_of[bad]))
         return tokens, rows
 
-    def _candidate_mask(self, lines: pa.Array) -> np.ndarray:
+    def _candidate_mask(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """Lines whose first word could start a kept token (a cheap superset, checked exactly later)."""
-        first_words = pc.list_element(pc.split_pattern(lines, " ", max_splits=1), 0)
+        first_words = _first_words(data, offsets)
         mask = pc.is_in(first_words, value_set=self.candidates)
         if self.lenient:  # a token with bad UTF-8 may decode (with replace/ignore) to a kept one
             mask = pc.or_(mask, pc.invert(pc.string_is_ascii(first_words.cast(pa.large_binary()).view(pa.large_string()))))
@@ -311,6 +311,27 @@ def _write_rows(table: pa.Table, out: np.ndarray) -> tuple[pa.Array, int]:
         out[r:r + n] = rows
         r += n
     return (table.column(0).combine_chunks() if table.num_rows else pa.array([], pa.binary())), bad
+
+
+def _first_words(data: np.ndarray, offsets: np.ndarray, window: int = 64) -> pa.Array:
+    """Each line's bytes before its first space (the whole line, newline included, if it has none).
+
+    Only the first `window` bytes of each line are looked at (a line longer than that with no space
+    there is searched on its own), so the cost follows the number of lines, not of bytes.
+    """
+    starts, ends = offsets[:-1], offsets[1:]
+    lengths = ends - starts
+    near = data[np.minimum(starts[:, None] + np.arange(window), len(data) - 1)] == 32
+    stop = np.where(near.any(axis=1), near.argmax(axis=1), window)
+    stop = np.where(stop < lengths, stop, lengths)  # a space past the line's end belongs to the next
+    for i in np.flatnonzero((stop == window) & (lengths > window)):
+        found = bytes(data[starts[i]:ends[i]]).find(b" ")
+        stop[i] = found if found >= 0 else lengths[i]
+    word_offsets = np.zeros(len(starts) + 1, np.int64)
+    np.cumsum(stop, out=word_offsets[1:])
+    index = np.repeat(starts - word_offsets[:-1], stop) + np.arange(word_offsets[-1])
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts),
+                                            [None, pa.py_buffer(word_offsets), pa.py_buffer(data[index])])
 
 
 def _data_buffer(lines: pa.Array) -> pa.Buffer:

@@ -373,10 +373,8 @@ def vectors_refused(id: str, name: str, data: bytes | None, *where: str, extra: 
 
 
 vectors_refused("a vector line with too few numbers", "v.txt", b"the 1 2 3\ncat 1 2\ndog 1 2 3\n", r":2\b")
-vectors_refused("a line with only a token", "v.txt", b"the 1 2 3\ncat 1 2 3\ndog\n", r":3\b",
-                marks=pytest.mark.xfail(strict=True, reason="reindex/vectors/text.py: the candidate filter "
-                                        "takes 'dog\\n' (newline included) as the first word, so the line is "
-                                        "skipped silently instead of refused"))
+vectors_refused("a line with only a token", "v.txt", b"the 1 2 3\ncat 1 2 3\ndog\n", r":3\b")
+vectors_refused("a line with only a token, CRLF", "v.txt", b"the 1 2 3\r\ncat 1 2 3\r\ndog\r\n", r":3\b")
 
 vectors_refused("a non-numeric field", "v.txt", b"the 1 2 3\ncat 1 x 3\n", r":2\b")
 
@@ -390,9 +388,7 @@ vectors_refused("a truncated gzip", "v.txt.gz", gzip.compress(glove_bytes(VECS) 
 vectors_refused("a truncated bz2", "v.txt.bz2", bz2.compress(glove_bytes(VECS) * 50)[:-30], "bz2")
 vectors_refused("a truncated word2vec binary", "v.bin", w2v_binary(VECS)[:-7], r"(line|offset|byte|row|at)")
 vectors_refused("invalid UTF-8 in vectors (strict)", "v.txt", b"the 1 2 3\ncaf\xe9 4 5 6\n", r":2\b",
-                "unicode-errors", marks=pytest.mark.xfail(
-                    strict=True, reason="reindex/vectors/text.py: with strict, a line whose token is not "
-                    "valid UTF-8 fails the candidate filter and is skipped silently (issue 2: an error)"))
+                "unicode-errors")
 vectors_refused("a binary file that is no vector file (PNG)", "v.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
 vectors_refused("--vectors that does not exist", "missing.txt", None, "no such file")
 

@@ -223,8 +223,11 @@ class TextParser:
         """Lines whose first word could start a kept token (a cheap superset, checked exactly later)."""
         first_words = _first_words(data, offsets)
         mask = pc.is_in(first_words, value_set=self.candidates)
+        beyond_ascii = pc.invert(pc.string_is_ascii(first_words.cast(pa.large_binary()).view(pa.large_string())))
         if self.lenient:  # a token with bad UTF-8 may decode (with replace/ignore) to a kept one
-            mask = pc.or_(mask, pc.invert(pc.string_is_ascii(first_words.cast(pa.large_binary()).view(pa.large_string()))))
+            mask = pc.or_(mask, beyond_ascii)
+        elif pc.any(beyond_ascii).as_py() and not _valid_utf8(first_words.filter(beyond_ascii)):
+            mask = pc.or_(mask, beyond_ascii)  # strict: parse them, so the bad bytes get their error
         return mask.to_numpy(zero_copy_only=False)
 
     def _read_csv(self, buf, odd: list[str]) -> pa.Table:
@@ -314,7 +317,7 @@ def _write_rows(table: pa.Table, out: np.ndarray) -> tuple[pa.Array, int]:
 
 
 def _first_words(data: np.ndarray, offsets: np.ndarray, window: int = 64) -> pa.Array:
-    """Each line's bytes before its first space (the whole line, newline included, if it has none).
+    """Each line's bytes before its first space (the whole line but its line ending, if it has none).
 
     Only the first `window` bytes of each line are looked at (a line longer than that with no space
     there is searched on its own), so the cost follows the number of lines, not of bytes.
@@ -324,6 +327,12 @@ def _first_words(data: np.ndarray, offsets: np.ndarray, window: int = 64) -> pa.
     near = data[np.minimum(starts[:, None] + np.arange(window), len(data) - 1)] == 32
     stop = np.where(near.any(axis=1), near.argmax(axis=1), window)
     stop = np.where(stop < lengths, stop, lengths)  # a space past the line's end belongs to the next
+    # A line with no space is all token: without its line ending, so a vocabulary token alone on a
+    # line is chosen (and refused for its missing numbers) instead of skipped.
+    alone = (stop == lengths) & (lengths > 0)
+    for ending in (10, 13):
+        cut = alone & (stop > 0) & (data[np.maximum(starts + stop - 1, 0)] == ending)
+        stop = stop - cut
     for i in np.flatnonzero((stop == window) & (lengths > window)):
         found = bytes(data[starts[i]:ends[i]]).find(b" ")
         stop[i] = found if found >= 0 else lengths[i]
@@ -332,6 +341,15 @@ def _first_words(data: np.ndarray, offsets: np.ndarray, window: int = 64) -> pa.
     index = np.repeat(starts - word_offsets[:-1], stop) + np.arange(word_offsets[-1])
     return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts),
                                             [None, pa.py_buffer(word_offsets), pa.py_buffer(data[index])])
+
+
+def _valid_utf8(words: pa.Array) -> bool:
+    """Whether every word decodes as UTF-8 (pyarrow validates on the cast)."""
+    try:
+        words.cast(pa.large_binary()).cast(pa.large_string())
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _data_buffer(lines: pa.Array) -> pa.Buffer:

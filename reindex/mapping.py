@@ -252,12 +252,12 @@ def _in_range(ids: np.ndarray, vocab_size: int) -> bool:
 
 def _out_of_range(value: int, vocab_size: int, shape: tuple[int, ...], position: int) -> ReindexError:
     return ReindexError(f"id {value} is outside the vocabulary [0, {vocab_size})",
-                        position=_describe_position(shape, position))
+                        position=describe_index(shape, position))
 
 
-def _describe_position(shape: tuple[int, ...], flat_position: int) -> str:
-    """Name a flat position as an index: `_describe_position((2, 3), 4)` -> 'index [1, 1]'."""
+def describe_index(shape: tuple[int, ...], flat: int, *, fortran: bool = False) -> str:
+    """Name a flat position as an index: `describe_index((2, 3), 4)` -> 'index [1, 1]'."""
     if len(shape) <= 1:
-        return f"index {flat_position}"
-    index = np.unravel_index(flat_position, shape)
+        return f"index {flat}"
+    index = np.unravel_index(flat, shape, order="F" if fortran else "C")
     return "index [" + ", ".join(str(int(i)) for i in index) + "]"

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ReindexError
-from ..mapping import check_dtype_fits, first_out_of_range
+from ..mapping import check_dtype_fits, describe_index, first_out_of_range
 
 #: Ids remapped per chunk: 4 Mi int64 ids = 32 MB in + 32 MB out, so memory is bounded by the
 #: chunk, not the file (measured: smaller chunks cost more in per-chunk overhead).
@@ -119,14 +119,6 @@ def add_counts(counts: np.ndarray | None, out_ids: np.ndarray) -> None:
     """`counts += bincount(out_ids)` (output ids are in range by construction)."""
     if counts is not None and out_ids.size:
         counts += np.bincount(out_ids.reshape(-1), minlength=counts.shape[0])[: counts.shape[0]]
-
-
-def describe_index(shape: tuple[int, ...], flat: int, *, fortran: bool = False) -> str:
-    """Name a flat position: `describe_index((2, 3), 4)` -> 'index [1, 1]'."""
-    if len(shape) <= 1:
-        return f"index {flat}"
-    index = np.unravel_index(flat, shape, order="F" if fortran else "C")
-    return "index [" + ", ".join(str(int(i)) for i in index) + "]"
 
 
 def remap_array(ids: np.ndarray, spec: RemapSpec, *, path: object, key: str | None = None,

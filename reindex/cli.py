@@ -18,46 +18,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Renumber a vocabulary so pretrained rows come first; remap datasets to match.")
 
 
-class Init(str, enum.Enum):
-    normal = "normal"
-    uniform = "uniform"
-    zeros = "zeros"
+def _choices(name: str, *values: str) -> type[enum.Enum]:
+    """A str Enum Typer shows as `[a|b|c]`: `_choices("Init", "normal", "zeros").normal.value == "normal"`."""
+    return enum.Enum(name, {value.replace("-", "_"): value for value in values}, type=str)
 
 
-class VectorsFormat(str, enum.Enum):
-    glove = "glove"
-    word2vec_text = "word2vec-text"
-    word2vec_binary = "word2vec-binary"
-
-
-class Duplicates(str, enum.Enum):
-    first = "first"
-    last = "last"
-    error = "error"
-
-
-class UnicodeErrors(str, enum.Enum):
-    strict = "strict"
-    replace = "replace"
-    ignore = "ignore"
-
-
-class IdDtype(str, enum.Enum):
-    int32 = "int32"
-    int64 = "int64"
-
-
-class Engine(str, enum.Enum):
-    local = "local"
-    ray = "ray"
-
-
-class ExportFormat(str, enum.Enum):
-    safetensors = "safetensors"
-    npy = "npy"
-    word2vec = "word2vec"
-    word2vec_binary = "word2vec-binary"
-    glove = "glove"
+Init = _choices("Init", "normal", "uniform", "zeros")
+VectorsFormat = _choices("VectorsFormat", "glove", "word2vec-text", "word2vec-binary")
+Duplicates = _choices("Duplicates", "first", "last", "error")
+UnicodeErrors = _choices("UnicodeErrors", "strict", "replace", "ignore")
+IdDtype = _choices("IdDtype", "int32", "int64")
+Engine = _choices("Engine", "local", "ray")
+ExportFormat = _choices("ExportFormat", "safetensors", "npy", "word2vec", "word2vec-binary", "glove")
 
 
 COLUMN = typer.Option(["input_ids"], "--column", help="Column or key holding the ids (repeatable).")

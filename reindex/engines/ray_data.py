@@ -87,9 +87,11 @@ def data_context(ray: Any) -> Iterator[None]:
     saved = {name: getattr(context, name) for name in settings}
     for name, value in settings.items():
         setattr(context, name, value)
-    logger = logging.getLogger("ray.data")  # per-job INFO/WARNING lines would drown the CLI's one line
+    # Per-job INFO/WARNING lines would drown the CLI's one line, and a failed task is logged at ERROR
+    # with a traceback before its exception reaches us: we report that exception ourselves.
+    logger = logging.getLogger("ray.data")
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ReindexError, UsageError
+from .errors import ReindexError, ReindexWarning, UsageError
 from .mapping import build_permutation, invert_permutation
 from .vocab import Vocab, read_vocab
 
@@ -131,6 +131,8 @@ class BuildResult:
     counts: dict[str, Any]
     datasets: list[dict[str, Any]]
     manifest: dict[str, Any]
+    run: Any = None                          # the Run written, tokens and vectors already in memory
+    corpus_counts: np.ndarray | None = None  # per sorted id, when datasets were given
 
 
 def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os.PathLike,
@@ -167,17 +169,22 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
                 hashes.start(path)  # on a background thread while the vectors are parsed
         note(f"read {len(vocabulary):,} vocabulary tokens")
         split = _split(vocabulary, vectors, options, note=note)
+        tokens_sorted = [vocabulary.tokens[i] for i in split.sorted_to_original.tolist()]
         with run_dir.atomic_directory(out, force=force) as tmp:
             reports, corpus = _remap_data(pairs, split, out=out, tmp=tmp, options=options, workers=workers,
                                           engine=engine, ray_address=ray_address, note=note)
-            manifest = run_dir.write_run(
+            manifest, metadata = run_dir.write_run(
                 tmp, fixed=split.fixed, trainable=split.trainable, sorted_to_original=split.sorted_to_original,
-                tokens_sorted=[vocabulary.tokens[i] for i in split.sorted_to_original.tolist()],
+                tokens_sorted=tokens_sorted,
                 counts=split.counts, options=options, corpus_counts=corpus,
-                inputs=run_dir.describe_inputs(vocab=vocab, vectors=vectors, data=[src for src, _ in pairs],
-                                              weights=weights, hashes=hashes),
+                inputs=run_dir.describe_inputs(files, given={"vocab": vocab, "vectors": vectors, "weights": weights},
+                                               hashes=hashes),
                 datasets=[run_dir.describe_report(r, tmp) for r in reports], hashes=hashes)
-    return BuildResult(out=out, counts=split.counts, datasets=manifest["datasets"], manifest=manifest)
+    written = run_dir.Run(path=out, sorted_to_original=split.sorted_to_original, num_fixed=split.fixed.shape[0],
+                          num_trainable=split.trainable.shape[0], dim=split.fixed.shape[1], manifest=manifest,
+                          metadata=metadata, tokens=tokens_sorted, fixed=split.fixed, trainable=split.trainable)
+    return BuildResult(out=out, counts=split.counts, datasets=manifest["datasets"], manifest=manifest,
+                       run=written, corpus_counts=corpus)
 
 
 @dataclass
@@ -198,13 +205,16 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
 
     pad_id = lookup_pad(vocabulary, options["pad"])
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", ReindexWarning)  # ours only: other warnings go their usual way
         matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=options["lowercase_fallback"],
                                 vectors_format=options["vectors_format"], duplicates=options["duplicates"],
                                 unicode_errors=options["unicode_errors"], pad=pad_id, weights=options["weights"])
     # Surprises that still give a correct result (a header count that disagrees with the lines):
     # said once on stderr and kept in the manifest, never a Python warning with a source line.
-    notices = [str(w.message) for w in caught]
+    notices = [str(w.message) for w in caught if issubclass(w.category, ReindexWarning)]
+    for other in caught:
+        if not issubclass(other.category, ReindexWarning):
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
     for notice in notices:
         note(f"warning: {notice}")
     sorted_to_original = partition(matched, pad=pad_id)

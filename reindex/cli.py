@@ -126,7 +126,7 @@ def build(
                            force=force, progress=_note, engine=engine.value,
                            ray_address=ray_address, weights=weights)
         if not quiet:
-            report.render(report.summarize(load_run(result.out)))
+            report.render(report.summarize(result.run, corpus_counts=result.corpus_counts))
     except ReindexError as e:
         _fail(e)
 
@@ -219,11 +219,11 @@ def inspect(run: Path = RUN,
     from .run import load_run
     from .transform import count_ids
 
-    _pyarrow_without_pandas()
-
+    if data:
+        _pyarrow_without_pandas()
     try:
         loaded = load_run(run)
-        counts = count_ids(run, data, columns=column, unk=unk) if data else None
+        counts = count_ids(loaded, data, columns=column, unk=unk) if data else report.stored_corpus_counts(loaded)
         summary = report.summarize(loaded, corpus_counts=counts, top=top)
         if plot is not None:
             report.plot_coverage(loaded, plot, corpus_counts=counts)

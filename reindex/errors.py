@@ -47,6 +47,10 @@ class ReindexError(ValueError):
         return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
+class ReindexWarning(UserWarning):
+    """A surprise in the input that still gives a correct result (e.g. a header count that disagrees)."""
+
+
 class UsageError(ReindexError):
     """The command line asks for something that cannot be done (exit code 2)."""
 

@@ -83,7 +83,7 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
         raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
     run = load_run(run_path)
     if weights is not None:
-        run.trainable = load_trainable(weights, shape=run.trainable.shape, fixed=run.fixed)
+        run.trainable = load_trainable(weights, shape=(run.num_trainable, run.dim), fixed=run.fixed)
     matrix = run.weight(order="original")
     if not np.isfinite(matrix).all():
         row = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
@@ -131,12 +131,16 @@ def _text_lines(tokens: list[str], matrix: np.ndarray) -> Any:
         yield "".join(f"{tokens[start + i]} {row_format % tuple(row)}\n" for i, row in enumerate(rows.tolist()))
 
 
-def _write_text(path: Path, tokens: list[str], matrix: np.ndarray, *, header: bool) -> None:
+def _refuse_whitespace(tokens: list[str], path: Path, *, hint: str) -> None:
+    """word2vec readers (gensim) split a record at its first space: such a token cannot be written."""
     for i, token in enumerate(tokens):
-        if not token or any(c.isspace() for c in token):
-            if header:  # word2vec readers (gensim) split on the first space
-                raise ReindexError(f"token {token!r} (original id {i}) contains whitespace", path=path,
-                                   hint="use --format glove (parsed from the right) or safetensors")
+        if any(c.isspace() for c in token):
+            raise ReindexError(f"token {token!r} (original id {i}) contains whitespace", path=path, hint=hint)
+
+
+def _write_text(path: Path, tokens: list[str], matrix: np.ndarray, *, header: bool) -> None:
+    if header:
+        _refuse_whitespace(tokens, path, hint="use --format glove (parsed from the right) or safetensors")
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         if header:
             f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n")
@@ -145,10 +149,7 @@ def _write_text(path: Path, tokens: list[str], matrix: np.ndarray, *, header: bo
 
 
 def _write_binary(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
-    for i, token in enumerate(tokens):
-        if any(c.isspace() for c in token):
-            raise ReindexError(f"token {token!r} (original id {i}) contains whitespace", path=path,
-                               hint="word2vec binary cannot hold it; use --format safetensors")
+    _refuse_whitespace(tokens, path, hint="word2vec binary cannot hold it; use --format safetensors")
     little = np.ascontiguousarray(matrix, dtype="<f4")
     with open(path, "wb") as f:
         f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n".encode())

@@ -10,7 +10,6 @@ Layout (the contract every command and the docs share):
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -85,8 +84,8 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def write_embedding(path: Path, *, fixed: np.ndarray, trainable: np.ndarray,
-                    sorted_to_original: np.ndarray, metadata: dict[str, str] | None = None) -> None:
-    """Write the split checkpoint; loadable with `safetensors` alone."""
+                    sorted_to_original: np.ndarray, metadata: dict[str, str] | None = None) -> dict[str, str]:
+    """Write the split checkpoint, loadable with `safetensors` alone; return its metadata."""
     from .tensorfile import save_safetensors
 
     meta = {
@@ -103,6 +102,7 @@ def write_embedding(path: Path, *, fixed: np.ndarray, trainable: np.ndarray,
         "trainable": np.ascontiguousarray(trainable, dtype=np.float32),
         "sorted_to_original": np.ascontiguousarray(sorted_to_original, dtype=np.int64),
     }, metadata=meta)
+    return meta
 
 
 def write_vocab(path: Path, tokens_sorted: list[str]) -> None:
@@ -115,23 +115,14 @@ def write_vocab(path: Path, tokens_sorted: list[str]) -> None:
 
 def write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sorted_to_original: np.ndarray,
               tokens_sorted: list[str], counts: dict[str, Any], options: dict[str, Any],
-              inputs: dict[str, Any], datasets: list[dict[str, Any]],
-              corpus_counts: np.ndarray | None = None, hashes: FileHashes | None = None) -> dict[str, Any]:
-    """Write embedding, vocabulary, corpus counts and (last) the manifest into `directory`."""
-    with contextlib.ExitStack() as stack:
-        hashes = hashes or stack.enter_context(FileHashes())
-        for entry in datasets:  # already complete: hash them while the embedding is written
-            hashes.start(directory / entry["output"])
-        return _write_run(directory, fixed=fixed, trainable=trainable, sorted_to_original=sorted_to_original,
-                          tokens_sorted=tokens_sorted, counts=counts, options=options, inputs=inputs,
-                          datasets=datasets, corpus_counts=corpus_counts, hashes=hashes)
+              inputs: dict[str, Any], datasets: list[dict[str, Any]], corpus_counts: np.ndarray | None,
+              hashes: FileHashes) -> tuple[dict[str, Any], dict[str, str]]:
+    """Write embedding, vocabulary, corpus counts and (last) the manifest into `directory`.
 
-
-def _write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sorted_to_original: np.ndarray,
-               tokens_sorted: list[str], counts: dict[str, Any], options: dict[str, Any],
-               inputs: dict[str, Any], datasets: list[dict[str, Any]], corpus_counts: np.ndarray | None,
-               hashes: FileHashes) -> dict[str, Any]:
-    write_embedding(directory / EMBEDDING_FILE, fixed=fixed, trainable=trainable,
+    Returns the manifest and the embedding's metadata."""
+    for entry in datasets:  # already complete: hash them while the embedding is written
+        hashes.start(directory / entry["output"])
+    metadata = write_embedding(directory / EMBEDDING_FILE, fixed=fixed, trainable=trainable,
                     sorted_to_original=sorted_to_original,
                     metadata={} if counts.get("pad_id") is None else {"pad_id": str(counts["pad_id"])})
     write_vocab(directory / VOCAB_FILE, tokens_sorted)
@@ -146,7 +137,7 @@ def _write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sor
         "outputs": [hashes.describe(directory / name, name=name) for name in names],
     }
     write_json(directory / MANIFEST_FILE, manifest)
-    return manifest
+    return manifest, metadata
 
 
 def input_files(*, vocab: str | os.PathLike, vectors: str | os.PathLike, data: list[Path],
@@ -157,18 +148,13 @@ def input_files(*, vocab: str | os.PathLike, vectors: str | os.PathLike, data: l
             "data": list(data), "weights": None if weights is None else Path(weights)}
 
 
-def describe_inputs(*, vocab: str | os.PathLike, vectors: str | os.PathLike, data: list[Path],
-                    weights: str | os.PathLike | None = None, hashes: FileHashes | None = None
-                    ) -> dict[str, Any]:
-    """The manifest's record of the inputs: path as given, size and sha256 (a run: its manifest)."""
-    files = input_files(vocab=vocab, vectors=vectors, data=data, weights=weights)
-    with contextlib.ExitStack() as stack:
-        hashes = hashes or stack.enter_context(FileHashes())
-        inputs = {"vocab": hashes.describe(files["vocab"], name=str(vocab)),
-                  "vectors": hashes.describe(files["vectors"], name=str(vectors)),
-                  "data": [hashes.describe(p) for p in data]}
-        if weights is not None:
-            inputs["weights"] = hashes.describe(files["weights"], name=str(weights))
+def describe_inputs(files: dict[str, Any], *, given: dict[str, Any], hashes: FileHashes) -> dict[str, Any]:
+    """The manifest's record of the `input_files`: each path as the user gave it, size and sha256."""
+    inputs = {"vocab": hashes.describe(files["vocab"], name=str(given["vocab"])),
+              "vectors": hashes.describe(files["vectors"], name=str(given["vectors"])),
+              "data": [hashes.describe(p) for p in files["data"]]}
+    if files["weights"] is not None:
+        inputs["weights"] = hashes.describe(files["weights"], name=str(given["weights"]))
     return inputs
 
 
@@ -236,14 +222,16 @@ class Run:
     """
 
     def __init__(self, *, path: Path, sorted_to_original: np.ndarray, num_fixed: int, num_trainable: int,
-                 dim: int, manifest: dict[str, Any], metadata: dict[str, str]) -> None:
+                 dim: int, manifest: dict[str, Any], metadata: dict[str, str], tokens: list[str] | None = None,
+                 fixed: np.ndarray | None = None, trainable: np.ndarray | None = None) -> None:
         self.path = path
         self.sorted_to_original = sorted_to_original
         self.num_fixed, self.num_trainable, self.dim = num_fixed, num_trainable, dim
         self.manifest, self.metadata = manifest, metadata
         self._original_to_sorted: np.ndarray | None = None
-        self._tokens: list[str] | None = None
-        self._vectors: dict[str, np.ndarray] = {}
+        self._tokens: list[str] | None = tokens
+        self._vectors: dict[str, np.ndarray] = {k: v for k, v in (("fixed", fixed), ("trainable", trainable))
+                                                if v is not None}
         self._lookups: dict = {}   # converted tables, see _apply
 
     def __repr__(self) -> str:

@@ -15,7 +15,6 @@ import numpy as np
 from .build import Matched, match_vectors
 from .errors import ReindexError, UsageError
 
-EXPORT_FORMAT = "reindex.export"
 
 
 def is_run_directory(path: Path) -> bool:
@@ -40,10 +39,12 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
         raise UsageError("--weights goes with a run directory as --vectors", path=path,
                          hint="an exported file already holds the trained rows")
     if path.suffix == ".safetensors":
+        from . import export
+
         found, matrix = read_export(path)
         matched = match_vectors(tokens, found, matrix, lowercase_fallback=lowercase_fallback)
         matched.stats = {"vectors_read": len(found), "duplicate_vectors_skipped": 0,
-                         "vectors_format": EXPORT_FORMAT}
+                         "vectors_format": export.EXPORT_FORMAT}
         return matched
     from .vectors import read_vectors
 
@@ -67,7 +68,7 @@ def match_old_run(path: Path, tokens: Sequence[str], *, lowercase_fallback: bool
     if weights is not None:
         from .export import load_trainable
 
-        old.trainable = load_trainable(weights, shape=old.trainable.shape, fixed=old.fixed)
+        old.trainable = load_trainable(weights, shape=(old.num_trainable, old.dim), fixed=old.fixed)
     position = {token: i for i, token in enumerate(tokens)}
     missing = [t for t in old.tokens if t not in position]
     if missing:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -59,15 +59,15 @@ def invert_files(run: str | os.PathLike, data: Sequence[str | os.PathLike], *, o
                   force=force, workers=workers, engine=engine, ray_address=ray_address)
 
 
-def count_ids(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *,
+def count_ids(run_path: str | os.PathLike | Any, data: Sequence[str | os.PathLike], *,
               columns: Sequence[str] = ("input_ids",), unk: str | None = None) -> np.ndarray:
     """Per-sorted-id counts of datasets in original ids (for `inspect`); nothing is kept on disk."""
     import tempfile
 
     from .datasets import RemapSpec, plan_outputs, remap_many
-    from .run import load_run
+    from .run import Run, load_run
 
-    run = load_run(run_path)
+    run = run_path if isinstance(run_path, Run) else load_run(run_path)  # a loaded Run is not read again
     counts = np.zeros(run.vocab_size, dtype=np.int64)
     with tempfile.TemporaryDirectory(prefix="reindex-inspect-") as tmp:
         pairs = plan_outputs(list(data), Path(tmp))

@@ -16,8 +16,13 @@ from conftest import DATA, VECTORS
 
 def test_worked_example(small, tmp_path):
     out = tmp_path / "run"
-    build(vocab=small["vocab"], vectors=small["vectors"], out=out, data=[small["ids"]], pad="<pad>",
-          lowercase_fallback=True, init="zeros")
+    result = build(vocab=small["vocab"], vectors=small["vectors"], out=out, data=[small["ids"]], pad="<pad>",
+                   lowercase_fallback=True, init="zeros")
+    # The Run handed back is the one on disk (the CLI's summary reads nothing again).
+    on_disk = load_run(out)
+    assert result.run.tokens == on_disk.tokens and result.run.metadata == on_disk.metadata
+    assert np.array_equal(result.run.fixed, on_disk.fixed) and np.array_equal(result.corpus_counts,
+                                                                               np.load(out / "corpus_counts.npy"))
     tensors = load_file(str(out / "embedding.safetensors"))
     # sorted: <pad>, the, cat, The (lowercase), dog | xyzzy, qwop
     assert tensors["sorted_to_original"].tolist() == [0, 1, 3, 4, 6, 2, 5]
@@ -75,7 +80,9 @@ def test_existing_output_is_refused_then_forced(small, tmp_path):
     with pytest.raises(UsageError, match="already exists"):
         build(vocab=small["vocab"], vectors=small["vectors"], out=out)
     build(vocab=small["vocab"], vectors=small["vectors"], out=out, force=True, pad="<pad>")
-    assert load_run(out).sorted_to_original[0] == 0 and not list(tmp_path.glob(".run.*"))
+    forced = load_run(out)
+    assert forced.sorted_to_original[0] == 0 and forced.manifest["counts"]["pad_id"] == 0 and not forced.fixed[0].any()  # was [7, 7, 7]
+    assert not list(tmp_path.glob(".run.*"))
 
 
 def test_bad_id_writes_nothing(small, tmp_path):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ReindexError, UsageError
+from ..errors import ReindexError, UsageError, ReindexWarning
 from ._format import detect_format, parse_header
 from ._open import BLOCK_BYTES, STREAM_ERRORS, iter_line_blocks, open_stream, read_or_fail
 
@@ -109,7 +109,7 @@ def _read(path, *, keep, format, duplicates, unicode_errors) -> Vectors:
                                             lenient_unicode=lenient, size_hint=_size(stream, compression))
     if header is not None and header[0] != num_read:
         warnings.warn(f"{os.fspath(path)}: the header says {header[0]} vectors but the file has {num_read}",
-                      stacklevel=3)
+                      ReindexWarning, stacklevel=3)
     where = "position" if fmt == "word2vec-binary" else "line"
     tokens, matrix, num_duplicates = collector.finish(path=path, keep=keep, duplicates=duplicates,
                                                       unicode_errors=unicode_errors, where_name=where)

@@ -86,7 +86,7 @@ def remap_batch(batch: pa.RecordBatch, spec: RemapSpec, *, path: object, first_r
     """`remap_record_batch` with the row number of the batch's first row and a precomputed schema."""
     schema = schema if schema is not None else output_schema(batch.schema, spec, path=path)
     arrays = list(batch.columns)
-    tables: dict[np.dtype, np.ndarray] = {}
+    tables = spec.tables
     for name in spec.columns:
         index = batch.schema.get_field_index(name)
         try:

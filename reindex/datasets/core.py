@@ -1,7 +1,7 @@
 """The spec, the report and the flat gather every format shares. Arrays in, arrays out; no paths."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +32,8 @@ class RemapSpec:
     tokens: Sequence[str] | None = None   # vocabulary in INPUT-id order, for whitespace text
     unk: str | None = None                # text: token for unknown words (else an error)
     counts: np.ndarray | None = None      # int64 [V]; += bincount of the output ids
+    # `table` converted to each output dtype, made once per spec rather than once per record batch
+    tables: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def vocab_size(self) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReindexError
+from ..run import write_json
 from .arrow import update_features
 from .core import FileReport, RemapSpec
 from .ipc import remap_ipc
@@ -27,8 +28,9 @@ def _read_json(path: Path) -> Any:
         raise ReindexError(f"invalid JSON: {e}", path=path) from e
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def _plain_name(name: object) -> bool:
+    """A file or split name that stays inside its folder: no separator, not `.`/`..`, not absolute."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
 
 
 def fingerprint(old: str, spec: RemapSpec) -> str:
@@ -52,11 +54,12 @@ def remap_hf_dataset(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     """
     if (source / "dataset_dict.json").is_file():
         splits = _read_json(source / "dataset_dict.json").get("splits")
-        if not isinstance(splits, list):
-            raise ReindexError("dataset_dict.json has no list of splits", path=source / "dataset_dict.json")
+        if not isinstance(splits, list) or not all(_plain_name(s) for s in splits):
+            raise ReindexError("expected `splits`: a list of plain split names", path=source / "dataset_dict.json",
+                               hint="a split name must not hold '/' or be '.' or '..'")
         output.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / "dataset_dict.json", output / "dataset_dict.json")
-        reports = [_remap_split(source / str(s), output / str(s), spec) for s in splits]
+        reports = [_remap_split(source / s, output / s, spec) for s in splits]
         return FileReport(source, output, "hf-dataset", sum(r.num_ids for r in reports),
                           sum(r.num_rows for r in reports))
     return _remap_split(source, output, spec)
@@ -66,7 +69,7 @@ def _remap_split(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     state = _read_json(source / "state.json")
     info = _read_json(source / "dataset_info.json")
     files = [entry.get("filename") for entry in state.get("_data_files", []) if isinstance(entry, dict)]
-    if not files or not all(isinstance(f, str) and "/" not in f and f not in ("..", ".") for f in files):
+    if not files or not all(_plain_name(f) for f in files):
         raise ReindexError("state.json lists no usable `_data_files`", path=source / "state.json")
     output.mkdir(parents=True, exist_ok=True)
     num_ids = num_rows = 0
@@ -76,6 +79,6 @@ def _remap_split(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     if spec.id_dtype is not None and isinstance(info.get("features"), dict):
         update_features(info["features"], spec.columns, spec.id_dtype)
     state["_fingerprint"] = fingerprint(state.get("_fingerprint", ""), spec)
-    _write_json(output / "dataset_info.json", info)
-    _write_json(output / "state.json", state)
+    write_json(output / "dataset_info.json", info)
+    write_json(output / "state.json", state)
     return FileReport(source, output, "hf-dataset", num_ids, num_rows)

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReindexError
-from ..mapping import check_dtype_fits
-from .core import FileReport, RemapSpec, add_counts, gather, table_as
+from .core import FileReport, RemapSpec, add_counts, gather, table_as, output_dtype
 from .arrow import numpy_to_arrow
 
 #: Bytes of lines read per batch (one Parquet row group each).
@@ -28,8 +27,7 @@ def remap_text(source: Path, output: Path, spec: RemapSpec, *, batch_bytes: int 
     if spec.tokens is None:
         raise ReindexError("text input needs the vocabulary's tokens", path=source,
                            hint="pass RemapSpec(tokens=...) in input-id order")
-    out_dtype = np.dtype(spec.id_dtype or "int32")
-    check_dtype_fits(out_dtype, spec.vocab_size, path=str(source))
+    out_dtype = output_dtype(np.dtype(np.int32), spec, path=source)  # same rules as every other format
     vocabulary = pa.array(list(spec.tokens), pa.string())
     unk_id = _unk_id(spec, source)
     table = table_as(spec.table, out_dtype)

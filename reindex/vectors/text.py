@@ -77,18 +77,14 @@ class TextParser:
 
     def __init__(self, *, dim: int, path: str | os.PathLike, origin: str,
                  candidates: pa.Array | None = None, lenient_unicode: bool = False,
-                 collector: Collector | None = None, trailing: bool = False) -> None:
+                 collector: Collector, trailing: bool = False) -> None:
         self.dim, self.path, self.origin, self.collector = dim, path, origin, collector
         self.candidates, self.lenient, self.trailing = candidates, lenient_unicode, trailing
-        self.read_options = _read_options(dim, threads=False)  # small inputs, already in a worker
+        self.read_options = _read_options(dim)
         self.convert_options = _convert_options(dim)
         # A file whose lines end in a space (fastText) has one more, empty, field: read it, then drop it
-        self.plain_read_options = _read_options(dim + trailing, threads=False)
+        self.plain_read_options = _read_options(dim + trailing)
         self.plain_convert_options = _convert_options(dim, include=dim + 1 if trailing else None)
-
-    def parse(self, block: memoryview, first_line: int) -> Parsed:
-        """Parse `block` (whole lines) whose first line has number `first_line`."""
-        return self.place(block, self.read(block), first_line)
 
     def read(self, block: memoryview) -> Plain | Lines | None:
         """The part of parsing that needs no line number, run on blocks in parallel (thread-safe).
@@ -99,7 +95,7 @@ class TextParser:
         """
         if self.candidates is not None:
             return self._split(self._data(block))
-        if self.collector is None or not _is_plain(block):
+        if not _is_plain(block):
             return None
         odd: list[tuple[int, str]] = []
 
@@ -272,9 +268,10 @@ def _quiet(unraisable) -> None:
     """Drop the UnicodeDecodeError pyarrow raises for a non-UTF-8 skipped row; we re-parse the block."""
 
 
-def _read_options(columns: int, *, threads: bool = True) -> pcsv.ReadOptions:
+def _read_options(columns: int) -> pcsv.ReadOptions:
+    """Single-threaded: each block is already parsed in a worker thread of its own."""
     return pcsv.ReadOptions(column_names=[f"f{i}" for i in range(columns + 1)], block_size=1 << 20,
-                            use_threads=threads)
+                            use_threads=False)
 
 
 def _convert_options(dim: int, *, include: int | None = None) -> pcsv.ConvertOptions:

@@ -126,3 +126,22 @@ def test_sample_data_build_matches_vector_file(tmp_path):
     after = pq.read_table(out / "data" / "train.parquet").column("input_ids").to_pylist()
     table_o2s = run.original_to_sorted
     assert after == [[int(table_o2s[i]) for i in row] for row in before]
+
+
+@pytest.mark.parametrize("name, no_header", [("test_glove.txt", True), ("lee_fasttext.vec", False),
+                                             ("euclidean_vectors.bin", False)])
+def test_build_on_gensims_test_files(tmp_path, name, no_header):
+    from gensim.models import KeyedVectors
+    from gensim.test.utils import datapath
+
+    path = datapath(name)
+    kv = KeyedVectors.load_word2vec_format(path, binary=name.endswith(".bin"), no_header=no_header)
+    known = list(kv.index_to_key)[:50]
+    vocab = ["<pad>", "zz-unknown-1"] + known[::-1] + ["zz-unknown-2"]  # another order than the file's
+    (tmp_path / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
+    build(vocab=tmp_path / "vocab.txt", vectors=path, out=tmp_path / "run", pad="<pad>")
+    run = load_run(tmp_path / "run")
+    assert run.tokens == ["<pad>"] + known[::-1] + ["zz-unknown-1", "zz-unknown-2"]   # stable partition
+    assert not run.fixed[0].any() and run.num_fixed == 1 + len(known) and run.num_trainable == 2
+    assert np.array_equal(run.fixed[1:], np.stack([kv[t] for t in known[::-1]]))
+    assert np.array_equal(run.original_to_sorted[run.sorted_to_original], np.arange(len(vocab)))

@@ -6,73 +6,17 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import ReindexError, ReindexWarning, UsageError
+from .init import INITS, init_trainable
 from .mapping import build_permutation, invert_permutation
+from .matching import Matched
 from .vocab import Vocab, read_vocab
-
-INITS = ("normal", "uniform", "zeros")
-
-
-@dataclass
-class Matched:
-    """For each original id: the row of its vector in `matrix`, or -1 (trainable)."""
-
-    rows: np.ndarray              # int64 [V]
-    matrix: np.ndarray            # float32 [N, D]
-    lowercase: np.ndarray         # bool [V]: matched through the lowercase form
-    stats: dict[str, Any] = field(default_factory=dict)
-    old_order: np.ndarray | None = None   # expansion from a run: new original ids of old sorted ids
-
-
-def match_vectors(tokens: Sequence[str], found_tokens: Sequence[str], matrix: np.ndarray, *,
-                  lowercase_fallback: bool = False) -> Matched:
-    """Match vocabulary tokens to vector rows, exactly or (optionally) through their lowercase form.
-
-    >>> m = match_vectors(["The", "cat", "dog"], ["cat", "the"], np.zeros((2, 1), np.float32),
-    ...                   lowercase_fallback=True)
-    >>> m.rows.tolist(), m.lowercase.tolist()
-    ([1, 0, -1], [True, False, False])
-    """
-    row_of = {token: i for i, token in enumerate(found_tokens)}
-    rows = np.fromiter((row_of.get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
-    lowercase = np.zeros(len(tokens), dtype=bool)
-    if lowercase_fallback:
-        for i in np.flatnonzero(rows < 0).tolist():
-            row = row_of.get(tokens[i].lower(), -1)
-            if row >= 0:
-                rows[i] = row
-                lowercase[i] = True
-    return Matched(rows=rows, matrix=matrix, lowercase=lowercase)
-
-
-def init_trainable(count: int, fixed: np.ndarray, *, init: str = "normal", seed: int = 0) -> np.ndarray:
-    """Initial trainable rows: per-dimension mean/std of the real fixed vectors (normal or uniform), or zeros.
-
-    >>> init_trainable(2, np.ones((3, 4), np.float32), init="zeros").shape
-    (2, 4)
-    """
-    dim = fixed.shape[1]
-    if init not in INITS:
-        raise UsageError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
-    if init == "zeros" or count == 0:
-        return np.zeros((count, dim), dtype=np.float32)
-    if fixed.shape[0] >= 2:
-        stats = fixed.astype(np.float64)
-        mean, std = stats.mean(axis=0), stats.std(axis=0)
-    else:  # nothing to learn the scale from: nn.Embedding's default N(0, 1)
-        mean, std = np.zeros(dim), np.ones(dim)
-    rng = np.random.default_rng(seed)
-    if init == "normal":
-        noise = rng.standard_normal((count, dim), dtype=np.float32)
-    else:  # uniform with the same mean and std: U(-sqrt(3), sqrt(3)) has unit variance
-        noise = rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), (count, dim)).astype(np.float32)
-    return (noise * std.astype(np.float32) + mean.astype(np.float32)).astype(np.float32)
 
 
 def partition(matched: Matched, *, pad: int | None) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .build import Matched, match_vectors
+from .matching import Matched, match_vectors
 from .errors import ReindexError, UsageError
 
 

@@ -93,11 +93,11 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
     """
     from . import run as run_dir
     from .datasets import plan_outputs
+    from .outputs import check_output, replacer
 
     note = progress or (lambda message: None)
     out = Path(out)
-    if out.exists() and not force:
-        raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
+    check_output(out, kind="run", force=force, inputs=[vocab, vectors, *data, weights])
     if init not in INITS:
         raise UsageError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
     options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "init": init, "seed": seed,
@@ -114,7 +114,7 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         note(f"read {len(vocabulary):,} vocabulary tokens")
         split = _split(vocabulary, vectors, options, note=note)
         tokens_sorted = [vocabulary.tokens[i] for i in split.sorted_to_original.tolist()]
-        with run_dir.atomic_directory(out, force=force) as tmp:
+        with run_dir.atomic_directory(out, force=force, replace=replacer("run")) as tmp:
             reports, corpus = _remap_data(pairs, split, out=out, tmp=tmp, options=options, workers=workers,
                                           engine=engine, ray_address=ray_address, note=note)
             manifest, metadata = run_dir.write_run(

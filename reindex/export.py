@@ -121,8 +121,9 @@ def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: A
 
 
 def _write_npy(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
-    with open(path, "wb") as f:
-        np.save(f, matrix)
+    from .datasets.npy import save_npy
+
+    save_npy(path, matrix)
 
 
 def _text_lines(tokens: list[str], matrix: np.ndarray) -> Any:

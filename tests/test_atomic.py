@@ -674,3 +674,36 @@ def test_save_npy_writes_what_np_save_writes(tmp_path, array):
     save_npy(tmp_path / "a.npy", array)
     np.save(tmp_path / "b.npy", array)
     assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def big_run(big, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bigrun") / "run"
+    subprocess.run(build_command(big, out), env=ENV, check=True)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["export", "remap"])
+def test_killed_export_or_remap_leaves_nothing_under_the_final_name(big, big_run, tmp_path, command):
+    """SIGKILL at four points of the write: no output, or a complete one; never a partial file."""
+    from reindex.run import load_run
+
+    run = load_run(big_run)
+    for i, delay in enumerate((0.0, 0.02, 0.1, 0.3)):
+        out = tmp_path / (f"e{i}.npy" if command == "export" else f"enc{i}")
+        args = ["export", str(big_run), "--out", str(out)] if command == "export" else \
+            ["remap", str(big_run), str(big["ids"]), "--out", str(out)]
+        kill_at([sys.executable, "-m", "reindex", *args], out, "", delay)
+        if out.exists():   # killed after the rename: complete
+            if command == "export":
+                assert np.load(out).shape == (run.vocab_size, run.dim)
+            else:
+                np.testing.assert_array_equal(np.load(out / "ids.npy"), run.to_sorted(np.load(big["ids"])))
+    # what a kill left behind is a `.NAME.tmp-*` sibling, never NAME; the next write removes it
+    out = tmp_path / ("e0.npy" if command == "export" else "enc0")
+    if not out.exists():
+        subprocess.run([sys.executable, "-m", "reindex", *(["export", str(big_run)] if command == "export" else
+                                                           ["remap", str(big_run), str(big["ids"])]),
+                        "--out", str(out)], env=ENV, check=True)
+    assert out.exists() and siblings(out) == []

@@ -16,7 +16,10 @@ from .errors import ReindexError, ReindexWarning, UsageError
 from .init import INITS, init_trainable
 from .mapping import build_permutation, invert_permutation
 from .matching import Matched
-from .vocab import Vocab, read_vocab
+from .vocab import Vocab, misread_as, read_vocab
+
+#: Under this share of vocabulary tokens with a vector, `build` warns that the run is probably a mistake.
+LOW_MATCH_SHARE = 0.05
 
 
 def partition(matched: Matched, *, pad: int | None) -> np.ndarray:
@@ -92,7 +95,8 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
     build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")
     """
     from . import run as run_dir
-    from .datasets import plan_outputs
+    from .datasets import RemapSpec, check_datasets, plan_outputs
+    from .datasets.core import check_columns
     from .outputs import check_output, replacer
 
     note = progress or (lambda message: None)
@@ -104,15 +108,23 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
                "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,
                "columns": list(columns), "id_dtype": id_dtype,
                "weights": None if weights is None else str(weights)}
+    check_columns(columns)
     with run_dir.FileHashes() as hashes:
         vocabulary = read_vocab(vocab)
+        misread = misread_as(vocabulary)
+        early = [] if misread is None else [f"the vocabulary {vocab} looks like {misread}"]
+        for notice in early:
+            note(f"warning: {notice}")
         pairs = plan_outputs(list(data), out / run_dir.DATA_DIR) if data else []
+        # Fail fast: every dataset's format, columns and dtype are checked before the vectors are parsed.
+        check_datasets([src for src, _ in pairs], RemapSpec(table=np.zeros(len(vocabulary), np.int64),
+                       columns=tuple(columns), id_dtype=id_dtype, tokens=vocabulary.tokens))
         files = run_dir.input_files(vocab=vocab, vectors=vectors, data=[src for src, _ in pairs], weights=weights)
         for path in [files["vocab"], files["vectors"], *files["data"], files["weights"]]:
-            if path is not None and path.is_file():
+            if path is not None and (path.is_file() or path.is_dir()):  # never a FIFO: it would block
                 hashes.start(path)  # on a background thread while the vectors are parsed
         note(f"read {len(vocabulary):,} vocabulary tokens")
-        split = _split(vocabulary, vectors, options, note=note)
+        split = _split(vocabulary, vectors, options, note=note, early=early, misread=misread)
         tokens_sorted = [vocabulary.tokens[i] for i in split.sorted_to_original.tolist()]
         with run_dir.atomic_directory(out, force=force, replace=replacer("run")) as tmp:
             reports, corpus = _remap_data(pairs, split, out=out, tmp=tmp, options=options, workers=workers,
@@ -142,8 +154,27 @@ class Split:
     tokens: list[str]   # original-id order
 
 
+def match_warning(matched: int, vocab_size: int, *, misread: str | None = None) -> str | None:
+    """The warning for a run where (almost) no vocabulary token has a vector, naming the likely cause.
+
+    >>> match_warning(0, 5)[:54]
+    'no vocabulary token has a pretrained vector (0 of 5): '
+    >>> match_warning(1, 5) is None
+    True
+    """
+    if vocab_size == 0 or matched >= LOW_MATCH_SHARE * vocab_size:
+        return None
+    head = (f"no vocabulary token has a pretrained vector (0 of {vocab_size:,})" if matched == 0 else
+            f"only {matched:,} of {vocab_size:,} vocabulary tokens ({matched / vocab_size:.2%}) have a "
+            f"pretrained vector")
+    cause = (f"the vocabulary is {misread.split(':')[0]}" if misread is not None else
+             "the vocabulary and the vectors come from different tokenizers or casings "
+             "(try --lowercase-fallback), or --vectors names the wrong file")
+    return f"{head}: probably {cause}"
+
+
 def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any], *,
-           note: Callable[[str], None]) -> Split:
+           note: Callable[[str], None], early: Sequence[str] = (), misread: str | None = None) -> Split:
     """Match the vocabulary to the vectors and split the rows into the fixed and trainable blocks."""
     from . import sources
 
@@ -159,8 +190,13 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
     for other in caught:
         if not issubclass(other.category, ReindexWarning):
             warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    pad_has_row = pad_id is not None and matched.rows[pad_id] >= 0
+    low = match_warning(int(np.count_nonzero(matched.rows >= 0)) - int(pad_has_row),
+                        len(vocabulary) - int(pad_id is not None), misread=misread)
+    notices += [] if low is None else [low]
     for notice in notices:
         note(f"warning: {notice}")
+    notices = [*early, *notices]
     sorted_to_original = partition(matched, pad=pad_id)
     fixed, trainable = split_rows(matched, sorted_to_original, pad=pad_id, init=options["init"],
                                   seed=options["seed"])

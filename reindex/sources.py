@@ -14,6 +14,7 @@ import numpy as np
 
 from .matching import Matched, match_vectors
 from .errors import ReindexError, UsageError
+from .inputfile import check_regular
 
 
 
@@ -33,6 +34,7 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
     path = Path(vectors)
     if not path.exists():
         raise ReindexError("no such file or directory", path=path, hint="check the --vectors path")
+    check_regular(path, what="a vector", allow_dir=True)  # a FIFO would hang the reader
     if is_run_directory(path):
         return match_old_run(path, tokens, lowercase_fallback=lowercase_fallback, pad=pad, weights=weights)
     if weights is not None:

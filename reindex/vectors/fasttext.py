@@ -95,11 +95,16 @@ def open_model(path: str | os.PathLike) -> FastTextModel:
                          matrix_offset=prune_end + 17, num_rows=rows)
 
 
-def word_vectors(model: FastTextModel, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """fastText's `get_word_vector` for each token, and whether it had any row (else it is all zeros)."""
+def word_vectors(model: FastTextModel, tokens: Sequence[str], *, ids: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """fastText's `get_word_vector` for each token, and whether it had any row (else it is all zeros).
+
+    `ids`: the tokens' dictionary indices, when known (else looked up; -1 for a word not there).
+    """
     encoded = [t.encode("utf-8", "surrogatepass") for t in tokens]
-    found = pc.index_in(pa.array(encoded, pa.large_binary()), value_set=model.words)
-    ids = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    if ids is None:
+        found = pc.index_in(pa.array(encoded, pa.large_binary()), value_set=model.words)
+        ids = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     indptr, indices = subword_rows(encoded, ids, nwords=len(model.words), bucket=model.bucket,
                                    minn=model.minn, maxn=model.maxn)
     return mean_rows(model, indptr, indices), np.diff(indptr) > 0
@@ -111,35 +116,34 @@ def mean_rows(model: FastTextModel, indptr: np.ndarray, indices: np.ndarray) -> 
     with open(model.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         matrix = np.frombuffer(mm, dtype="<f4", count=model.num_rows * model.dim,
                                offset=model.matrix_offset).reshape(model.num_rows, model.dim)
-        try:
-            start = 0
-            while start < len(out):
-                stop = max(int(np.searchsorted(indptr, indptr[start] + ROWS_PER_CHUNK, side="right")) - 1,
-                           start + 1)
-                _average(matrix, indptr[start:stop + 1], indices, out[start:stop], model=model)
-                start = stop
-                if hasattr(mm, "madvise"):  # drop the pages read: resident memory stays one chunk
-                    mm.madvise(mmap.MADV_DONTNEED)
-        finally:
-            del matrix  # the mmap cannot close while an array still views it
-    return out
-
-
-def _average(matrix: np.ndarray, indptr: np.ndarray, indices: np.ndarray, out: np.ndarray, *,
-             model: FastTextModel) -> None:
-    counts = np.diff(indptr)
-    if not counts.any():
-        return
-    idx = indices[indptr[0]:indptr[-1]]
-    rows = matrix[idx]
-    if not np.isfinite(rows).all():
-        bad = int(idx[np.flatnonzero(~np.isfinite(rows).all(axis=1))[0]])
+        start, bad = 0, None
+        while start < len(out) and bad is None:
+            stop = max(int(np.searchsorted(indptr, indptr[start] + ROWS_PER_CHUNK, side="right")) - 1, start + 1)
+            bad = _average(matrix, indptr[start:stop + 1], indices, out[start:stop])
+            start = stop
+            if hasattr(mm, "madvise"):  # drop the pages read: resident memory stays one chunk
+                mm.madvise(mmap.MADV_DONTNEED)
+        del matrix  # the mmap cannot close while an array still views it
+    if bad is not None:
         raise ReindexError(f"input matrix row {bad} is not finite (NaN or Inf)", path=model.path,
                            position=f"byte {model.matrix_offset + 4 * bad * model.dim}",
                            hint="the model file is damaged; download or save it again")
+    return out
+
+
+def _average(matrix: np.ndarray, indptr: np.ndarray, indices: np.ndarray, out: np.ndarray) -> int | None:
+    """Fill `out` with the means of the rows each word needs; return the first non-finite row read, if any."""
+    counts = np.diff(indptr)
+    if not counts.any():
+        return None
+    idx = indices[indptr[0]:indptr[-1]]
+    rows = matrix[idx]
+    if not np.isfinite(rows).all():
+        return int(idx[np.flatnonzero(~np.isfinite(rows).all(axis=1))[0]])
     some = counts > 0
     sums = np.add.reduceat(rows, (indptr[:-1] - indptr[0])[some], axis=0, dtype=np.float64)
     out[some] = sums / counts[some, None]
+    return None
 
 
 def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = None, duplicates: str = "first",
@@ -165,7 +169,7 @@ def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = Non
     winners, num_duplicates = _resolve_duplicates(tokens, ids, model.word_offsets, path=path, mode=duplicates,
                                                   where_name="position")
     ids, tokens = ids[winners], tokens.take(pa.array(winners)).to_pylist()
-    matrix, _ = word_vectors(model, tokens)
+    matrix, _ = word_vectors(model, tokens, ids=ids)
     return Vectors(tokens=tokens, matrix=matrix, dim=model.dim, format="fasttext-bin", num_read=len(model.words),
                    num_duplicates=num_duplicates)
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import ReindexError, ReindexWarning, UsageError
-from .init import INITS, init_trainable
+from .init import INITS, describe_sources, initialise
 from .mapping import build_permutation, invert_permutation
 from .matching import Matched
 from .vocab import Vocab, misread_as, read_vocab
@@ -35,9 +35,11 @@ def partition(matched: Matched, *, pad: int | None) -> np.ndarray:
     return np.concatenate([head, new_fixed, new_trainable]).astype(np.int64)
 
 
-def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | None, init: str,
-               seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The `fixed` block (vectors in sorted order, pad as a zero row) and the initial `trainable` block."""
+def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | None, init: str, seed: int,
+               subwords: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The `fixed` block (vectors in sorted order, pad as a zero row), the initial `trainable` block, and
+    which trainable rows each init rule gave. `subwords` maps trainable original ids to (rows, has_ngrams)."""
     rows = matched.rows[sorted_to_original]
     num_fixed = int(np.count_nonzero(rows >= 0))
     if pad is not None and matched.old_order is None:
@@ -51,8 +53,28 @@ def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | N
     real = fixed[start:]
     if matched.old_order is not None and pad is not None:
         real = np.delete(fixed, pad_sorted_id(sorted_to_original, pad), axis=0)
-    trainable = init_trainable(len(sorted_to_original) - num_fixed, real, init=init, seed=seed)
-    return fixed, trainable
+    given = subwords(sorted_to_original[num_fixed:]) if init == "subwords" and subwords is not None else None
+    trainable, sources = initialise(len(sorted_to_original) - num_fixed, real, init=init, seed=seed, subwords=given)
+    return fixed, trainable, sources
+
+
+def _check_subword_model(*, init: str, vectors: str | os.PathLike,
+                         subword_model: str | os.PathLike | None) -> None:
+    """`--init subwords` needs a fastText `.bin`: --subword-model, else --vectors itself."""
+    if subword_model is not None and init != "subwords":
+        raise UsageError("--subword-model goes with --init subwords", path=subword_model,
+                         hint="add --init subwords, or drop --subword-model")
+    if init != "subwords":
+        return
+    from .vectors.fasttext import is_fasttext
+
+    model = Path(subword_model if subword_model is not None else vectors)
+    flag = "--subword-model" if subword_model is not None else "--vectors"
+    if not model.exists():
+        raise ReindexError("no such file or directory", path=model, hint=f"check the {flag} path")
+    if not (model.is_file() and is_fasttext(model)):
+        raise UsageError(f"--init subwords needs a fastText .bin model, and this {flag} is not one", path=model,
+                         hint="pass --subword-model FILE.bin (an unsupervised fastText model)")
 
 
 def pad_sorted_id(sorted_to_original: np.ndarray, pad: int) -> int:
@@ -89,7 +111,8 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
           columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, force: bool = False,
           workers: int | None = None, progress: Callable[[str], None] | None = None,
           engine: str = "local", ray_address: str | None = None,
-          weights: str | os.PathLike | None = None) -> BuildResult:
+          weights: str | os.PathLike | None = None,
+          subword_model: str | os.PathLike | None = None) -> BuildResult:
     """Build a run directory. Everything is validated before RUN appears; a failure leaves no RUN.
 
     build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")
@@ -104,10 +127,12 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
     check_output(out, kind="run", force=force, inputs=[vocab, vectors, *data, weights])
     if init not in INITS:
         raise UsageError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
+    _check_subword_model(init=init, vectors=vectors, subword_model=subword_model)
     options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "init": init, "seed": seed,
                "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,
                "columns": list(columns), "id_dtype": id_dtype,
-               "weights": None if weights is None else str(weights)}
+               "weights": None if weights is None else str(weights),
+               "subword_model": None if subword_model is None else str(subword_model)}
     check_columns(columns)
     with run_dir.FileHashes() as hashes:
         vocabulary = read_vocab(vocab)
@@ -198,13 +223,19 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
         note(f"warning: {notice}")
     notices = [*early, *notices]
     sorted_to_original = partition(matched, pad=pad_id)
-    fixed, trainable = split_rows(matched, sorted_to_original, pad=pad_id, init=options["init"],
-                                  seed=options["seed"])
+    model = options.get("subword_model") or vectors  # --init subwords: the fastText model's rows
+
+    def subwords(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return sources.subword_vectors(model, [vocabulary.tokens[i] for i in ids.tolist()], dim=matched.matrix.shape[1])
+
+    fixed, trainable, init_sources = split_rows(matched, sorted_to_original, pad=pad_id, init=options["init"],
+                                                seed=options["seed"], subwords=subwords)
     note(f"matched {fixed.shape[0]:,} fixed and {trainable.shape[0]:,} trainable tokens")
     pad_sorted = None if pad_id is None else pad_sorted_id(sorted_to_original, pad_id)
     counts = {"vocab": len(vocabulary), "fixed": int(fixed.shape[0]), "trainable": int(trainable.shape[0]),
               "dim": int(fixed.shape[1]), "pad_id": pad_sorted,
-              "lowercase_matches": int(np.count_nonzero(matched.lowercase)), **matched.stats}
+              "lowercase_matches": int(np.count_nonzero(matched.lowercase)), **matched.stats,
+              "init_rows": describe_sources(init_sources, first=int(fixed.shape[0]))}
     if notices:
         counts["warnings"] = notices
     return Split(sorted_to_original, fixed, trainable, counts, vocabulary.tokens)

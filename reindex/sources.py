@@ -108,3 +108,14 @@ def read_export(path: Path) -> tuple[list[str], np.ndarray]:
     if weight.ndim != 2 or weight.shape[0] != len(tokens):
         raise ReindexError(f"weight {weight.shape} does not match {len(tokens)} tokens", path=path)
     return tokens, np.ascontiguousarray(weight, dtype=np.float32)
+
+
+def subword_vectors(model: str | os.PathLike, tokens: Sequence[str], *, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """`--init subwords`: fastText's vector for each token from the `.bin` at `model`, and whether it had one."""
+    from .vectors.fasttext import open_model, word_vectors
+
+    opened = open_model(model)
+    if opened.dim != dim:
+        raise ReindexError(f"the fastText model has dimension {opened.dim}, the vectors {dim}", path=model,
+                           hint="pass a --subword-model of the same dimension as --vectors")
+    return word_vectors(opened, tokens)

@@ -38,3 +38,29 @@ class BlockLookup(torch.autograd.Function):
                                                  check_invariants=False)
         return None, None, trainable_grad, None, None, None
 
+
+
+class BlockLinear(torch.autograd.Function):
+    """Forward: logits over the whole [V, D] block. Backward: the exact input gradient, and a weight
+    (and bias) gradient for the trainable rows only, O(tokens x trainable x D) rather than x V."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, block: Tensor, trainable: Tensor, num_fixed: int,
+                bias: Tensor | None, bias_trainable: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, block)
+        ctx.num_fixed = num_fixed
+        return F.linear(x, block, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, block = ctx.saved_tensors
+        grad_x = grad_trainable = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad.matmul(block.to(grad.dtype))
+        # The trainable rows are the block's last columns of `grad`: a strided view, no copy.
+        rows_grad = grad.reshape(-1, grad.shape[-1])[:, ctx.num_fixed:]
+        if ctx.needs_input_grad[2]:
+            grad_trainable = rows_grad.t().matmul(x.reshape(-1, x.shape[-1]).to(grad.dtype))
+        if ctx.needs_input_grad[5]:
+            grad_bias = rows_grad.sum(0)
+        return grad_x, None, grad_trainable, None, None, grad_bias

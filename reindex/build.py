@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import ReindexError, ReindexWarning, UsageError
-from .init import INITS, init_trainable
+from .init import INITS, init_pieces, init_trainable
 from .mapping import build_permutation, invert_permutation
 from .matching import Matched
 from .vocab import Vocab, read_vocab
@@ -33,7 +33,7 @@ def partition(matched: Matched, *, pad: int | None) -> np.ndarray:
 
 
 def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | None, init: str,
-               seed: int) -> tuple[np.ndarray, np.ndarray]:
+               seed: int, texts: Callable[[np.ndarray], list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The `fixed` block (vectors in sorted order, pad as a zero row) and the initial `trainable` block."""
     rows = matched.rows[sorted_to_original]
     num_fixed = int(np.count_nonzero(rows >= 0))
@@ -48,6 +48,12 @@ def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | N
     real = fixed[start:]
     if matched.old_order is not None and pad is not None:
         real = np.delete(fixed, pad_sorted_id(sorted_to_original, pad), axis=0)
+    if init == "pieces":  # the old tokenizer splits each new token; its row starts at the pieces' mean
+        if matched.pieces is None or texts is None:
+            raise UsageError("--init pieces needs a Hugging Face model as --vectors",
+                             hint="its tokenizer splits each new token into old pieces")
+        pieces = matched.pieces(texts(sorted_to_original[num_fixed:]))
+        return fixed, init_pieces(pieces, matched.matrix, fallback=real.mean(axis=0, dtype=np.float64))
     trainable = init_trainable(len(sorted_to_original) - num_fixed, real, init=init, seed=seed)
     return fixed, trainable
 
@@ -65,6 +71,15 @@ def lookup_pad(vocab: Vocab, pad: str | None) -> int | None:
     except ValueError:
         raise UsageError(f"--pad token {pad!r} is not in the vocabulary", path=vocab.path,
                          hint="add it to the vocabulary or pass the token exactly as written there") from None
+
+
+def vocab_texts(vocabulary: Vocab, ids: np.ndarray) -> list[str]:
+    """The text of each original id: a tokenizer's decoding (`Ġcat` -> ` cat`), else the token itself."""
+    if vocabulary.format == "tokenizer":
+        from .vocab_hf import load_tokenizer, token_texts
+
+        return token_texts(load_tokenizer(vocabulary.path), ids)
+    return [vocabulary.tokens[i] for i in ids.tolist()]
 
 
 @dataclass
@@ -86,13 +101,15 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
           columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, force: bool = False,
           workers: int | None = None, progress: Callable[[str], None] | None = None,
           engine: str = "local", ray_address: str | None = None,
-          weights: str | os.PathLike | None = None) -> BuildResult:
+          weights: str | os.PathLike | None = None, vectors_key: str | None = None) -> BuildResult:
     """Build a run directory. Everything is validated before RUN appears; a failure leaves no RUN.
 
     build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")
     """
     from . import run as run_dir
+    from . import vocab_hf
     from .datasets import plan_outputs
+    from .vectors import hf_model
 
     note = progress or (lambda message: None)
     out = Path(out)
@@ -103,11 +120,11 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
     options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "init": init, "seed": seed,
                "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,
                "columns": list(columns), "id_dtype": id_dtype,
-               "weights": None if weights is None else str(weights)}
+               "weights": None if weights is None else str(weights), "vectors_key": vectors_key}
     with run_dir.FileHashes() as hashes:
         vocabulary = read_vocab(vocab)
         pairs = plan_outputs(list(data), out / run_dir.DATA_DIR) if data else []
-        files = run_dir.input_files(vocab=vocab, vectors=vectors, data=[src for src, _ in pairs], weights=weights)
+        files = run_dir.input_files(vocab=vocab_hf.source_file(vocab), vectors=hf_model.source_file(vectors), data=[src for src, _ in pairs], weights=weights)
         for path in [files["vocab"], files["vectors"], *files["data"], files["weights"]]:
             if path is not None and path.is_file():
                 hashes.start(path)  # on a background thread while the vectors are parsed
@@ -152,7 +169,8 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
         warnings.simplefilter("always", ReindexWarning)  # ours only: other warnings go their usual way
         matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=options["lowercase_fallback"],
                                 vectors_format=options["vectors_format"], duplicates=options["duplicates"],
-                                unicode_errors=options["unicode_errors"], pad=pad_id, weights=options["weights"])
+                                unicode_errors=options["unicode_errors"], pad=pad_id, weights=options["weights"],
+                                vectors_key=options["vectors_key"])
     # Surprises that still give a correct result (a header count that disagrees with the lines):
     # said once on stderr and kept in the manifest, never a Python warning with a source line.
     notices = [str(w.message) for w in caught if issubclass(w.category, ReindexWarning)]
@@ -163,7 +181,7 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
         note(f"warning: {notice}")
     sorted_to_original = partition(matched, pad=pad_id)
     fixed, trainable = split_rows(matched, sorted_to_original, pad=pad_id, init=options["init"],
-                                  seed=options["seed"])
+                                  seed=options["seed"], texts=lambda ids: vocab_texts(vocabulary, ids))
     note(f"matched {fixed.shape[0]:,} fixed and {trainable.shape[0]:,} trainable tokens")
     pad_sorted = None if pad_id is None else pad_sorted_id(sorted_to_original, pad_id)
     counts = {"vocab": len(vocabulary), "fixed": int(fixed.shape[0]), "trainable": int(trainable.shape[0]),

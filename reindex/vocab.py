@@ -118,8 +118,12 @@ def _refuse_duplicate_keys(path: str | os.PathLike):
 
 
 def read_vocab(path: str | os.PathLike) -> Vocab:
-    """Read a vocabulary file; the format follows the suffix `.json` or the first character `{`."""
+    """Read a vocabulary file (the format follows the suffix `.json` or the first character `{`) or a tokenizer."""
+    from .vocab_hf import is_tokenizer, read_tokenizer_vocab
+
     path = Path(path)
+    if is_tokenizer(path):  # tokenizer.json or a saved tokenizer directory: the tokenizer's own ids
+        return read_tokenizer_vocab(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError as e:

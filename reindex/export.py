@@ -98,14 +98,14 @@ def _read_state(path: Path) -> dict[str, Any]:
 def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str | os.PathLike | None = None,
            format: str | None = None, force: bool = False) -> dict[str, Any]:
     """Write the merged matrix in original order to `out`; return what was written."""
+    from .outputs import check_output
     from .run import load_run
 
     out = Path(out)
     format = format or _format_from_suffix(out)
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-    if out.exists() and not force:
-        raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
+    check_output(out, kind="export", force=force, inputs=[run_path, weights])
     run = load_run(run_path)
     if weights is not None:
         run.trainable = load_trainable(weights, shape=(run.num_trainable, run.dim), fixed=run.fixed)
@@ -115,7 +115,7 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
         raise ReindexError(f"row {row} (token {run.original_tokens[row]!r}) is not finite",
                            path=weights or run_path, hint="the trained weights diverged")
     tokens = run.original_tokens
-    _write_atomic(out, lambda tmp: WRITERS[format](tmp, tokens, matrix, run))
+    _write_atomic(out, lambda tmp: WRITERS[format](tmp, tokens, matrix, run), force=force)
     return {"path": str(out), "format": format, "rows": matrix.shape[0], "dim": matrix.shape[1]}
 
 
@@ -125,10 +125,11 @@ def _format_from_suffix(out: Path) -> str:
             ".vec": "word2vec", ".txt": "glove"}.get(suffix, "safetensors")
 
 
-def _write_atomic(out: Path, write: Any) -> None:
+def _write_atomic(out: Path, write: Any, *, force: bool) -> None:
     from .atomic import atomic_file
+    from .outputs import replacer
 
-    with atomic_file(out, force=True) as tmp:
+    with atomic_file(out, force=force, replace=replacer("export")) as tmp:
         write(tmp)
 
 

@@ -44,6 +44,7 @@ def summarize(run: Any, *, corpus_counts: np.ndarray | None = None, top: int = 2
         "lowercase_matches": counts.get("lowercase_matches", 0),
         "duplicate_vectors_skipped": counts.get("duplicate_vectors_skipped", 0),
         "vectors_read": counts.get("vectors_read"),
+        "init_rows": counts.get("init_rows"),   # per --init rule: rows and sorted-id ranges (runs since 0.1)
     }
     if corpus_counts is None:
         corpus_counts = stored_corpus_counts(run)
@@ -79,6 +80,9 @@ def render(summary: dict[str, Any], console: Any = None) -> None:
     if summary.get("vectors_read") is not None:
         table.add_row("vectors read", f"{summary['vectors_read']:,}", "")
     table.add_row("dimension", str(summary["dim"]), "")
+    for kind, given in (summary.get("init_rows") or {}).items():
+        share = given["rows"] / summary["trainable"] if summary["trainable"] else 0.0
+        table.add_row(f"trainable initialised by {kind}", f"{given['rows']:,}", f"{share:.1%}")
     corpus = summary.get("corpus")
     if corpus:
         table.add_row("corpus tokens", f"{corpus['tokens']:,}", "")

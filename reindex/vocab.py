@@ -161,8 +161,12 @@ def _refuse_duplicate_keys(path: str | os.PathLike):
 
 
 def read_vocab(path: str | os.PathLike) -> Vocab:
-    """Read a vocabulary file; the format follows the suffix `.json` or the first character `{`."""
+    """Read a vocabulary file (the format follows the suffix `.json` or the first character `{`) or a tokenizer."""
+    from .vocab_hf import is_tokenizer, read_tokenizer_vocab
+
     path = Path(path)
+    if is_tokenizer(path):  # tokenizer.json or a saved tokenizer directory: the tokenizer's own ids
+        return read_tokenizer_vocab(path)
     check_regular(path, what="a vocabulary")
     try:
         raw = path.read_bytes()

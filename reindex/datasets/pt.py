@@ -124,5 +124,6 @@ def remap_pt(source: Path, output: Path, spec: RemapSpec) -> FileReport:
         result = remap_tensor(obj, spec, path=source)
         num_ids, num_rows = result.numel(), (result.shape[0] if result.dim() else 1)
     output.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(result, output)
+    with open(output, "wb") as f:  # through Python: a full disk is an OSError, not torch's "iostream error"
+        torch.save(result, f)
     return FileReport(source, output, "pt", num_ids, num_rows)

@@ -233,6 +233,11 @@ def inspect(run: Path = RUN,
     if data:
         _pyarrow_without_pandas()
     try:
+        from .datasets.core import check_columns
+
+        check_columns(column)
+        if plot is not None:
+            report.check_plot_path(plot)  # before any work
         loaded = load_run(run)
         counts = count_ids(loaded, data, columns=column, unk=unk) if data else report.stored_corpus_counts(loaded)
         summary = report.summarize(loaded, corpus_counts=counts, top=top)

@@ -16,6 +16,9 @@ from ..errors import ReindexError
 
 T = TypeVar("T")
 
+WORKERS = max(1, min(os.cpu_count() or 1, 8))  # threads that parse blocks
+IN_FLIGHT = WORKERS + 2  # buffers in the ring of `iter_line_blocks` (more than read_ahead holds)
+
 BLOCK_BYTES = 1 << 22  # 4 MB: one thread parses a block; a few blocks in flight keep memory small
 MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
 STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
@@ -72,16 +75,24 @@ def truncated(path: str | os.PathLike, compression: str | None, offset: int, e: 
 
 
 def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.PathLike,
-                     compression: str | None, block_bytes: int | None = None) -> Iterator[memoryview]:
+                     compression: str | None, block_bytes: int | None = None,
+                     ring: int = IN_FLIGHT) -> Iterator[memoryview]:
     """Yield blocks of whole lines (each ends in b"\\n", except perhaps the file's last).
 
     `first` is data already read from the stream; it starts the first block. Each block is a view of
-    its own buffer, read into once (no copy): the partial last line is carried to the next buffer.
+    a buffer read into once (no copy): the partial last line is carried to the next buffer. Buffers
+    are reused in a ring of `ring`: a block must be dropped before `ring` more blocks are taken
+    (`read_ahead` holds at most WORKERS + 1), so pages are faulted in once, not once per block.
     """
     size = max(block_bytes or BLOCK_BYTES, 1 << 10)
     carry, offset, eof = first, 0, False
+    buffers: collections.deque = collections.deque()
     while True:
-        buf = new_buffer(max(size, 2 * len(carry)))
+        need = max(size, 2 * len(carry))
+        buf = buffers.popleft() if len(buffers) >= ring else None
+        if buf is None or len(buf) < need:
+            buf = new_buffer(need)
+        buffers.append(buf)
         buf[:len(carry)] = carry
         filled = len(carry)
         while not eof and filled < len(buf):
@@ -125,7 +136,7 @@ def read_ahead(blocks: Iterator[T], read: Callable[[T], object]) -> Iterator[tup
     pyarrow releases the GIL while it parses, so the blocks are parsed in parallel while this thread
     reads the file and copies finished rows into the matrix; at most `workers + 1` blocks are in memory.
     """
-    workers = max(1, min(os.cpu_count() or 1, 8))
+    workers = WORKERS
     with ThreadPoolExecutor(workers, thread_name_prefix="reindex-vectors") as pool:
         pending: collections.deque = collections.deque()
         try:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from ..errors import ReindexError
 from ._collect import Collector
 from ._open import new_buffer, read_into
-from .text import not_finite
+from ._line import not_finite
 
 MAX_TOKEN_BYTES = 1 << 16
 CHUNK_BYTES = 1 << 24  # 16 MB read at a time: the file is never held whole

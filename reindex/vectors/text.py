@@ -32,7 +32,7 @@ from ._lines import (Lines, WordSet, blank_lines, first_word_lengths, lone_cr_li
 from ._open import read_ahead
 
 DENSE = 0.5      # with `keep`: parse whole blocks while the last block kept at least this share of lines
-SAMPLE_LINES = 100  # lines looked at to find the dimension of a file without a header
+SAMPLE_LINES = 32  # lines looked at to find the dimension of a file without a header
 
 
 @dataclass

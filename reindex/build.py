@@ -108,11 +108,16 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         vocabulary = read_vocab(vocab)
         pairs = plan_outputs(list(data), out / run_dir.DATA_DIR) if data else []
         files = run_dir.input_files(vocab=vocab, vectors=vectors, data=[src for src, _ in pairs], weights=weights)
-        for path in [files["vocab"], files["vectors"], *files["data"], files["weights"]]:
+        for path in [files["vocab"], *files["data"], files["weights"]]:
             if path is not None and path.is_file():
                 hashes.start(path)  # on a background thread while the vectors are parsed
         note(f"read {len(vocabulary):,} vocabulary tokens")
-        split = _split(vocabulary, vectors, options, note=note)
+        from .vectors import FileDigest
+
+        digest = FileDigest()  # a vector file is hashed as its bytes are parsed, not read twice
+        split = _split(vocabulary, vectors, options, note=note, digest=digest)
+        if digest.complete:
+            hashes.put(files["vectors"], digest.record())
         tokens_sorted = [vocabulary.tokens[i] for i in split.sorted_to_original.tolist()]
         with run_dir.atomic_directory(out, force=force) as tmp:
             reports, corpus = _remap_data(pairs, split, out=out, tmp=tmp, options=options, workers=workers,
@@ -143,7 +148,7 @@ class Split:
 
 
 def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any], *,
-           note: Callable[[str], None]) -> Split:
+           note: Callable[[str], None], digest: Any = None) -> Split:
     """Match the vocabulary to the vectors and split the rows into the fixed and trainable blocks."""
     from . import sources
 
@@ -152,7 +157,8 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
         warnings.simplefilter("always", ReindexWarning)  # ours only: other warnings go their usual way
         matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=options["lowercase_fallback"],
                                 vectors_format=options["vectors_format"], duplicates=options["duplicates"],
-                                unicode_errors=options["unicode_errors"], pad=pad_id, weights=options["weights"])
+                                unicode_errors=options["unicode_errors"], pad=pad_id, weights=options["weights"],
+                                digest=digest)
     # Surprises that still give a correct result (a header count that disagrees with the lines):
     # said once on stderr and kept in the manifest, never a Python warning with a source line.
     notices = [str(w.message) for w in caught if issubclass(w.category, ReindexWarning)]

@@ -538,3 +538,28 @@ def test_digest_is_the_sha256_of_the_file(tmp_path):
             read_vectors(path, keep=keep, digest=digest)
             assert digest.complete and digest.record() == {"size": len(data),
                                                            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+@pytest.mark.parametrize("kind", ["glove", "vec", "bin"])
+@pytest.mark.parametrize("compress", ["", "gzip", "zstd"])
+def test_build_reads_every_format_compressed_and_hashes_it_in_one_pass(tmp_path, kind, compress):
+    """Compressed inputs go through `build`; the manifest's sha256 is the file's, hashed while parsed."""
+    import hashlib
+    import json
+
+    from reindex.build import build
+    from reindex.verify import verify_run
+
+    tokens = ["the", "cat", "dog", "unused"]
+    m = np.arange(12, dtype=np.float32).reshape(4, 3)
+    raw = binary_bytes(tokens, m) if kind == "bin" else text_bytes(tokens, m, header=kind == "vec")
+    data = {"": raw, "gzip": gzip.compress(raw), "zstd": zstd_compress(raw)}[compress]
+    vectors = write(tmp_path, "vectors.data", data)
+    vocab = write(tmp_path, "vocab.txt", b"<pad>\nthe\ncat\ndog\nxyzzy\n")
+    result = build(vocab=vocab, vectors=vectors, out=tmp_path / "run", pad="<pad>", init="zeros")
+    assert result.counts["fixed"] == 4 and result.counts["trainable"] == 1
+    assert result.run.fixed[1:].tolist() == m[:3].tolist()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["inputs"]["vectors"] == {"path": str(vectors), "size": len(data),
+                                             "sha256": hashlib.sha256(data).hexdigest()}
+    assert verify_run(tmp_path / "run") == []

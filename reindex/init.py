@@ -9,11 +9,13 @@ Pure: the fixed block (and, for `subwords`, the rows a fastText model gives) in,
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from .errors import UsageError
 
-INITS = ("normal", "uniform", "zeros", "mean", "subwords")
+INITS = ("normal", "uniform", "zeros", "mean", "subwords", "pieces")
 
 
 def init_trainable(count: int, fixed: np.ndarray, *, init: str = "normal", seed: int = 0,
@@ -36,6 +38,9 @@ def initialise(count: int, fixed: np.ndarray, *, init: str = "normal", seed: int
     """
     if init not in INITS:
         raise UsageError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
+    if init == "pieces":
+        raise UsageError("--init pieces needs the old model's tokenizer: use init_pieces",
+                         hint="pass a Hugging Face model as --vectors")
     every = np.arange(count)
     if init == "zeros" or count == 0:
         return np.zeros((count, fixed.shape[1]), dtype=np.float32), {init: every}
@@ -69,6 +74,23 @@ def _noise(count: int, fixed: np.ndarray, kind: str, rng: np.random.Generator) -
     return (noise * std.astype(np.float32) + mean.astype(np.float32)).astype(np.float32)
 
 
+def init_pieces(pieces: Sequence[np.ndarray], matrix: np.ndarray, *, fallback: np.ndarray) -> np.ndarray:
+    """Row i: the mean of `matrix[pieces[i]]` (the old rows of a new token's pieces), or `fallback` if none.
+
+    >>> m = np.array([[1, 3], [3, 5]], np.float32)
+    >>> init_pieces([np.array([0, 1]), np.array([], np.int64)], m, fallback=np.zeros(2, np.float32)).tolist()
+    [[2.0, 4.0], [0.0, 0.0]]
+    """
+    lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
+    out = np.empty((len(pieces), matrix.shape[1]), dtype=np.float32)
+    out[:] = fallback
+    some = lengths > 0
+    if some.any():
+        rows = np.concatenate([np.asarray(p, dtype=np.int64) for p in pieces]) if len(pieces) else []
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[some]
+        sums = np.add.reduceat(matrix[rows].astype(np.float64), starts, axis=0)
+        out[some] = sums / lengths[some, None]
+    return out
 def describe_sources(sources: dict[str, np.ndarray], *, first: int) -> dict[str, dict]:
     """The manifest's record: per rule, its row count and the sorted ids it gave as [start, stop) ranges.
 

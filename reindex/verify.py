@@ -16,15 +16,15 @@ from .errors import ReindexError
 
 
 def _check_hashes(path: Path, manifest: dict[str, Any]) -> list[str]:
-    from .run import sha256_file
+    from .run import sha256_file, size_of
 
     problems = []
     for entry in manifest.get("outputs", []):
         file = path / entry["path"]
         if not file.exists():
             problems.append(f"{entry['path']}: missing")
-        elif file.stat().st_size != entry["size"]:
-            problems.append(f"{entry['path']}: size {file.stat().st_size}, manifest says {entry['size']}")
+        elif size_of(file) != entry["size"]:
+            problems.append(f"{entry['path']}: size {size_of(file)}, manifest says {entry['size']}")
         elif sha256_file(file) != entry["sha256"]:
             problems.append(f"{entry['path']}: sha256 differs from the manifest")
     return problems

@@ -126,6 +126,23 @@ def swap_in(root: nn.Module, embedding: nn.Embedding, *, frozen_rows: Tensor | S
     return swap
 
 
+def trainable_mask(token_ids: Tensor | Sequence[int], vocab_size: int, *, hint: str | None = None) -> Tensor:
+    """A boolean mask over [0, vocab_size), True at `token_ids`.
+
+    >>> trainable_mask([1, 3], 4).tolist()
+    [False, True, False, True]
+    """
+    ids = torch.as_tensor(token_ids)
+    if ids.is_floating_point() or ids.dtype == torch.bool or ids.dim() != 1 or ids.numel() == 0:
+        raise ReindexError(f"token_ids must be a non-empty list of ints, got {ids.dtype} {list(ids.shape)}")
+    bad = ids[(ids < 0) | (ids >= vocab_size)]
+    if bad.numel():
+        raise ReindexError(f"token id {int(bad[0])} is outside the model's vocabulary [0, {vocab_size})", hint=hint)
+    mask = torch.zeros(vocab_size, dtype=torch.bool)
+    mask[ids.long()] = True
+    return mask
+
+
 def _split_embedding(embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int] | None) -> SplitEmbedding:
     if frozen_rows is None:
         raise ReindexError("pass frozen_rows= or split=")

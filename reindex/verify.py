@@ -25,7 +25,7 @@ NDIM = {"fixed": 2, "trainable": 2, "sorted_to_original": 1}
 
 def _check_outputs(path: Path, manifest: dict[str, Any]) -> list[str]:
     """Every listed output exists with the recorded size and sha256; the run's own files are listed."""
-    from .run import CORPUS_COUNTS_FILE, EMBEDDING_FILE, VOCAB_FILE, sha256_file
+    from .run import CORPUS_COUNTS_FILE, EMBEDDING_FILE, VOCAB_FILE, sha256_file, size_of
 
     problems = []
     listed = [entry["path"] for entry in manifest.get("outputs", [])]
@@ -35,10 +35,10 @@ def _check_outputs(path: Path, manifest: dict[str, Any]) -> list[str]:
     problems += [f"{name}: not listed in the manifest's outputs" for name in required if name not in listed]
     for entry in manifest.get("outputs", []):
         file = path / entry["path"]
-        if not file.is_file():
+        if not (file.is_file() or file.is_dir()):  # a dataset saved as a Hugging Face folder is a directory
             problems.append(f"{entry['path']}: missing")
-        elif file.stat().st_size != entry["size"]:
-            problems.append(f"{entry['path']}: size {file.stat().st_size}, manifest says {entry['size']}")
+        elif size_of(file) != entry["size"]:
+            problems.append(f"{entry['path']}: size {size_of(file)}, manifest says {entry['size']}")
         elif sha256_file(file) != entry["sha256"]:
             problems.append(f"{entry['path']}: sha256 differs from the manifest")
     return problems

@@ -310,6 +310,10 @@ REFUSED = [
                  id="invert --out inside the run"),
     pytest.param(("remap", "run", "mydata/ids.npy", "--out", "encoded"), "already exists",
                  id="remap over its own earlier output without --force"),
+    pytest.param(("inspect", "run", "mydata/ids.npy", "--plot", "mine.png"), "not a plot written by `reindex inspect --plot`",
+                 id="inspect --plot over a user's image"),
+    pytest.param(("inspect", "run", "mydata/ids.npy", "--plot", "run/p.png"), "--plot run/p.png lies inside the input run",
+                 id="inspect --plot inside the run"),
 ]
 
 
@@ -321,6 +325,7 @@ def user_tree(tmp_path, monkeypatch, cli):
     assert cli("remap", "run", "mydata/ids.npy", "--out", "encoded")[0] == 0
     (tmp_path / "link").symlink_to("run")
     np.save(tmp_path / "w.npy", np.zeros(3))
+    (tmp_path / "mine.png").write_bytes(b"\x89PNG\r\n\x1a\n a user's picture")
     return tmp_path, before
 
 
@@ -342,14 +347,18 @@ def test_out_that_is_not_ours_or_is_an_input_is_refused(user_tree, cli, args, re
     ("remap", "run", "mydata/ids.npy", "--out", "encoded", "--force"),
     ("invert", "run", "encoded/ids.npy", "--out", "decoded"),
     ("export", "run", "--out", "e.npy"),
-], ids=["build over a run", "remap over a remap output", "invert (new)", "export (new)"])
+    ("inspect", "run", "mydata/ids.npy", "--plot", "p.png"),
+], ids=["build over a run", "remap over a remap output", "invert (new)", "export (new)", "plot (new)"])
 def test_force_replaces_an_earlier_output_of_the_same_kind(user_tree, cli, args):
     tmp, before = user_tree
     code, _, stderr = cli(*args)
     assert code == 0, stderr
     assert _snapshot(tmp).items() >= before.items()   # the user's files are all still there
-    out = Path(args[args.index("--out") + 1])
+    out = Path(args[args.index("--out" if "--out" in args else "--plot") + 1])
     assert out.exists() and not list(tmp.glob(f".{out.name}.tmp-*"))
+    if args[0] == "inspect":   # a second plot replaces the first: inspect has no --force
+        out.write_bytes(out.read_bytes()[:100])
+        assert cli(*args)[0] == 0 and len(out.read_bytes()) > 100
 
 
 def test_export_replaces_only_an_export(user_tree, cli):
@@ -489,8 +498,12 @@ def test_outputs_get_the_permissions_of_new_files_under_the_umask(small, tmp_pat
     export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.safetensors")
     export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.npy")
     export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.txt")
+    from reindex.report import plot_coverage
+    from reindex.run import load_run
+
+    plot_coverage(load_run(tmp_path / "out" / "run"), tmp_path / "out" / "p.png")
     written = [p for p in (tmp_path / "out").rglob("*")]
-    assert len(written) >= 15
+    assert len(written) >= 16
     for path in written:
         mode = path.stat().st_mode & 0o777
         expected = (0o777 if path.is_dir() else 0o666) & ~mask

@@ -167,6 +167,9 @@ _DISK_FULL_TEXT = re.compile(r"os error (\d+)|\[errno (\d+)\]|(no space left on 
                              r"|(file too large)", re.IGNORECASE)
 
 
+_OS_ERROR_TEXT = re.compile(r"os error \d+|\[errno \d+\]", re.IGNORECASE)
+
+
 def disk_full(error: BaseException) -> str | None:
     """"no space left on device" (or quota, file size) if that is why `error` (or its cause) happened.
 
@@ -353,7 +356,9 @@ def _atomic(final: str | os.PathLike, *, force: bool, directory: bool,
                     raise _write_error(e, temporary, final) from e
                 if text != str(e):
                     raise type(e)(text) from e
-            elif isinstance(e, Exception) and (isinstance(e, OSError) or disk_full(e) is not None):
+            elif isinstance(e, Exception) and (isinstance(e, OSError) or disk_full(e) is not None
+                                               or _OS_ERROR_TEXT.search(str(e))):
+                # a writer's I/O failure in its own words (safetensors: "Permission denied (os error 13)")
                 raise _write_error(e, temporary, final) from e
         raise
     finally:

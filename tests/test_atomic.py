@@ -671,7 +671,7 @@ def test_disk_full_on_every_writer(tmp_path, tmpfs, target):
     (ValueError("os error 2"), None),
 ])
 def test_disk_full_is_recognised_in_every_writers_words(error, said):
-    from reindex.atomic import disk_full
+    from reindex.write_error import disk_full
 
     assert disk_full(error) == said
     wrapped = ReindexError("cannot read Parquet file: ...")   # how a reader wraps a writer's error

@@ -142,8 +142,11 @@ def _is_trainable(path: Path) -> str | None:
     """None if `path` is a file written by `SplitEmbedding.save_trainable`, else why not."""
     if not path.is_file():
         return "it is not a regular file"
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as e:
+        return f"it cannot be read ({e.strerror})"
     if safetensors_format(head) != TRAINABLE_FORMAT:
         return "it is not a file written by `SplitEmbedding.save_trainable`"
     return None
@@ -168,8 +171,11 @@ def _is_plot(path: Path) -> str | None:
     except OSError as e:
         if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
             return "it is not a plot written by `reindex inspect --plot`"
-    with open(path, "rb") as f:
-        head = f.read(16)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        return f"it cannot be read ({e.strerror})"
     if head.startswith(IMAGE_MAGIC.get(path.suffix.lower(), (b"\0\0\0\0\0",))) and not _has_xattrs(path):
         return None
     return "it is not a plot written by `reindex inspect --plot`"
@@ -220,6 +226,14 @@ def _real(path: str | os.PathLike) -> Path:
     return Path(os.path.realpath(path))
 
 
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True if `a` and `b` are one file (a hard link counts); False if either cannot be looked at."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def check_output(out: str | os.PathLike, *, kind: str, force: bool,
                  inputs: Sequence[str | os.PathLike | None], option: str = "--out") -> None:
     """Refuse (UsageError, exit 2) an `out` that is, holds or lies inside an input, or that exists
@@ -230,7 +244,7 @@ def check_output(out: str | os.PathLike, *, kind: str, force: bool,
         if given is None:
             continue
         source = _real(given)
-        if source == real or (os.path.exists(out) and os.path.exists(given) and os.path.samefile(out, given)):
+        if source == real or _same_file(out, given):
             relation = "is"
         elif source in real.parents:
             relation = "lies inside"

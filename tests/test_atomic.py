@@ -288,6 +288,8 @@ REFUSED = [
                  id="build --out inside a dataset folder"),
     pytest.param(("build", "-q", "--vocab", "mydata/vocab.txt", "--vectors", "run", "--out", "run", "--force"),
                  "is the input run", id="build --out the old run it expands"),
+    pytest.param((*BUILD, "--out", "hardlink.txt", "--force"), "is the input mydata/vocab.txt",
+                 id="build --out a hard link to the vocabulary"),
     pytest.param((*BUILD, "--out", "somedir", "--force"), "not a run directory", id="build --force over a user dir"),
     pytest.param((*BUILD, "--out", "notes.txt", "--force"), "not a directory", id="build --force over a file"),
     pytest.param((*BUILD, "--out", "link", "--force"), "symbolic link", id="build --force over a symlink to a run"),
@@ -326,6 +328,7 @@ def user_tree(tmp_path, monkeypatch, cli):
     (tmp_path / "link").symlink_to("run")
     np.save(tmp_path / "w.npy", np.zeros(3))
     (tmp_path / "mine.png").write_bytes(b"\x89PNG\r\n\x1a\n a user's picture")
+    os.link(tmp_path / "mydata" / "vocab.txt", tmp_path / "hardlink.txt")
     return tmp_path, before
 
 

@@ -81,13 +81,19 @@ class BuildResult:
 
 def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os.PathLike,
           data: Sequence[str | os.PathLike] = (), pad: str | None = None, lowercase_fallback: bool = False,
+          case_fallback: bool = False, normalize: str = "none", limit: int | None = None,
           init: str = "normal", seed: int = 0, vectors_format: str | None = None,
           duplicates: str = "first", unicode_errors: str = "strict",
-          columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, force: bool = False,
+          columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, unk: str | None = None,
+          ignore_index: Sequence[int] = (), include: Sequence[str] = (), force: bool = False,
           workers: int | None = None, progress: Callable[[str], None] | None = None,
           engine: str = "local", ray_address: str | None = None,
           weights: str | os.PathLike | None = None) -> BuildResult:
     """Build a run directory. Everything is validated before RUN appears; a failure leaves no RUN.
+
+    `vocab="-"` reads the vocabulary from stdin. Matching (`lowercase_fallback`, `case_fallback`,
+    `normalize`) follows `reindex.matching`; `limit` reads only the first vectors of the file;
+    `unk`, `ignore_index`, `include` and `columns` apply to the datasets as in `remap_files`.
 
     build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")
     """
@@ -100,13 +106,14 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
     if init not in INITS:
         raise UsageError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
-    options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "init": init, "seed": seed,
+    options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "case_fallback": case_fallback,
+               "normalize": normalize, "limit": limit, "init": init, "seed": seed,
                "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,
-               "columns": list(columns), "id_dtype": id_dtype,
-               "weights": None if weights is None else str(weights)}
+               "columns": list(columns), "id_dtype": id_dtype, "unk": unk, "ignore_index": [int(i) for i in ignore_index],
+               "include": list(include), "weights": None if weights is None else str(weights)}
     with run_dir.FileHashes() as hashes:
         vocabulary = read_vocab(vocab)
-        pairs = plan_outputs(list(data), out / run_dir.DATA_DIR) if data else []
+        pairs = plan_outputs(list(data), out / run_dir.DATA_DIR, include=include) if data else []
         files = run_dir.input_files(vocab=vocab, vectors=vectors, data=[src for src, _ in pairs], weights=weights)
         for path in [files["vocab"], files["vectors"], *files["data"], files["weights"]]:
             if path is not None and path.is_file():
@@ -121,7 +128,8 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
                 tmp, fixed=split.fixed, trainable=split.trainable, sorted_to_original=split.sorted_to_original,
                 tokens_sorted=tokens_sorted,
                 counts=split.counts, options=options, corpus_counts=corpus,
-                inputs=run_dir.describe_inputs(files, given={"vocab": vocab, "vectors": vectors, "weights": weights},
+                inputs=run_dir.describe_inputs(files, given={"vocab": vocab, "vectors": vectors, "weights": weights,
+                                                      "vocab_record": vocabulary.record},
                                                hashes=hashes),
                 datasets=[run_dir.describe_report(r, tmp) for r in reports], hashes=hashes)
     written = run_dir.Run(path=out, sorted_to_original=split.sorted_to_original, num_fixed=split.fixed.shape[0],
@@ -151,7 +159,8 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ReindexWarning)  # ours only: other warnings go their usual way
         matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=options["lowercase_fallback"],
-                                vectors_format=options["vectors_format"], duplicates=options["duplicates"],
+                                case_fallback=options["case_fallback"], normalize=options["normalize"],
+                                limit=options["limit"], vectors_format=options["vectors_format"], duplicates=options["duplicates"],
                                 unicode_errors=options["unicode_errors"], pad=pad_id, weights=options["weights"])
     # Surprises that still give a correct result (a header count that disagrees with the lines):
     # said once on stderr and kept in the manifest, never a Python warning with a source line.
@@ -168,7 +177,8 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
     pad_sorted = None if pad_id is None else pad_sorted_id(sorted_to_original, pad_id)
     counts = {"vocab": len(vocabulary), "fixed": int(fixed.shape[0]), "trainable": int(trainable.shape[0]),
               "dim": int(fixed.shape[1]), "pad_id": pad_sorted,
-              "lowercase_matches": int(np.count_nonzero(matched.lowercase)), **matched.stats}
+              "lowercase_matches": int(np.count_nonzero(matched.lowercase)),
+              "fallback": matched.fallback_counts(), "fallback_matches": matched.fallback, **matched.stats}
     if notices:
         counts["warnings"] = notices
     return Split(sorted_to_original, fixed, trainable, counts, vocabulary.tokens)
@@ -184,9 +194,13 @@ def _remap_data(pairs: list[tuple[Path, Path]], split: Split, *, out: Path, tmp:
     if not pairs:
         return [], None
     corpus = np.zeros(len(split.tokens), dtype=np.int64)
+    from . import progress
+
     spec = RemapSpec(table=invert_permutation(split.sorted_to_original), columns=tuple(options["columns"]),
-                     id_dtype=options["id_dtype"], tokens=split.tokens, counts=corpus)
+                     id_dtype=options["id_dtype"], tokens=split.tokens, counts=corpus, unk=options["unk"],
+                     ignore=tuple(options["ignore_index"]))
     staged = [(src, tmp / dst.relative_to(out)) for src, dst in pairs]
-    reports = run_engine(engine, staged, spec, workers=workers, ray_address=ray_address)
+    with progress.files_step("remapping", len(staged)):
+        reports = run_engine(engine, staged, spec, workers=workers, ray_address=ray_address)
     note(f"remapped {sum(r.num_ids for r in reports):,} ids in {len(reports)} file(s)")
     return reports, corpus

@@ -80,9 +80,12 @@ def gather(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
 
 def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, compression: str | None,
                 header: tuple[int, int], header_bytes: int, keep: Collection[str] | None,
-                lenient_unicode: bool, size_hint: int | None = None) -> tuple[Collector, int]:
-    """Parse records from `first` (data after the header) and the rest of `stream`."""
+                lenient_unicode: bool, size_hint: int | None = None,
+                limit: int | None = None) -> tuple[Collector, int]:
+    """Parse records from `first` (data after the header) and the rest of `stream` (the first `limit`)."""
     count, dim = header
+    if limit is not None:
+        count = min(count, limit)
     record = 4 * dim
     wanted = None if keep is None else pa.array([t.encode("utf-8", "surrogatepass") for t in keep],
                                                 pa.large_binary())
@@ -92,6 +95,10 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
     while True:
         data = np.frombuffer(buf, np.uint8)
         starts, ends, stop = find_records(data, record)
+        if limit is not None and num_read + len(starts) >= limit:  # --limit: stop at the limit-th record
+            keep_n = limit - num_read
+            stop = int(ends[keep_n - 1]) + 1 + record if keep_n else 0
+            starts, ends, eof = starts[:keep_n], ends[:keep_n], True
         num_read += len(starts)
         tokens = token_array(data, starts, ends)
         if wanted is not None:
@@ -110,7 +117,8 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
         if eof:
             break
         buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base)
-    _check_tail(rest, path=path, offset=base, record=record, count=num_read)
+    if limit is None or num_read < limit:
+        _check_tail(rest, path=path, offset=base, record=record, count=num_read)
     return collector, num_read
 
 

@@ -16,6 +16,7 @@ from .errors import ReindexError, ReindexWarning, UsageError
 from .init import INITS, init_trainable
 from .mapping import build_permutation, invert_permutation
 from .matching import Matched
+from .progress import step
 from .vocab import Vocab, read_vocab
 
 
@@ -124,14 +125,15 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         with run_dir.atomic_directory(out, force=force) as tmp:
             reports, corpus = _remap_data(pairs, split, out=out, tmp=tmp, options=options, workers=workers,
                                           engine=engine, ray_address=ray_address, note=note)
-            manifest, metadata = run_dir.write_run(
-                tmp, fixed=split.fixed, trainable=split.trainable, sorted_to_original=split.sorted_to_original,
-                tokens_sorted=tokens_sorted,
-                counts=split.counts, options=options, corpus_counts=corpus,
-                inputs=run_dir.describe_inputs(files, given={"vocab": vocab, "vectors": vectors, "weights": weights,
-                                                      "vocab_record": vocabulary.record},
-                                               hashes=hashes),
-                datasets=[run_dir.describe_report(r, tmp) for r in reports], hashes=hashes)
+            with step(f"writing {out} (hashing inputs and outputs)"):
+                manifest, metadata = run_dir.write_run(
+                    tmp, fixed=split.fixed, trainable=split.trainable,
+                    sorted_to_original=split.sorted_to_original, tokens_sorted=tokens_sorted,
+                    counts=split.counts, options=options, corpus_counts=corpus,
+                    inputs=run_dir.describe_inputs(
+                        files, hashes=hashes, given={"vocab": vocab, "vectors": vectors, "weights": weights,
+                                                     "vocab_record": vocabulary.record}),
+                    datasets=[run_dir.describe_report(r, tmp) for r in reports], hashes=hashes)
     written = run_dir.Run(path=out, sorted_to_original=split.sorted_to_original, num_fixed=split.fixed.shape[0],
                           num_trainable=split.trainable.shape[0], dim=split.fixed.shape[1], manifest=manifest,
                           metadata=metadata, tokens=tokens_sorted, fixed=split.fixed, trainable=split.trainable)

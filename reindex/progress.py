@@ -33,7 +33,7 @@ class Reporter:
         from rich.console import Console
 
         self.level = level
-        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
         self.bars = (self.console.is_terminal and not self.console.is_dumb_terminal) if bars is None else bars
         self._lock = threading.Lock()
         self._progress: Any = None
@@ -124,7 +124,7 @@ def _new_progress(console: Any) -> Any:
             if task.fields.get("unit") == "bytes":
                 return Text.assemble(self.size.render(task), " ", self.speed.render(task))
             if task.total is None:
-                return Text(f"{int(task.completed):,} {task.fields.get('unit', '')}")
+                return Text(f"{int(task.completed):,} {task.fields.get('unit', '')}" if task.completed else "")
             return Text.assemble(self.count.render(task), f" {task.fields.get('unit', '')}")
 
     return Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), Amount(),

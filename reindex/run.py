@@ -32,12 +32,14 @@ DATA_DIR = "data"
 CORPUS_COUNTS_FILE = "corpus_counts.npy"
 
 
-def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in chunks."""
+def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22, advance: Any = None) -> str:
+    """Hex sha256 of a file, read in chunks; `advance(n)` (a progress bar) is told each chunk's size."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk_bytes):
             digest.update(block)
+            if advance is not None:
+                advance(len(block))
     return digest.hexdigest()
 
 

@@ -16,17 +16,21 @@ from .errors import ReindexError
 
 
 def _check_hashes(path: Path, manifest: dict[str, Any]) -> list[str]:
+    from . import progress
     from .run import sha256_file
 
     problems = []
-    for entry in manifest.get("outputs", []):
-        file = path / entry["path"]
-        if not file.exists():
-            problems.append(f"{entry['path']}: missing")
-        elif file.stat().st_size != entry["size"]:
-            problems.append(f"{entry['path']}: size {file.stat().st_size}, manifest says {entry['size']}")
-        elif sha256_file(file) != entry["sha256"]:
-            problems.append(f"{entry['path']}: sha256 differs from the manifest")
+    entries = manifest.get("outputs", [])
+    total = sum(e.get("size", 0) for e in entries if isinstance(e.get("size"), int))
+    with progress.step(f"hashing {path}", total=total, unit="bytes") as advance:
+        for entry in entries:
+            file = path / entry["path"]
+            if not file.exists():
+                problems.append(f"{entry['path']}: missing")
+            elif file.stat().st_size != entry["size"]:
+                problems.append(f"{entry['path']}: size {file.stat().st_size}, manifest says {entry['size']}")
+            elif sha256_file(file, advance=advance) != entry["sha256"]:
+                problems.append(f"{entry['path']}: sha256 differs from the manifest")
     return problems
 
 
@@ -75,8 +79,11 @@ def _check_data(path: Path, manifest: dict[str, Any]) -> list[str]:
     vocab_size = manifest["counts"]["vocab"]
     spec = RemapSpec(table=np.arange(vocab_size, dtype=np.int64),
                      columns=tuple(manifest.get("options", {}).get("columns", ["input_ids"])))
+    from . import progress
+
     problems = []
-    with tempfile.TemporaryDirectory(prefix="reindex-verify-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="reindex-verify-") as tmp, \
+            progress.files_step("checking datasets", len(datasets)):
         for entry in datasets:
             source = path / entry["output"]
             if not source.exists():

@@ -33,8 +33,8 @@ def _choices(name: str, *values: str) -> type[enum.Enum]:
     return enum.Enum(name, {value.replace("-", "_"): value for value in values}, type=str)
 
 
-Init = _choices("Init", "normal", "uniform", "zeros")
-VectorsFormat = _choices("VectorsFormat", "glove", "word2vec-text", "word2vec-binary")
+Init = _choices("Init", "normal", "uniform", "zeros", "mean", "subwords", "pieces")
+VectorsFormat = _choices("VectorsFormat", "glove", "word2vec-text", "word2vec-binary", "fasttext-bin")
 Duplicates = _choices("Duplicates", "first", "last", "error")
 UnicodeErrors = _choices("UnicodeErrors", "strict", "replace", "ignore")
 IdDtype = _choices("IdDtype", "int32", "int64")
@@ -59,7 +59,7 @@ QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Print more detail (per file, per step timings).")
 JSON = typer.Option(False, "--json", help="Print one JSON object describing what was done on stdout.")
 ENGINE = typer.Option(Engine.local, "--engine",
-                      help="local: threads on this machine; ray: a Ray cluster (Parquet only, reindex[ray]).")
+                      help="local: threads on this machine; ray: a Ray cluster (Parquet only; pip install 'reindex-vocab[ray]').")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="Ray cluster to use (default: RAY_ADDRESS, else start one).")
 
 
@@ -154,8 +154,12 @@ def _main(version: bool = typer.Option(False, "--version", "-V", is_eager=True, 
 def build(
     data: List[Path] = typer.Argument(None, metavar="[DATA]...",
                                       help="Datasets in original ids, remapped into RUN/data/."),
-    vocab: Path = typer.Option(..., "--vocab", help="A token per line, token<TAB>count lines, or vocab.json; - for stdin."),
-    vectors: Path = typer.Option(..., "--vectors", help="GloVe / word2vec / fastText file, an export, or an old RUN."),
+    vocab: Path = typer.Option(..., "--vocab", help="A token per line, token<TAB>count lines, vocab.json, "
+                                                    "a tokenizer (tokenizer.json or its directory); - for stdin."),
+    vectors: Path = typer.Option(..., "--vectors", help="GloVe / word2vec / fastText file, an export, an old RUN, "
+                                                        "or a Hugging Face model (directory or model.safetensors)."),
+    vectors_key: Optional[str] = typer.Option(None, "--vectors-key",
+                                              help="HF model: the embedding tensor (default: found by name)."),
     out: Path = typer.Option(..., "--out", help="The run directory to create."),
     pad: Optional[str] = typer.Option(None, "--pad", help="Token that gets sorted id 0, an all-zero fixed row."),
     lowercase_fallback: bool = typer.Option(False, "--lowercase-fallback",
@@ -166,7 +170,11 @@ def build(
     normalize: Normalize = typer.Option(Normalize.none, "--normalize",
                                         help="Unicode normalisation of vocabulary and vector tokens before matching."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N", help="Read only the first N vectors."),
-    init: Init = typer.Option(Init.normal, "--init", help="Trainable rows' initialisation."),
+    init: Init = typer.Option(Init.normal, "--init",
+                              help="Trainable rows' initialisation (subwords: from a fastText .bin's n-grams; "
+                                   "pieces: mean of the rows of the pieces the HF model's tokenizer splits a token into)."),
+    subword_model: Optional[Path] = typer.Option(None, "--subword-model",
+                                                 help="With --init subwords: the fastText .bin (default: --vectors)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the trainable rows."),
     vectors_format: Optional[VectorsFormat] = typer.Option(None, "--vectors-format", help="Default: detect."),
     duplicates: Duplicates = typer.Option(Duplicates.first, "--duplicates", help="Duplicate vector tokens."),
@@ -192,6 +200,8 @@ def build(
     reindex build --vocab vocab.json --vectors wiki.en.vec --pad '<pad>' --out run 'data/*.npy'
     reindex build --vocab vocab.txt --vectors crawl.vec --case-fallback --normalize nfc --out run
     reindex build --vocab bigger_vocab.txt --vectors run --out run2      (grow a vocabulary)
+    reindex build --vocab vocab.txt --vectors glove.txt --init subwords --subword-model cc.en.300.bin --out run
+    reindex build --vocab new_tokenizer/ --vectors llama/ --init pieces --out run   (new tokens of an LLM)
     """
     from . import report
     from .build import build as build_run
@@ -206,7 +216,8 @@ def build(
                            unicode_errors=unicode_errors.value, columns=column, id_dtype=_value(id_dtype),
                            unk=unk, ignore_index=ignore_index, include=include, workers=workers,
                            force=force, progress=_note, engine=engine.value,
-                           ray_address=ray_address, weights=weights)
+                           ray_address=ray_address, weights=weights, subword_model=subword_model,
+                           vectors_key=vectors_key)
         summary = report.summarize(result.run, corpus_counts=result.corpus_counts)
         if json_output:
             _print_json({"command": "build", **summary, "datasets": result.datasets,

@@ -38,6 +38,7 @@ class Matched:
     stats: dict[str, Any] = field(default_factory=dict)
     old_order: np.ndarray | None = None   # expansion from a run: new original ids of old sorted ids
     fallback: list[dict[str, Any]] = field(default_factory=list)  # {"id", "token", "vector", "kind"}
+    pieces: Callable[[Sequence[str]], list[np.ndarray]] | None = None  # texts -> rows of their pieces (HF model)
 
     def fallback_counts(self) -> dict[str, int]:
         """How many tokens each fallback kind matched: `{"lowercase": 3, "title": 0, ...}`."""

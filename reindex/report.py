@@ -50,6 +50,7 @@ def summarize(run: Any, *, corpus_counts: np.ndarray | None = None, top: int = 2
         "vectors_read": counts.get("vectors_read"),
         "fallback": counts.get("fallback", {}),
         "fallback_matches": counts.get("fallback_matches", [])[:None if all_fallback else top],
+        "init_rows": counts.get("init_rows"),   # per --init rule: rows and sorted-id ranges (runs since 0.1)
     }
     if corpus_counts is None:
         corpus_counts = stored_corpus_counts(run)
@@ -88,6 +89,9 @@ def render(summary: dict[str, Any], console: Any = None) -> None:
     if summary.get("vectors_read") is not None:
         table.add_row("vectors read", f"{summary['vectors_read']:,}", "")
     table.add_row("dimension", str(summary["dim"]), "")
+    for kind, given in (summary.get("init_rows") or {}).items():
+        share = given["rows"] / summary["trainable"] if summary["trainable"] else 0.0
+        table.add_row(f"trainable initialised by {kind}", f"{given['rows']:,}", f"{share:.1%}")
     corpus = summary.get("corpus")
     if corpus:
         table.add_row("corpus tokens", f"{corpus['tokens']:,}", "")

@@ -23,13 +23,13 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
     from . import progress
     from .datasets import RemapSpec, plan_outputs
     from .engines import run_engine
+    from .outputs import check_output, replacer, write_marker
     from .run import atomic_directory, load_run
 
     if not data:
         raise UsageError("no datasets given", hint="pass one or more DATA files, directories or globs")
     out = Path(out)
-    if out.exists() and not force:
-        raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
+    check_output(out, kind="datasets", force=force, inputs=[run_path, *data])
     run = load_run(run_path)
     pairs = plan_outputs(list(data), out, include=include)
     if to_text:
@@ -42,7 +42,7 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
         tokens = run.tokens if inverse else run.original_tokens
     spec = RemapSpec(table=table, columns=tuple(columns), id_dtype=id_dtype, tokens=tokens, unk=unk,
                      ignore=tuple(int(i) for i in ignore_index))
-    with atomic_directory(out, force=force) as tmp:
+    with atomic_directory(out, force=force, replace=replacer("datasets")) as tmp:
         staged = [(src, tmp / dst.relative_to(out)) for src, dst in pairs]
         with progress.files_step("inverting" if inverse else "remapping", len(staged)):
             reports = run_engine(engine, staged, spec, workers=workers, ray_address=ray_address)
@@ -50,6 +50,7 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
             from .totext import to_text as write_text
 
             reports = [write_text(r, run.original_tokens, columns=columns, ignore=spec.ignore) for r in reports]
+        write_marker(tmp, command="invert" if inverse else "remap", run=run_path)
     return [replace(r, output=out / r.output.relative_to(tmp)) for r in reports]
 
 

@@ -17,7 +17,7 @@ from .errors import ReindexError
 
 def _check_hashes(path: Path, manifest: dict[str, Any]) -> list[str]:
     from . import progress
-    from .run import sha256_file
+    from .run import sha256_file, size_of
 
     problems = []
     entries = manifest.get("outputs", [])
@@ -27,8 +27,8 @@ def _check_hashes(path: Path, manifest: dict[str, Any]) -> list[str]:
             file = path / entry["path"]
             if not file.exists():
                 problems.append(f"{entry['path']}: missing")
-            elif file.stat().st_size != entry["size"]:
-                problems.append(f"{entry['path']}: size {file.stat().st_size}, manifest says {entry['size']}")
+            elif size_of(file) != entry["size"]:
+                problems.append(f"{entry['path']}: size {size_of(file)}, manifest says {entry['size']}")
             elif sha256_file(file, advance=advance) != entry["sha256"]:
                 problems.append(f"{entry['path']}: sha256 differs from the manifest")
     return problems

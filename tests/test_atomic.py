@@ -148,7 +148,7 @@ def test_failing_write_mid_way_cleans_up_and_says_why(big, tmp_path):
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("reindex: error: ")]
     assert len(lines) == 1 and result.stderr.splitlines()[-1] == lines[0], result.stderr
-    assert "File too large" in lines[0] and str(out) in lines[0]
+    assert "file too large" in lines[0] and str(out) in lines[0] and ".tmp-" not in lines[0]
     assert "Traceback" not in result.stderr
     assert not out.exists() and siblings(out) == []
 
@@ -190,7 +190,7 @@ def test_os_error_inside_the_block_is_one_line_naming_the_final_path(tmp_path):
         with atomic_directory(out) as tmp:
             raise OSError(28, "No space left on device", str(tmp / "data" / "x.npy"))
     message = str(info.value)
-    assert message.startswith(f"{out}/data/x.npy: cannot write: No space left on device")
+    assert message.startswith(f"{out}/data/x.npy: cannot write: no space left on device")
     assert "\n" not in message and not out.exists() and siblings(out) == []
 
 
@@ -201,7 +201,10 @@ def test_force_replaces_atomically_and_refuses_without(tmp_path):
     with pytest.raises(ReindexError, match="already exists"):
         with atomic_directory(out):
             pass
-    with atomic_directory(out, force=True) as tmp:
+    with pytest.raises(ReindexError, match="refusing to replace"):   # force, but no `replace` rule
+        with atomic_directory(out, force=True):
+            pass
+    with atomic_directory(out, force=True, replace=lambda final: None) as tmp:
         (tmp / "b").write_text("2")
         assert (out / "a").read_text() == "1"   # the old one stays visible while the new is written
     assert sorted(p.name for p in out.iterdir()) == ["b"] and siblings(out) == []
@@ -209,19 +212,23 @@ def test_force_replaces_atomically_and_refuses_without(tmp_path):
 
 def test_stale_siblings_are_removed_but_not_a_live_writers(tmp_path):
     out = tmp_path / "run"
-    stale_dir = tmp_path / ".run.tmp-dead1"
+    stale_dir = tmp_path / ".run.tmp-dead0001"      # the names reindex gives its temporaries
     stale_dir.mkdir()
     (stale_dir / "embedding.safetensors").write_text("partial")
-    stale_file = tmp_path / ".run.tmp-dead2"
+    stale_file = tmp_path / ".run.tmp-dead0002"
     stale_file.write_text("partial")
     other = tmp_path / ".other.tmp-x"
     other.mkdir()
+    users = [tmp_path / ".run.tmp-notes", tmp_path / ".run.tmp-dead00012", tmp_path / ".run.tmp-DEAD0003"]
+    for path in users:                                # a user's files that only look alike
+        path.write_text("mine")
     with atomic_directory(out) as live:
         assert not stale_dir.exists() and not stale_file.exists()   # removed when this writer started
         stale_dir.mkdir()
         assert remove_stale(out) == [stale_dir]                     # the live writer's is kept
         assert live.exists()
     assert out.exists() and other.exists()                          # another name's siblings are kept
+    assert [p.read_text() for p in users] == ["mine"] * 3           # names reindex never gives: kept
 
 
 def test_an_interrupt_during_creation_is_deferred_until_cleanup_is_possible(tmp_path, monkeypatch):

@@ -64,12 +64,26 @@ def test_help_summaries_are_whole_and_usage_names_run_and_data(cli):
         assert "{" not in out.splitlines()[0]
 
 
-def test_show_completion_prints_a_bash_script():
+def test_shell_completion_shows_installs_and_completes(tmp_path):
     as_console_script = "import sys; sys.argv[0] = 'reindex'; from reindex.cli import main; main()"
-    proc = subprocess.run([sys.executable, "-c", as_console_script, "--show-completion", "bash"], capture_output=True,
-                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+
+    def reindex(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", as_console_script, *args], capture_output=True, text=True,
+                              cwd=ROOT, env={**env, **extra})
+
+    proc = reindex("--show-completion", "bash")
     assert proc.returncode == 0, proc.stderr
-    assert "complete" in proc.stdout and "_REINDEX_COMPLETE" in proc.stdout
+    assert "complete -o default -F _reindex_completion reindex" in proc.stdout and "_REINDEX_COMPLETE" in proc.stdout
+    proc = reindex("--install-completion", "bash")
+    assert proc.returncode == 0, proc.stderr
+    installed = (tmp_path / ".bash_completions" / "reindex.sh").read_text()
+    assert installed.strip() == reindex("--show-completion", "bash").stdout.strip()
+    assert "reindex.sh" in (tmp_path / ".bashrc").read_text()
+    proc = reindex(_REINDEX_COMPLETE="complete_bash", COMP_WORDS="reindex ex", COMP_CWORD="1")
+    assert proc.returncode == 0 and proc.stdout.split() == ["export"]
+    proc = reindex(_REINDEX_COMPLETE="complete_bash", COMP_WORDS="reindex build --norm", COMP_CWORD="2")
+    assert proc.stdout.split() == ["--normalize"]
 
 
 # --- --json on every command, against independent values ---------------------------------------

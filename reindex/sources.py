@@ -42,6 +42,9 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
     if is_run_directory(path) and vectors_key is not None:
         raise UsageError("--vectors-key goes with a Hugging Face model, not a run directory", path=path)
     if is_run_directory(path):
+        if limit is not None:
+            raise UsageError("--limit goes with a vector file, not a run directory", path=path,
+                             hint="a grown vocabulary keeps every old row")
         return match_old_run(path, tokens, pad=pad, weights=weights, **rules)
     if weights is not None:
         raise UsageError("--weights goes with a run directory as --vectors", path=path,
@@ -49,6 +52,8 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
     from .vectors.hf_model import is_hf_model, match_model
 
     if vectors_key is not None or path.is_dir() or is_hf_model(path):  # a Hugging Face checkpoint
+        if limit is not None:
+            raise UsageError("--limit goes with a vector file, not a Hugging Face model", path=path)
         return match_model(path, tokens, key=vectors_key, **rules)
     if path.suffix == ".safetensors":
         from . import export

@@ -362,6 +362,8 @@ def test_limit_reads_only_the_first_vectors_in_text_and_binary(tmp_path, cli):
     code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt", "--limit", "0",
                        "--out", tmp_path / "z")
     assert code == 2 and "--limit" in err
+    code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", run, "--limit", "5", "--out", tmp_path / "g")
+    assert code == 2 and "--limit goes with a vector file, not a run directory" in err
 
 
 def test_workers_gives_the_same_files(tmp_path, cli):

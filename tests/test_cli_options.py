@@ -543,3 +543,31 @@ def test_train_classifier_example_on_a_pt_dataset_and_a_chosen_file(tmp_path, cl
         proc = subprocess.run(example + extra, capture_output=True, text=True, env=env, timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert f"400 examples from {name}" in proc.stdout and "fixed rows unchanged: 2532/2532" in proc.stdout
+
+
+def test_options_cross_every_command_that_takes_them(small, cli):
+    tree = small["dir"] / "tree"
+    tree.mkdir()
+    np.save(tree / "a.npy", np.array([[1, 2], [3, -100]]))
+    (tree / "README.md").write_text("not data\n")
+    run = small["dir"] / "run"
+    assert cli("build", "--vocab", small["vocab"], "--vectors", small["vectors"], "--out", run, "-q")[0] == 0
+    from reindex import load_run
+
+    to_sorted = load_run(run).original_to_sorted
+    common = ["--include", "*.npy", "--ignore-index", "-100", "--workers", "1"]
+    for command in ("remap", "invert"):
+        code, out, err = cli(command, run, tree, "--out", small["dir"] / command, *common, "-q", "--json")
+        assert code == 0 and err == "" and json.loads(out)["num_ids"] == 4
+    assert np.load(small["dir"] / "remap" / "tree" / "a.npy").tolist() == [[to_sorted[1], to_sorted[2]],
+                                                                          [to_sorted[3], -100]]
+    assert np.load(small["dir"] / "invert" / "tree" / "a.npy")[1, 1] == -100
+    code, out, err = cli("inspect", run, tree, "--include", "*.npy", "--ignore-index", "-100", "-q", "--json")
+    assert code == 0 and err == "" and json.loads(out)["corpus"]["tokens"] == 3
+    code, out, err = cli("inspect", run, "-q")
+    assert code == 0 and out == "" and err == ""
+    code, _, err = cli("inspect", run, tree, "-v", "--ignore-index", "-100")
+    assert code == 0 and f"note: skipping {tree / 'README.md'}" in err and f"{tree / 'a.npy'}: 4 ids" in err
+    for command in ("build", "export", "verify"):
+        code, out, _ = cli(command, "--help")
+        assert all(flag in out for flag in ("--json", "--quiet", "-q", "--verbose", "-v", "-h"))

@@ -329,6 +329,11 @@ def inspect(run: Path = RUN,
     if data:
         _pyarrow_without_pandas()
     with _reporting(quiet=quiet, verbose=verbose):
+        from .datasets.core import check_columns
+
+        check_columns(column)
+        if plot is not None:
+            report.check_plot_path(plot)  # before any work
         loaded = load_run(run)
         counts = count_ids(loaded, data, columns=column, unk=unk, ignore_index=ignore_index, include=include) \
             if data else report.stored_corpus_counts(loaded)

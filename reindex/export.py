@@ -107,7 +107,7 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
     export("runs/demo", out="embedding.vec.gz")   # {"path": ..., "format": "word2vec-gz", "rows": ..., "dim": ...}
     """
     from . import progress
-    from .outputs import check_output
+    from .outputs import check_output, recorded_inputs
     from .run import load_run
 
     out = Path(out)
@@ -116,6 +116,7 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     check_output(out, kind="export", force=force, inputs=[run_path, weights])
     run = load_run(run_path)
+    check_output(out, kind="export", force=force, inputs=recorded_inputs(run))
     if weights is not None:
         run.trainable = load_trainable(weights, shape=(run.num_trainable, run.dim), fixed=run.fixed)
     matrix = run.weight(order="original")
@@ -145,10 +146,11 @@ def _format_from_suffix(out: Path) -> str:
 
 def _write_atomic(out: Path, write: Any, *, force: bool) -> None:
     from .atomic import atomic_file
-    from .outputs import replacer
+    from .outputs import mark_export, replacer
 
     with atomic_file(out, force=force, replace=replacer("export")) as tmp:
         write(tmp)
+        mark_export(tmp)
 
 
 def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -117,18 +118,48 @@ def render(summary: dict[str, Any], console: Any = None) -> None:
         console.print(top)
 
 
-def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = None) -> None:
-    """Draw the share of corpus tokens covered by fixed rows against frequency rank (needs matplotlib)."""
+#: Image formats matplotlib's Agg, PDF, PS and SVG backends write (`savefig` picks one by suffix).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".eps", ".ps")
+
+
+def check_plot_path(path: Any) -> None:
+    """Refuse a --plot path that cannot be written, before any work (exit 2).
+
+    >>> check_plot_path("coverage.txt")
+    Traceback (most recent call last):
+    reindex.errors.UsageError: coverage.txt: --plot needs an image suffix, got '.txt' (use one of .png, .pdf, .svg, .svgz, .jpg, .jpeg, .tif, .tiff, .webp, .eps, .ps)
+    """
     from .errors import UsageError
 
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise UsageError(f"--plot needs an image suffix, got {path.suffix or 'none'!r}", path=path,
+                         hint=f"use one of {', '.join(PLOT_SUFFIXES)}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"the folder {str(parent)!r} does not exist", path=path, hint="create it first")
+    if path.is_dir():
+        raise UsageError("is a directory", path=path, hint="name an image file to write")
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import PercentFormatter
+        import matplotlib  # noqa: F401
     except ImportError as e:
         raise UsageError("--plot needs matplotlib", hint="pip install 'reindex-vocab[plot]'") from e
+
+
+def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = None) -> None:
+    """Draw the share of corpus tokens covered by fixed rows against frequency rank (needs matplotlib).
+
+    The title names the run and its final token and vocabulary coverage; 1200 x 720 pixels for a PNG.
+    """
+    from .errors import ReindexError, UsageError
+
+    check_plot_path(path)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
     counts = corpus_counts if corpus_counts is not None else stored_corpus_counts(run)
     if counts is None:
         raise UsageError("no corpus counts to plot", path=run.path,
@@ -140,6 +171,7 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
     token_coverage = float((ranked * fixed).sum()) / total
     vocab_coverage = run.num_fixed / max(run.vocab_size, 1)
     name = Path(run.path).resolve().name
+    image = io.BytesIO()
     with plt.rc_context({"font.size": 13, "axes.titlesize": 15, "axes.labelsize": 14, "legend.fontsize": 12}):
         fig, ax = plt.subplots(figsize=(10, 6))  # 1200 x 720 pixels at dpi 120: readable on a laptop
         ranks = np.arange(1, ranked.shape[0] + 1)
@@ -156,5 +188,10 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
                      f"({run.num_fixed:,} of {run.vocab_size:,} tokens fixed; {total:,} corpus tokens)")
         ax.legend(loc="lower right")
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        fig.savefig(image, dpi=120, format=Path(path).suffix.lower().lstrip("."))
         plt.close(fig)
+    try:  # written here, not by matplotlib, whose image writers can lose a failed write (ENOSPC)
+        with open(path, "wb") as f:
+            f.write(image.getbuffer())
+    except OSError as e:  # no space left, permission denied, ...
+        raise ReindexError(f"cannot write the plot: {e.strerror or e}", path=path) from e

@@ -27,12 +27,13 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
           case_fallback: bool = False, normalize: str = "none", limit: int | None = None,
           vectors_format: str | None = None, duplicates: str = "first", unicode_errors: str = "strict",
           pad: int | None = None, weights: str | os.PathLike | None = None,
-          vectors_key: str | None = None) -> Matched:
+          vectors_key: str | None = None, digest=None) -> Matched:
     """Match `tokens` (original-id order) to the vectors found at `vectors` (rules: `reindex.matching`).
 
     `weights` (only with a run directory) holds the trained trainable rows of that run; `vectors_key`
     names the embedding tensor of a Hugging Face checkpoint; `limit` reads only the first `limit`
-    vectors of a vector file.
+    vectors of a vector file. `digest` (a `reindex.vectors.FileDigest`) hashes a vector file while it
+    is parsed (left incomplete otherwise).
     """
     path = Path(vectors)
     rules = {"lowercase_fallback": lowercase_fallback, "case_fallback": case_fallback, "normalize": normalize}
@@ -71,7 +72,7 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
     keep = None if needs_every_vector(normalize=normalize, case_fallback=case_fallback) \
         else wanted_forms(tokens, lowercase_fallback=lowercase_fallback)
     table = read_vectors(path, keep=keep, format=vectors_format, duplicates=duplicates,
-                         unicode_errors=unicode_errors, limit=limit)
+                         unicode_errors=unicode_errors, digest=digest, limit=limit)
     matched = match_vectors(tokens, table.tokens, table.matrix, **rules)
     matched.stats = {"vectors_read": table.num_read, "duplicate_vectors_skipped": table.num_duplicates,
                      "vectors_format": table.format}

@@ -309,6 +309,8 @@ def test_ignore_index_passes_labels_through_in_every_format(small, cli, kind):
     counted = np.load(small["dir"] / "built" / "corpus_counts.npy")
     assert np.array_equal(counted, np.bincount(table[seen], minlength=len(VOCAB)))
     assert json.loads(out)["corpus"]["tokens"] == seen.size
+    code, out, err = cli("verify", small["dir"] / "built", "--json")  # the -100s are not taken for damage
+    assert code == 0 and json.loads(out)["ok"] is True, out
     got = expected
 
     code, _, err = cli("remap", small["dir"] / "run", source, "--out", small["dir"] / "enc", *columns,

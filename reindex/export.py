@@ -111,10 +111,10 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
     from .run import load_run
 
     out = Path(out)
+    check_output(out, kind="export", force=force, inputs=[run_path, weights])  # first: the worse mistake
     format = format or _format_from_suffix(out)
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-    check_output(out, kind="export", force=force, inputs=[run_path, weights])
     run = load_run(run_path)
     check_output(out, kind="export", force=force, inputs=recorded_inputs(run))
     if weights is not None:

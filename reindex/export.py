@@ -111,8 +111,7 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
     from .run import load_run
 
     out = Path(out)
-    # Where first (an input, a directory, a user's file), then what: the graver refusal is the one named.
-    check_output(out, kind="export", force=force, inputs=[run_path, weights])
+    check_output(out, kind="export", force=force, inputs=[run_path, weights])  # first: the worse mistake
     format = format or _format_from_suffix(out)
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")

@@ -26,6 +26,9 @@ def is_hf_dataset(path: Path) -> bool:
                               or all((path / name).is_file() for name in HF_FILES))
 
 
+UNKNOWN_TYPE = "unknown file type"
+
+
 def detect_format(path: Path) -> str:
     """The reader for `path`: by suffix, else by the first bytes; unknown -> ReindexError.
 
@@ -44,7 +47,7 @@ def detect_format(path: Path) -> str:
         for magic, kind in MAGIC:
             if head.startswith(magic):
                 return kind
-    raise ReindexError("unknown file type", path=path,
+    raise ReindexError(UNKNOWN_TYPE, path=path,
                        hint="use .npy, .pt, .safetensors, .parquet, .arrow/.feather, .txt or a `save_to_disk` folder")
 
 
@@ -125,7 +128,9 @@ def _wanted(source: Path, tree: Path, include: Sequence[str]) -> bool:
         return True
     try:
         detect_format(source)
-    except ReindexError:
+    except ReindexError as e:
+        if e.message != UNKNOWN_TYPE:  # a FIFO, say: refused, never skipped
+            raise
         from .. import progress
 
         progress.note(f"note: skipping {source}: unknown file type (pass --include GLOB to choose files)")

@@ -111,7 +111,7 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
     from .run import load_run
 
     out = Path(out)
-    check_output(out, kind="export", force=force, inputs=[run_path, weights])  # first: the worse mistake
+    check_output(out, kind="export", force=force, inputs=[run_path, weights])  # first: the gravest reason
     format = format or _format_from_suffix(out)
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -164,8 +164,9 @@ def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: A
 
 
 def _write_npy(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
-    with open(path, "wb") as f:
-        np.save(f, matrix)
+    from .datasets.npy import save_npy
+
+    save_npy(path, matrix)
 
 
 def _write_pt(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:

@@ -151,9 +151,11 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
 
     The title names the run and its final token and vocabulary coverage; 1200 x 720 pixels for a PNG.
     """
-    from .errors import ReindexError, UsageError
+    from .errors import UsageError
+    from .outputs import check_output
 
     check_plot_path(path)
+    check_output(path, kind="plot", force=True, inputs=[run.path], option="--plot")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,8 +192,11 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
         fig.tight_layout()
         fig.savefig(image, dpi=120, format=Path(path).suffix.lower().lstrip("."))
         plt.close(fig)
-    try:  # written here, not by matplotlib, whose image writers can lose a failed write (ENOSPC)
-        with open(path, "wb") as f:
-            f.write(image.getbuffer())
-    except OSError as e:  # no space left, permission denied, ...
-        raise ReindexError(f"cannot write the plot: {e.strerror or e}", path=path) from e
+    # Written here, not by matplotlib, whose image writers can lose a failed write (ENOSPC);
+    # atomically, and over an existing file only if it is an earlier plot (outputs.py).
+    from .atomic import atomic_file
+    from .outputs import PLOT_FORMAT, mark, replacer
+
+    with atomic_file(path, force=True, replace=replacer("plot")) as temporary:
+        temporary.write_bytes(image.getbuffer())
+        mark(temporary, PLOT_FORMAT)

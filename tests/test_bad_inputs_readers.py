@@ -504,7 +504,7 @@ def test_a_failed_plot_write_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "reindex", "inspect", str(run), "--plot", "p.png"],
                             cwd=tmp_path, env=env, text=True, capture_output=True, timeout=60,
                             preexec_fn=limit_file_size)
-    refused(result, 1, r"p\.png: cannot write the plot: File too large")
+    refused(result, 1, r"p\.png: cannot write: file too large; nothing was written to p\.png")
 
 
 def test_a_valid_plot_is_written(tmp_path):

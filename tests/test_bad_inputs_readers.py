@@ -171,12 +171,15 @@ def test_a_token_the_run_cannot_store_is_refused(tmp_path, name, data, where):
     refused(result, 1, where, out=tmp_path / "out")
 
 
-def test_odd_tokens_the_run_can_store_round_trip_and_pass_verify(tmp_path):
+@pytest.mark.parametrize("name", ["vocab.json", "vocab.txt"])
+def test_odd_tokens_the_run_can_store_round_trip_and_pass_verify(tmp_path, name):
     """Line separators other than \\n and \\r (U+0085, U+2028, \\x0b, \\x0c, \\x1c) are real tokens."""
     tokens = ["<pad>", "the", "a\x85b", "c\u2028d", "e\x0bf", "g\x0ch", "\x1c", "tab\tin"]
-    write(tmp_path / "vocab.json", json.dumps({t: i for i, t in enumerate(tokens)}))
-    _, vectors = inputs(tmp_path)
-    result = invoke("build", "--vocab", tmp_path / "vocab.json", "--vectors", vectors, "--out", tmp_path / "run")
+    text = (json.dumps({t: i for i, t in enumerate(tokens)}) if name.endswith(".json") else
+            "".join(t + "\n" for t in tokens))
+    vocab = write(tmp_path / name, text)
+    vectors = write(tmp_path / "vectors.txt", GLOVE)
+    result = invoke("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.stderr
     assert load_run(tmp_path / "run").original_tokens == tokens
     verified = invoke("verify", tmp_path / "run")

@@ -15,7 +15,7 @@ import numpy as np
 from .errors import ReindexError
 from .inputfile import check_regular
 
-_COUNTED = re.compile(r"^(.*)\t(\d+)$", re.DOTALL)
+_COUNTED = re.compile(r"^(.*)\t *(\d+) *$", re.DOTALL)  # spaces around a count are an editor's, not data
 #: A first line whose last tab-separated field looks like a number (even a bad one: -3, 1.5, 1e9)
 #: makes the file `token<TAB>count`; every line is then checked, so a bad count is an error, not
 #: part of a token.
@@ -176,6 +176,7 @@ def read_vocab(path: str | os.PathLike) -> Vocab:
         raise ReindexError("is a directory, not a vocabulary file", path=path) from e
     except OSError as e:
         raise ReindexError(f"cannot read: {e.strerror}", path=path) from e
+    raw = _decompress(raw, path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -191,6 +192,35 @@ def read_vocab(path: str | os.PathLike) -> Vocab:
             return parse_lines(text, path=path)  # a token that starts with "{", not JSON
         return parse_json(text, path=path)
     return parse_lines(text, path=path)
+
+
+#: Compressed vocabularies are read as Python's standard library can; archives and zstd are refused.
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+_REFUSED = ((b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first: zstd -d FILE"),
+            (b"PK\x03\x04", "a zip archive", "extract the vocabulary from it first: unzip FILE"))
+
+
+def _decompress(raw: bytes, path: Path) -> bytes:
+    """The bytes of a gzip/bz2/xz vocabulary uncompressed (found by magic bytes, not the suffix)."""
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    for magic, name, hint in _REFUSED:
+        if raw.startswith(magic):
+            raise ReindexError(f"is {name}, not a vocabulary text file", path=path, hint=hint)
+    if raw[257:262] == b"ustar":
+        raise ReindexError("is a tar archive, not a vocabulary text file", path=path,
+                           hint="extract the vocabulary from it first: tar -xf FILE")
+    for magic, name in _COMPRESSED:
+        if raw.startswith(magic):
+            module = {"gzip": gzip, "bz2": bz2, "xz": lzma}[name]
+            try:
+                return module.decompress(raw)
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
+                raise ReindexError(f"corrupt or truncated {name} data: {e}", path=path) from e
+    return raw
 
 
 #: Lines sampled from the top of a vocabulary to guess whether it is some other kind of file.

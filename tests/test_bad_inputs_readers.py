@@ -186,6 +186,51 @@ def test_odd_tokens_the_run_can_store_round_trip_and_pass_verify(tmp_path, name)
     assert verified.exit_code == 0 and "ok" in verified.stdout, verified.stderr
 
 
+@pytest.mark.parametrize("compress", ["gzip", "bz2", "lzma"])
+def test_a_compressed_vocabulary_is_read(tmp_path, compress):
+    import importlib
+
+    module = importlib.import_module(compress)
+    write(tmp_path / "vocab.txt.z", module.compress("".join(t + "\n" for t in VOCAB).encode()))
+    write(tmp_path / "vocab.json.z", module.compress(json.dumps({t: i for i, t in enumerate(VOCAB)}).encode()))
+    vectors = write(tmp_path / "vectors.txt", GLOVE)
+    for name in ("vocab.txt.z", "vocab.json.z"):
+        out = tmp_path / ("run-" + name.split(".")[1])
+        result = invoke("build", "--vocab", tmp_path / name, "--vectors", vectors, "--out", out)
+        assert result.exit_code == 0, result.stderr
+        assert load_run(out).original_tokens == VOCAB
+
+
+def _tar(path: Path) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        data = b"the\ncat\n"
+        info = tarfile.TarInfo("vocab.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+def _zip(path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("vocab.txt", "the\ncat\n")
+
+
+@pytest.mark.parametrize("make, where", [
+    (_tar, "is a tar archive.*tar -xf"), (_zip, "is a zip archive.*unzip"),
+    (lambda p: write(p, b"\x28\xb5\x2f\xfd" + b"\x00" * 16), "is zstd-compressed.*zstd -d"),
+    (lambda p: write(p, __import__("gzip").compress(b"the\ncat\n" * 100)[:30]), "corrupt or truncated gzip"),
+], ids=["tar", "zip", "zstd", "truncated-gzip"])
+def test_an_archive_or_unreadable_compression_as_vocabulary_is_refused(tmp_path, make, where):
+    make(tmp_path / "vocab.bin")
+    vectors = write(tmp_path / "vectors.txt", GLOVE)
+    result = invoke("build", "--vocab", tmp_path / "vocab.bin", "--vectors", vectors, "--out", tmp_path / "out")
+    refused(result, 1, r"vocab\.bin: " + where, out=tmp_path / "out")
+
+
 # ---------------------------------------------------------------- counts in token<TAB>count
 
 @pytest.mark.parametrize("data, where", [
@@ -202,6 +247,14 @@ def test_a_bad_count_names_the_line(tmp_path, data, where):
     vectors = write(tmp_path / "vectors.txt", GLOVE)
     result = invoke("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "out")
     refused(result, 1, r"counts\.tsv" + where, out=tmp_path / "out")
+
+
+def test_spaces_around_a_count_are_accepted(tmp_path):
+    from reindex.vocab import read_vocab
+
+    vocab = read_vocab(write(tmp_path / "counts.tsv", "the\t5 \ncat\t 3\nNew York\t2\n"))
+    assert vocab.format == "counts" and vocab.tokens == ["the", "cat", "New York"]
+    assert vocab.counts.tolist() == [5, 3, 2]
 
 
 def test_the_largest_int64_count_is_kept(tmp_path):
@@ -243,6 +296,31 @@ def test_weights_must_be_finite_and_fit_float32(tmp_path, name, bad, shown, comm
         result = invoke("export", base, "--weights", weights, "--out", tmp_path / "out.npy")
     out = tmp_path / ("out" if command == "build" else "out.npy")
     refused(result, 1, re.escape(name), r"`trainable` row 1 holds " + shown, "float32", out=out)
+
+
+@pytest.mark.parametrize("make", [lambda torch: torch.zeros(2, 3).to_sparse(),
+                                  lambda torch: torch.empty(2, 3, device="meta")], ids=["sparse", "meta"])
+def test_weights_that_hold_no_dense_values_are_refused(tmp_path, make):
+    import torch
+
+    base = base_run(tmp_path)
+    torch.save({"trainable": make(torch)}, tmp_path / "w.pt")
+    result = invoke("export", base, "--weights", tmp_path / "w.pt", "--out", tmp_path / "e.npy")
+    refused(result, 1, r"w\.pt: `trainable` is a sparse, nested or meta tensor", out=tmp_path / "e.npy")
+
+
+def test_bfloat16_safetensors_weights_are_read_exactly(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    base = base_run(tmp_path)
+    values = torch.tensor([[0.5, -2.0, 3.0], [1.0, 0.0, -7.5]], dtype=torch.bfloat16)
+    save_file({"trainable": values}, str(tmp_path / "w.safetensors"))
+    result = invoke("export", base, "--weights", tmp_path / "w.safetensors", "--out", tmp_path / "e.npy")
+    assert result.exit_code == 0, result.stderr
+    run = load_run(base)
+    exported = np.load(tmp_path / "e.npy")
+    assert exported[run.sorted_to_original[run.num_fixed:]].tolist() == values.float().tolist()
 
 
 def test_float64_weights_that_fit_are_accepted_exactly(tmp_path):
@@ -355,7 +433,9 @@ def _torchscript(path: Path) -> None:
                                                                 layout=torch.jagged)}),
      r"cannot load with weights_only=True"),   # torch itself refuses to unpickle a jagged tensor
     (_torchscript, r"TorchScript archive"),
-], ids=["sparse-coo", "sparse-csr", "nested", "nested-jagged", "torchscript"])
+    (_pt(lambda torch: {"input_ids": torch.empty(2, 3, dtype=torch.long, device="meta")}),
+     r"key 'input_ids': a meta tensor, which holds no data"),
+], ids=["sparse-coo", "sparse-csr", "nested", "nested-jagged", "torchscript", "meta"])
 @pytest.mark.parametrize("command", ["build", "remap"])
 def test_pt_tensors_that_are_not_dense_ids_are_refused_without_torch_warnings(tmp_path, make, where, command):
     import warnings
@@ -481,9 +561,11 @@ def test_malformed_save_to_disk_json_is_one_line(tmp_path, file, content, where,
     ("p.txt", r"p\.txt: --plot needs an image suffix, got '\.txt'"),
     ("p", r"--plot needs an image suffix, got 'none'"),
     ("adir.png", r"adir\.png: is a directory"),
+    ("fifo.png", r"fifo\.png: exists and is not a regular file"),
 ])
 def test_plot_paths_that_cannot_be_written_are_usage_errors_before_any_work(tmp_path, plot, where):
     (tmp_path / "adir.png").mkdir()
+    os.mkfifo(tmp_path / "fifo.png")
     # The run does not exist: the --plot error coming first shows that nothing was read before it.
     result = run_cli("inspect", tmp_path / "no_run", "--plot", plot, cwd=tmp_path)
     refused(result, 2, where)

@@ -538,6 +538,9 @@ def test_a_folder_digest_covers_names_and_contents(tmp_path):
     ("dataset_info.json", '{"features": ', r"dataset_info\.json:1: invalid JSON"),
     ("dataset_dict.json", "null", r"dataset_dict\.json: expected a JSON object, got NoneType"),
     ("dataset_dict.json", '{"splits": "train"}', r"dataset_dict\.json: expected `splits`"),
+    ("dataset_dict.json", '{"splits": ["train", "test", "train"]}', r"dataset_dict\.json: split 'train' is listed twice"),
+    ("state.json", '{"_data_files": [{"filename": "nope.arrow"}]}', r"state\.json: .*'nope\.arrow', which is missing"),
+    ("dataset_info.json", None, r"dataset_info\.json: missing file of a `save_to_disk` folder"),
 ])
 @pytest.mark.parametrize("command", ["build", "remap"])
 def test_malformed_save_to_disk_json_is_one_line(tmp_path, file, content, where, command):
@@ -545,7 +548,10 @@ def test_malformed_save_to_disk_json_is_one_line(tmp_path, file, content, where,
         folder = _hf_dict(tmp_path / "hf")
     else:
         folder = _hf_dataset(tmp_path / "hf")
-    write(folder / file, content)
+    if content is None:
+        (folder / file).unlink()
+    else:
+        write(folder / file, content)
     if command == "build":
         vocab, vectors = inputs(tmp_path)
         result = invoke("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "out", folder)

@@ -128,6 +128,9 @@ def parse_json(text: str, *, path: str | os.PathLike = "<vocab.json>") -> Vocab:
         mapping = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_refuse_duplicate_keys(path))
     except json.JSONDecodeError as e:
         raise ReindexError(f"invalid JSON: {e.msg}", path=path, line=e.lineno) from e
+    except RecursionError:
+        raise ReindexError("invalid JSON: nested too deeply", path=path,
+                           hint="a vocab.json is one flat object token -> id") from None
     if not isinstance(mapping, dict) or not mapping:
         raise ReindexError("expected a non-empty JSON object token -> id", path=path)
     tokens: list[str | None] = [None] * len(mapping)
@@ -181,8 +184,10 @@ def read_vocab(path: str | os.PathLike) -> Vocab:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        raise ReindexError(f"invalid UTF-8 at byte {e.start}", path=path, line=line,
-                           hint="vocabularies must be UTF-8") from e
+        utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+        raise ReindexError(f"invalid UTF-8 at byte {e.start}" + (" (the file is UTF-16)" if utf16 else ""),
+                           path=path, line=line,
+                           hint="convert it: iconv -f UTF-16 -t UTF-8" if utf16 else "vocabularies must be UTF-8") from e
     if path.suffix.lower() == ".json":
         return parse_json(text, path=path)
     if text.lstrip("\ufeff \t\r\n").startswith("{"):
@@ -190,6 +195,8 @@ def read_vocab(path: str | os.PathLike) -> Vocab:
             json.loads(text.removeprefix("\ufeff"))
         except json.JSONDecodeError:
             return parse_lines(text, path=path)  # a token that starts with "{", not JSON
+        except RecursionError:
+            pass  # JSON too deep to parse: parse_json says so
         return parse_json(text, path=path)
     return parse_lines(text, path=path)
 

@@ -231,6 +231,18 @@ def test_an_archive_or_unreadable_compression_as_vocabulary_is_refused(tmp_path,
     refused(result, 1, r"vocab\.bin: " + where, out=tmp_path / "out")
 
 
+@pytest.mark.parametrize("name, data, where", [
+    ("vocab.json", b"[" * 100_000 + b"]" * 100_000, r"vocab\.json: invalid JSON: nested too deeply"),
+    ("deep.txt", b'{"a":' * 100_000 + b"0" + b"}" * 100_000, r"deep\.txt: invalid JSON: nested too deeply"),
+    ("vocab.txt", "the\ncat\n".encode("utf-16"), r"vocab\.txt:1: invalid UTF-8 at byte 0 \(the file is UTF-16\)"),
+], ids=["deep-json", "deep-json-by-content", "utf-16"])
+def test_vocabularies_python_cannot_parse_plainly_are_one_line(tmp_path, name, data, where):
+    vocab = write(tmp_path / name, data)
+    vectors = write(tmp_path / "vectors.txt", GLOVE)
+    result = invoke("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "out")
+    refused(result, 1, where, out=tmp_path / "out")
+
+
 # ---------------------------------------------------------------- counts in token<TAB>count
 
 @pytest.mark.parametrize("data, where", [
@@ -541,6 +553,7 @@ def test_a_folder_digest_covers_names_and_contents(tmp_path):
     ("dataset_dict.json", '{"splits": ["train", "test", "train"]}', r"dataset_dict\.json: split 'train' is listed twice"),
     ("state.json", '{"_data_files": [{"filename": "nope.arrow"}]}', r"state\.json: .*'nope\.arrow', which is missing"),
     ("dataset_info.json", None, r"dataset_info\.json: missing file of a `save_to_disk` folder"),
+    ("state.json", "[" * 100_000 + "]" * 100_000, r"state\.json: invalid JSON: nested too deeply"),
 ])
 @pytest.mark.parametrize("command", ["build", "remap"])
 def test_malformed_save_to_disk_json_is_one_line(tmp_path, file, content, where, command):

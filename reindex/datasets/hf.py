@@ -32,6 +32,8 @@ def _read_json(path: Path) -> dict[str, Any]:
                            hint="rewrite the folder with datasets' save_to_disk") from e
     except UnicodeDecodeError as e:
         raise ReindexError(f"invalid UTF-8 at byte {e.start}", path=path) from e
+    except RecursionError:
+        raise ReindexError("invalid JSON: nested too deeply", path=path) from None
     except OSError as e:
         raise ReindexError(f"cannot read: {e.strerror or e}", path=path) from e
     if not isinstance(obj, dict):

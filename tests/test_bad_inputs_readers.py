@@ -794,3 +794,44 @@ def test_no_foreign_warning_on_odd_inputs(tmp_path):
         assert result.returncode == 1
         error_line(result.stderr)
         no_foreign_warning(result.stderr)
+
+
+# ---------------------------------------------------------------- an export given as --vectors
+
+@pytest.mark.parametrize("tokens, weight, where", [
+    ("not json", None, "the `tokens` metadata is not a JSON list of strings"),
+    ('{"the": 0, "cat": 1}', None, "the `tokens` metadata is not a JSON list of strings"),
+    ('["the", "the"]', None, "the `tokens` metadata names a token twice"),
+    ('["the", "cat"]', (1, 1, float("nan")), r"`weight` row 1 holds nan"),
+    ('["the", "cat"]', (0, 2, 1e39), r"`weight` row 0 holds 1e\+39"),
+], ids=["not-json", "not-a-list", "duplicate", "nan", "beyond-float32"])
+def test_a_damaged_export_as_vectors_is_one_line(tmp_path, tokens, weight, where):
+    from safetensors.numpy import save_file
+
+    matrix = np.ones((2, 3))
+    if weight is not None:
+        matrix[weight[0], weight[1]] = weight[2]
+    save_file({"weight": matrix}, str(tmp_path / "export.safetensors"), metadata={"tokens": tokens})
+    vocab, _ = inputs(tmp_path)
+    result = run_cli("build", "--vocab", vocab, "--vectors", "export.safetensors", "--out", "out", cwd=tmp_path)
+    refused(result, 1, r"export\.safetensors: " + where, out=tmp_path / "out")
+    no_foreign_warning(result.stderr)
+
+
+@pytest.mark.parametrize("metadata", [b"not json", b"[1]", b'{"info": 3}'])
+def test_foreign_huggingface_schema_metadata_is_kept_not_a_crash(tmp_path, metadata):
+    """`--id-dtype` updates Hugging Face's features in the schema metadata; metadata that is not
+    theirs is left as it was."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"input_ids": pa.array([[1, 2], [3]])}).replace_schema_metadata({b"huggingface": metadata})
+    pq.write_table(table, tmp_path / "train.parquet")
+    run = base_run(tmp_path)
+    result = invoke("remap", run, tmp_path / "train.parquet", "--out", tmp_path / "enc", "--id-dtype", "int32")
+    assert result.exit_code == 0, result.stderr
+    written = pq.read_table(tmp_path / "enc" / "train.parquet")
+    assert written.schema.metadata[b"huggingface"] == metadata
+    assert pa.types.is_int32(written.schema.field("input_ids").type.value_type)
+    loaded = load_run(run)
+    assert written["input_ids"].to_pylist() == [loaded.to_sorted(np.array(r)).tolist() for r in ([1, 2], [3])]

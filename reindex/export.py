@@ -55,6 +55,8 @@ def as_float32(value: Any, *, key: str, path: Path) -> np.ndarray:
         if value.is_nested or value.layout != torch.strided or value.is_meta:
             raise ReindexError(f"`{key}` is a sparse, nested or meta tensor; weights must be dense values",
                                path=path, hint="save tensor.to_dense()")
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ReindexError(f"`{key}` holds {value.dtype} values; weights must be floats", path=path)
         value = value.detach().cpu().double().numpy()
     array = np.asarray(value)
     if array.dtype.kind not in "fiu":

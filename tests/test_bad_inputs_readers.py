@@ -321,6 +321,18 @@ def test_weights_that_hold_no_dense_values_are_refused(tmp_path, make):
     refused(result, 1, r"w\.pt: `trainable` is a sparse, nested or meta tensor", out=tmp_path / "e.npy")
 
 
+@pytest.mark.parametrize("dtype", ["complex64", "bool"])
+def test_weights_that_are_not_real_numbers_are_refused(tmp_path, dtype):
+    import torch
+
+    base = base_run(tmp_path)
+    torch.save({"trainable": torch.ones(2, 3, dtype=getattr(torch, dtype))}, tmp_path / "w.pt")
+    result = run_cli("export", base, "--weights", "w.pt", "--out", "e.npy", cwd=tmp_path)
+    refused(result, 1, rf"w\.pt: `trainable` holds torch\.{dtype} values; weights must be floats",
+            out=tmp_path / "e.npy")
+    no_foreign_warning(result.stderr)
+
+
 def test_bfloat16_safetensors_weights_are_read_exactly(tmp_path):
     import torch
     from safetensors.torch import save_file

@@ -167,11 +167,16 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
                        columns=tuple(columns), id_dtype=id_dtype, tokens=vocabulary.tokens))
         files = run_dir.input_files(vocab=vocab_hf.source_file(vocab), vectors=hf_model.source_file(vectors),
                                     data=[src for src, _ in pairs], weights=weights)
-        for path in [files["vocab"], files["vectors"], *files["data"], files["weights"]]:
+        for path in [files["vocab"], *files["data"], files["weights"]]:
             if path is not None and (path.is_file() or path.is_dir()):  # never a FIFO: it would block
                 hashes.start(path)  # on a background thread while the vectors are parsed
         note(f"read {len(vocabulary):,} vocabulary tokens")
-        split = _split(vocabulary, vectors, options, note=note, early=early, misread=misread)
+        from .vectors import FileDigest
+
+        digest = FileDigest()  # a vector file is hashed as its bytes are parsed, not read twice
+        split = _split(vocabulary, vectors, options, note=note, early=early, misread=misread, digest=digest)
+        if digest.complete:
+            hashes.put(files["vectors"], digest.record())
         tokens_sorted = [vocabulary.tokens[i] for i in split.sorted_to_original.tolist()]
         with run_dir.atomic_directory(out, force=force, replace=replacer("run")) as tmp:
             reports, corpus = _remap_data(pairs, split, out=out, tmp=tmp, options=options, workers=workers,
@@ -221,7 +226,8 @@ def match_warning(matched: int, vocab_size: int, *, misread: str | None = None) 
 
 
 def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any], *,
-           note: Callable[[str], None], early: Sequence[str] = (), misread: str | None = None) -> Split:
+           note: Callable[[str], None], early: Sequence[str] = (), misread: str | None = None,
+           digest: Any = None) -> Split:
     """Match the vocabulary to the vectors and split the rows into the fixed and trainable blocks."""
     from . import sources
 
@@ -231,7 +237,7 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
         matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=options["lowercase_fallback"],
                                 vectors_format=options["vectors_format"], duplicates=options["duplicates"],
                                 unicode_errors=options["unicode_errors"], pad=pad_id, weights=options["weights"],
-                                vectors_key=options["vectors_key"])
+                                vectors_key=options["vectors_key"], digest=digest)
     # Surprises that still give a correct result (a header count that disagrees with the lines):
     # said once on stderr and kept in the manifest, never a Python warning with a source line.
     notices = [str(w.message) for w in caught if issubclass(w.category, ReindexWarning)]

@@ -105,7 +105,7 @@ def _read_state(path: Path) -> dict[str, Any]:
 def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str | os.PathLike | None = None,
            format: str | None = None, force: bool = False) -> dict[str, Any]:
     """Write the merged matrix in original order to `out`; return what was written."""
-    from .outputs import check_output
+    from .outputs import check_output, recorded_inputs
     from .run import load_run
 
     out = Path(out)
@@ -114,6 +114,7 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     check_output(out, kind="export", force=force, inputs=[run_path, weights])
     run = load_run(run_path)
+    check_output(out, kind="export", force=force, inputs=recorded_inputs(run))
     if weights is not None:
         run.trainable = load_trainable(weights, shape=(run.num_trainable, run.dim), fixed=run.fixed)
     matrix = run.weight(order="original")
@@ -134,10 +135,11 @@ def _format_from_suffix(out: Path) -> str:
 
 def _write_atomic(out: Path, write: Any, *, force: bool) -> None:
     from .atomic import atomic_file
-    from .outputs import replacer
+    from .outputs import mark_export, replacer
 
     with atomic_file(out, force=force, replace=replacer("export")) as tmp:
         write(tmp)
+        mark_export(tmp)
 
 
 def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:

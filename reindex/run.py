@@ -93,6 +93,14 @@ class FileHashes:
         if key not in self._futures:
             self._futures[key] = self._pool.submit(describe_file, path)
 
+    def put(self, path: str | os.PathLike, record: dict[str, Any]) -> None:
+        """A {"size", "sha256"} record computed elsewhere (a reader that hashed the file as it read it)."""
+        from concurrent.futures import Future
+
+        done: Future = Future()
+        done.set_result({"path": str(path), **record})
+        self._futures[os.fspath(path)] = done
+
     def describe(self, path: str | os.PathLike, *, name: str | None = None) -> dict[str, Any]:
         self.start(path)
         record = dict(self._futures[os.fspath(path)].result())

@@ -27,11 +27,12 @@ def is_run_directory(path: Path) -> bool:
 def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallback: bool = False,
           vectors_format: str | None = None, duplicates: str = "first", unicode_errors: str = "strict",
           pad: int | None = None, weights: str | os.PathLike | None = None,
-          vectors_key: str | None = None) -> Matched:
+          vectors_key: str | None = None, digest=None) -> Matched:
     """Match `tokens` (original-id order) to the vectors found at `vectors`.
 
     `weights` (only with a run directory) holds the trained trainable rows of that run; `vectors_key`
-    names the embedding tensor of a Hugging Face checkpoint.
+    names the embedding tensor of a Hugging Face checkpoint. `digest` (a `reindex.vectors.FileDigest`)
+    hashes a vector file while it is parsed (left incomplete otherwise).
     """
     path = Path(vectors)
     if not path.exists():
@@ -62,7 +63,7 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
     if lowercase_fallback:
         keep.update(t.lower() for t in tokens)
     table = read_vectors(path, keep=keep, format=vectors_format, duplicates=duplicates,
-                         unicode_errors=unicode_errors)
+                         unicode_errors=unicode_errors, digest=digest)
     matched = match_vectors(tokens, table.tokens, table.matrix, lowercase_fallback=lowercase_fallback)
     matched.stats = {"vectors_read": table.num_read, "duplicate_vectors_skipped": table.num_duplicates,
                      "vectors_format": table.format}

@@ -319,3 +319,17 @@ def test_cli_errors_are_one_line_and_write_nothing(model, tmp_path, cli):
                        "--out", tmp_path / "run")
     assert code == 2 and "--subword-model goes with --init subwords" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_growing_a_run_fills_new_words_from_a_subword_model(model, tmp_path):
+    old_vocab = write_vocab(tmp_path / "old.txt", ["<pad>", *model["words"][:20], "zzzq"])
+    build(vocab=old_vocab, vectors=model["path"], out=tmp_path / "old", pad="<pad>", init="zeros")
+    new_vocab = write_vocab(tmp_path / "new.txt", ["<pad>", *model["words"][:20], "zzzq", "hospitalization", "漢字"])
+    result = build(vocab=new_vocab, vectors=tmp_path / "old", out=tmp_path / "new", pad="<pad>", init="subwords",
+                   subword_model=model["path"])
+    rows, run = rows_by_token(tmp_path / "new")
+    old = load_run(tmp_path / "old")
+    assert run.tokens[:old.vocab_size] == old.tokens and not rows["zzzq"].any()   # old rows exact, ids kept
+    for token in ["hospitalization", "漢字"]:
+        np.testing.assert_allclose(rows[token], model["kv"][token], rtol=0, atol=1e-6)
+    assert result.manifest["counts"]["init_rows"] == {"subwords": {"rows": 2, "sorted_ids": [[22, 24]]}}

@@ -7,8 +7,8 @@ entries of NUL-terminated word + int64 count + int8 type, then pruneidx_size int
 quant_input; input matrix (int64 rows, int64 dim, rows*dim float32: the nwords word rows then
 `bucket` n-gram rows); bool qout; output matrix.
 
-The input matrix is memory-mapped and only the rows a word needs are read, a chunk of words at a
-time, with the mapping's pages dropped after each chunk: peak memory follows the vocabulary.
+The input matrix is memory-mapped and only the rows the words need are read, in file order, with
+each stretch's pages released once used: peak memory follows the vocabulary, not the file.
 
 v = read_fasttext("cc.en.300.bin", keep={"the", "cat"})
 """
@@ -34,8 +34,9 @@ ARGS = struct.Struct("<12id")     # dim ws epoch minCount neg wordNgrams loss mo
 DICTIONARY = struct.Struct("<3i2q")
 ENTRY_TAIL = 9                    # after a word's NUL: int64 count, int8 type
 MAX_WORD_BYTES = 1 << 20          # a dictionary word longer than this means the bytes are not a dictionary
-CHUNK_BYTES = 1 << 24
-ROWS_PER_CHUNK = 1 << 15          # input rows gathered (then averaged and released) at a time
+CHUNK_BYTES = 1 << 20            # the dictionary is read a MB at a time
+BLOCK_BYTES = 1 << 24             # a 16 MB stretch of the input matrix is read, used and released at a time
+PAIRS_PER_STEP = 1 << 13          # (word, row) pairs gathered at once within a stretch
 
 
 @dataclass
@@ -111,38 +112,59 @@ def word_vectors(model: FastTextModel, tokens: Sequence[str], *, ids: np.ndarray
 
 
 def mean_rows(model: FastTextModel, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Row i of the result is the mean of the input rows `indices[indptr[i]:indptr[i+1]]` (zeros if none)."""
-    out = np.zeros((len(indptr) - 1, model.dim), dtype=np.float32)
+    """Row i of the result is the mean of the input rows `indices[indptr[i]:indptr[i+1]]` (zeros if none).
+
+    The rows are visited in file order, a BLOCK_BYTES stretch of the matrix at a time, and each
+    stretch's pages are released once used: every needed page is read once, and resident memory is
+    the sums (one float64 row per word) plus one stretch, whatever the file's size.
+    """
+    counts = np.diff(indptr)
+    order = np.argsort(indices, kind="stable")
+    rows, owners = indices[order], np.repeat(np.arange(len(counts)), counts)[order]
+    sums = np.zeros((len(counts), model.dim), dtype=np.float64)
+    row_bytes = 4 * model.dim
+    per_block = max(1, BLOCK_BYTES // row_bytes)
+    cuts = np.searchsorted(rows, np.arange(0, model.num_rows + per_block, per_block)).tolist()
+    bad = None
     with open(model.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         matrix = np.frombuffer(mm, dtype="<f4", count=model.num_rows * model.dim,
                                offset=model.matrix_offset).reshape(model.num_rows, model.dim)
-        start, bad = 0, None
-        while start < len(out) and bad is None:
-            stop = max(int(np.searchsorted(indptr, indptr[start] + ROWS_PER_CHUNK, side="right")) - 1, start + 1)
-            bad = _average(matrix, indptr[start:stop + 1], indices, out[start:stop])
-            start = stop
-            if hasattr(mm, "madvise"):  # drop the pages read: resident memory stays one chunk
-                mm.madvise(mmap.MADV_DONTNEED)
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if a == b:
+                continue
+            for at in range(a, b, PAIRS_PER_STEP):  # rows shared by many words are gathered once per word
+                bad = _accumulate(matrix, rows[at:min(at + PAIRS_PER_STEP, b)], owners[at:min(at + PAIRS_PER_STEP, b)],
+                                  sums)
+                if bad is not None:
+                    break
+            if bad is not None:
+                break
+            if hasattr(mm, "madvise"):  # the pages of this stretch are not needed again
+                first = (model.matrix_offset + int(rows[a]) * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+                mm.madvise(mmap.MADV_DONTNEED, first, model.matrix_offset + (int(rows[b - 1]) + 1) * row_bytes - first)
         del matrix  # the mmap cannot close while an array still views it
     if bad is not None:
         raise ReindexError(f"input matrix row {bad} is not finite (NaN or Inf)", path=model.path,
                            position=f"byte {model.matrix_offset + 4 * bad * model.dim}",
                            hint="the model file is damaged; download or save it again")
-    return out
+    sums /= np.maximum(counts, 1)[:, None]
+    return sums.astype(np.float32)
 
 
-def _average(matrix: np.ndarray, indptr: np.ndarray, indices: np.ndarray, out: np.ndarray) -> int | None:
-    """Fill `out` with the means of the rows each word needs; return the first non-finite row read, if any."""
-    counts = np.diff(indptr)
-    if not counts.any():
-        return None
-    idx = indices[indptr[0]:indptr[-1]]
-    rows = matrix[idx]
-    if not np.isfinite(rows).all():
-        return int(idx[np.flatnonzero(~np.isfinite(rows).all(axis=1))[0]])
-    some = counts > 0
-    sums = np.add.reduceat(rows, (indptr[:-1] - indptr[0])[some], axis=0, dtype=np.float64)
-    out[some] = sums / counts[some, None]
+def _accumulate(matrix: np.ndarray, rows: np.ndarray, owners: np.ndarray, sums: np.ndarray) -> int | None:
+    """Add `matrix[rows[i]]` to `sums[owners[i]]`; return the first non-finite row instead, if any."""
+    values = matrix[rows]
+    if not np.isfinite(values).all():
+        return int(rows[np.flatnonzero(~np.isfinite(values).all(axis=1))[0]])
+    # `sums[owners] += values` adds only once per repeated owner: add in rounds, the k-th pair of
+    # every owner in round k (few rounds: a stretch of rows rarely holds many n-grams of one word)
+    order = np.argsort(owners, kind="stable")
+    grouped = owners[order]
+    starts = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
+    rank = np.arange(len(grouped)) - np.repeat(starts, np.diff(np.append(starts, len(grouped))))
+    for k in range(int(rank.max()) + 1 if len(rank) else 0):
+        pick = order[rank == k]
+        sums[owners[pick]] += values[pick]
     return None
 
 

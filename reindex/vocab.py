@@ -53,8 +53,9 @@ def parse_lines(text: str, *, path: str | os.PathLike = "<vocab>") -> Vocab:
     counted = _COUNT_LIKE.match(lines[0]) is not None
     tokens, counts = (_split_counts(lines, path) if counted else (lines, None))
     _check_tokens(tokens, path)
-    for i, token in enumerate(tokens):
-        _check_storable(token, path, line=i + 1)
+    if "\r" in text or _SURROGATE.search(text):  # one scan of the text; tokens only when needed
+        for i, token in enumerate(tokens):
+            _check_storable(token, path, line=i + 1)
     return Vocab(tokens=tokens, counts=counts, format="counts" if counted else "lines", path=Path(path))
 
 
@@ -85,7 +86,7 @@ def _split_counts(lines: list[str], path: str | os.PathLike) -> tuple[list[str],
 
 def _check_storable(token: str, path: str | os.PathLike, *, line: int | None = None,
                     token_id: int | None = None) -> None:
-    """Refuse a token that the run's vocab.txt (UTF-8, one token per line) cannot hold exactly.
+    r"""Refuse a token that the run's vocab.txt (UTF-8, one token per line) cannot hold exactly.
 
     "\n" would split it; "\r" would too for any reader in text mode (universal newlines), and a
     CRLF-tolerant reader drops it at a line's end; a lone surrogate is not encodable as UTF-8.

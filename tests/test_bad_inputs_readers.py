@@ -108,7 +108,9 @@ def test_two_concatenated_ipc_streams_are_refused_naming_the_byte(tmp_path, name
     import pyarrow as pa
 
     one = _ipc_bytes(pa.table({"input_ids": pa.array([[1, 2], [3]])}), file=file)
-    two = _ipc_bytes(pa.table({"input_ids": pa.array([[4, 0]])}), file=file)
+    # A second schema: its footer has another length, so the end of the first file must be found
+    # from the first file's own footer, not the last one.
+    two = _ipc_bytes(pa.table({"input_ids": pa.array([[4, 0]]), "label": pa.array([1])}), file=file)
     data = write(tmp_path / name, one + two)
     # Where the first stream ends: after it, for a file, come its footer, footer length and magic.
     end = len(one)

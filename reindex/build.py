@@ -145,7 +145,6 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
     """
     from . import run as run_dir
     from . import vocab_hf
-    from .datasets import RemapSpec, check_datasets, plan_outputs
     from .datasets.core import check_columns
     from .outputs import check_output, replacer
     from .vectors import hf_model
@@ -165,16 +164,9 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
                "subword_model": None if subword_model is None else str(subword_model), "vectors_key": vectors_key}
     check_columns(columns)
     with run_dir.FileHashes() as hashes:
-        vocabulary = read_vocab(vocab)
-        misread = misread_as(vocabulary)
-        early = [] if misread is None else [f"the vocabulary {vocab} looks like {misread}"]
-        for notice in early:
-            note(f"warning: {notice}")
-        pairs = plan_outputs(list(data), out / run_dir.DATA_DIR, include=include) if data else []
-        # Fail fast: every dataset's format, columns and dtype are checked before the vectors are parsed.
-        check_datasets([src for src, _ in pairs], RemapSpec(table=np.zeros(len(vocabulary), np.int64),
-                       columns=tuple(columns), id_dtype=id_dtype, tokens=vocabulary.tokens, unk=unk,
-                       ignore=tuple(int(i) for i in ignore_index)))
+        vocabulary, pairs, misread, early = _read_inputs(
+            vocab, data, data_dir=out / run_dir.DATA_DIR, include=include, note=note,
+            spec=dict(columns=tuple(columns), id_dtype=id_dtype, unk=unk, ignore=tuple(int(i) for i in ignore_index)))
         files = run_dir.input_files(vocab=vocab_hf.source_file(vocab), vectors=hf_model.source_file(vectors),
                                     data=[src for src, _ in pairs], weights=weights)
         for path in [files["vocab"], *files["data"], files["weights"]]:
@@ -205,6 +197,27 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
                           metadata=metadata, tokens=tokens_sorted, fixed=split.fixed, trainable=split.trainable)
     return BuildResult(out=out, counts=split.counts, datasets=manifest["datasets"], manifest=manifest,
                        run=written, corpus_counts=corpus)
+
+
+def _read_inputs(vocab: str | os.PathLike, data: Sequence[str | os.PathLike], *, data_dir: Path,
+                 include: Sequence[str], spec: dict[str, Any], note: Callable[[str], None]
+                 ) -> tuple[Vocab, list[tuple[Path, Path]], str | None, list[str]]:
+    """Read the vocabulary (warning when it looks like another kind of file) and check every dataset's
+    format, columns and dtype, all before the vectors are parsed: a wrong column fails in a second.
+
+    Returns (vocabulary, (source, output) pairs, what the vocabulary looks like or None, warnings said).
+    """
+    from .datasets import RemapSpec, check_datasets, plan_outputs
+
+    vocabulary = read_vocab(vocab)
+    misread = misread_as(vocabulary)
+    early = [] if misread is None else [f"the vocabulary {vocab} looks like {misread}"]
+    for notice in early:
+        note(f"warning: {notice}")
+    pairs = plan_outputs(list(data), data_dir, include=include) if data else []
+    check_datasets([src for src, _ in pairs], RemapSpec(table=np.zeros(len(vocabulary), np.int64),
+                                                        tokens=vocabulary.tokens, **spec))
+    return vocabulary, pairs, misread, early
 
 
 @dataclass

@@ -140,6 +140,8 @@ def check_plot_path(path: Any) -> None:
         raise UsageError(f"the folder {str(parent)!r} does not exist", path=path, hint="create it first")
     if path.is_dir():
         raise UsageError("is a directory", path=path, hint="name an image file to write")
+    if path.exists() and not path.is_file():  # a FIFO would block the write; a device is no image
+        raise UsageError("exists and is not a regular file", path=path, hint="name an image file to write")
     try:
         import matplotlib  # noqa: F401
     except ImportError as e:

@@ -1,7 +1,7 @@
 """Vector loading: reindex against pyarrow.csv, gensim, `wc -l` and a plain read (issue 12).
 
     python -m benchmarks.bench_vectors            # 200,000 x 300 (572 MB) + a 2 GB glove.840B-shaped file
-    python -m benchmarks.bench_vectors --quick    # 20,000 x 300 + a 100 MB stand-in, under a minute
+    python -m benchmarks.bench_vectors --quick    # 20,000 x 300 + a 100 MB stand-in, no gensim text
 
 Inputs are generated once into benchmarks/_work with fixed seeds (`benchmarks/vector_files.py`).
 Four tables, each measured side by side in one run (the machine's load average is printed with
@@ -96,7 +96,8 @@ def fresh(commands: dict[str, list[str]], *, repeats: int, clean: Path) -> dict[
     return {name: (statistics.median(s for s, _ in r), max(p for _, p in r)) for name, r in runs.items()}
 
 
-def in_process(text: Path, vec: Path, binary: Path, tokens: list[str], *, repeats: int) -> list[Row]:
+def in_process(text: Path, vec: Path, binary: Path, tokens: list[str], *, repeats: int,
+               gensim_text: bool) -> list[Row]:
     """Table 1: read_vectors at every coverage and format, pyarrow and gensim, in one process."""
     from gensim.models import KeyedVectors
 
@@ -112,8 +113,9 @@ def in_process(text: Path, vec: Path, binary: Path, tokens: list[str], *, repeat
     contenders["gensim binary"] = lambda: KeyedVectors.load_word2vec_format(str(binary), binary=True)
     medians = interleaved(contenders, repeats=repeats, warmup=1)
     no_spaces = text.with_name(text.stem + "_nospace.txt")
-    medians.update(interleaved({"gensim GloVe text (no_header=True)": lambda: KeyedVectors.load_word2vec_format(
-        str(no_spaces), no_header=True)}, repeats=1, warmup=0))
+    if gensim_text:
+        medians.update(interleaved({"gensim GloVe text (no_header=True)": lambda: KeyedVectors.load_word2vec_format(
+            str(no_spaces), no_header=True)}, repeats=1, warmup=0))
     notes = {}
     for label in ("GloVe", ".vec", "binary"):
         none = medians[f"reindex {label}, keep=None"]
@@ -121,8 +123,9 @@ def in_process(text: Path, vec: Path, binary: Path, tokens: list[str], *, repeat
             s = medians[f"reindex {label}, {name}"]
             notes[f"reindex {label}, {name}"] = (s / none, f"{none / s:.2f}x faster than keep=None")
     glove = medians["reindex GloVe, keep=None"]
+    gensim = medians.get("gensim GloVe text (no_header=True)")
     notes["reindex GloVe, keep=None"] = (glove / medians["pyarrow.csv.read_csv"],
-                                         f"{medians['gensim GloVe text (no_header=True)'] / glove:.1f}x faster than gensim")
+                                         f"{gensim / glove:.1f}x faster than gensim" if gensim else "")
     binary_none = medians["reindex binary, keep=None"]
     notes["reindex binary, keep=None"] = (None, f"{medians['gensim binary'] / binary_none:.2f}x faster than gensim")
     return [Row(name, s, *notes.get(name, (None, ""))) for name, s in medians.items()]
@@ -140,9 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     check(text, vec, binary, tokens, keep_share(tokens, 0.05))
     out = WORK / "bench_vectors_run"
 
-    rows = in_process(text, vec, binary, tokens, repeats=repeats)
+    rows = in_process(text, vec, binary, tokens, repeats=repeats, gensim_text=not args.quick)
     print_table(f"Load {n:,} x {DIM} vectors in one process: GloVe text {text.stat().st_size / 1e6:.0f} MB, "
-                f"word2vec binary {binary.stat().st_size / 1e6:.0f} MB (median of {repeats}, gensim text once; "
+                f"word2vec binary {binary.stat().st_size / 1e6:.0f} MB (median of {repeats}, gensim text once, "
+                f"not with --quick; "
                 f"ratio = s / keep=None of the same format, or / pyarrow for GloVe keep=None; {load()})", rows)
 
     vocab = WORK / f"vocab_all_{n}.txt"

@@ -12,12 +12,12 @@ from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import ReindexError
 from ._collect import Collector
 from ._open import new_buffer, read_into
 from ._line import not_finite
+from ._lines import WordSet, not_utf8
 
 MAX_TOKEN_BYTES = 1 << 16
 CHUNK_BYTES = 1 << 24  # 16 MB read at a time: the file is never held whole
@@ -101,8 +101,7 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
     """Parse records from `first` (data after the header) and the rest of `stream`."""
     count, dim = header
     record = 4 * dim
-    wanted = None if keep is None else pa.array([t.encode("utf-8", "surrogatepass") for t in keep],
-                                                pa.large_binary())
+    wanted = None if keep is None else WordSet(keep)
     capacity = min(count, size_hint // record + 16) if size_hint is not None else min(count, 1 << 16)
     collector = Collector(dim, capacity=min(capacity, len(keep)) if keep is not None else capacity)
     num_read, base, buf, eof, lines = 0, header_bytes, memoryview(first), False, None
@@ -112,13 +111,13 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
         starts, ends, stop, led = find_records(data, record)
         lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
         num_read += len(starts)
+        if wanted is not None:  # a key lookup per token; the collector keeps exactly `keep`
+            mask = wanted.contains(data, starts, ends - starts)
+            if lenient_unicode:  # a token that is not UTF-8 may decode to a kept one
+                bad = not_utf8(token_array(data, starts, ends))
+                mask = mask if bad is None else mask | bad
+            starts, ends = starts[mask], ends[mask]
         tokens = token_array(data, starts, ends)
-        if wanted is not None:
-            mask = pc.is_in(tokens, value_set=wanted)
-            if lenient_unicode:
-                mask = pc.or_(mask, pc.invert(pc.string_is_ascii(tokens.view(pa.large_string()))))
-            mask = mask.to_numpy(zero_copy_only=False)
-            tokens, starts, ends = tokens.filter(pa.array(mask)), starts[mask], ends[mask]
         out = collector.reserve(len(starts))
         gather(data, ends + 1, out)
         _check_finite(out, starts, path=path, base=base)

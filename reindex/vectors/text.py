@@ -128,6 +128,9 @@ class BlockReader:
         return self._merge(tokens, parts, first_line + index, extra, num_lines, records)
 
     def _place_chosen(self, chosen: Chosen, first_line: int):
+        # pyarrow's allocator keeps freed pages for reuse; with `keep` the memory should follow what
+        # is kept, not the blocks read
+        pa.default_memory_pool().release_unused()
         lines, index = chosen.lines, chosen.chosen
         self.kept_share = len(index) / max(len(lines), 1)
         rows = chosen.rows

@@ -1,4 +1,5 @@
-"""Read pretrained vectors: GloVe text, word2vec/fastText text (`.vec`), word2vec binary (`.bin`).
+"""Read pretrained vectors: GloVe text, word2vec/fastText text (`.vec`), word2vec binary (`.bin`),
+fastText's native model (`.bin`, found by its magic number; see `fasttext.py`).
 
 Any of them may be gzip, bz2, xz or zstd compressed (found from the first bytes, not the suffix);
 archives (zip, tar, 7z) are refused with a hint to extract the file.
@@ -17,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ReindexError, UsageError, ReindexWarning
-from ._format import detect_format, header_problem, parse_header
+from ._format import detect_format, header_problem, is_fasttext_head, parse_header
 from ._open import (BLOCK_BYTES, STREAM_ERRORS, FileDigest, iter_line_blocks, open_stream, read_or_fail,
                     refuse_archive)
 
-FORMATS = ("glove", "word2vec-text", "word2vec-binary")
+FORMATS = ("glove", "word2vec-text", "word2vec-binary", "fasttext-bin")
 DUPLICATE_MODES = ("first", "last", "error")
 UNICODE_MODES = ("strict", "replace", "ignore")
 BOM = b"\xef\xbb\xbf"
@@ -95,6 +96,10 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest) -> Vectors:
         first = read_or_fail(stream, BLOCK_BYTES, path=path, compression=compression, offset=0)
         if compression:
             refuse_archive(first, path=path, compression=compression)
+        if format == "fasttext-bin" or (format is None and is_fasttext_head(first)):
+            from .fasttext import read_fasttext  # memory-maps the file itself (refusing a compressed one)
+
+            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors)
         first = first.removeprefix(BOM)
         if not first.strip():
             raise ReindexError("empty file: no vectors", path=path, hint="check the --vectors path")

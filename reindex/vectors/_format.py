@@ -54,3 +54,15 @@ def detect_format(head: bytes) -> str:
     if not line or (numbers and all(NUMBER.fullmatch(n) for n in numbers)):
         return "word2vec-text"
     return "word2vec-binary"
+
+
+FASTTEXT_MAGIC = 793712314  # int32 at byte 0 of a fastText model (.bin/.ftz)
+
+
+def is_fasttext_head(head: bytes) -> bool:
+    """Whether bytes start with fastText's magic number (little-endian int32).
+
+    >>> is_fasttext_head((793712314).to_bytes(4, "little") + bytes(4)), is_fasttext_head(b"3 2\\n")
+    (True, False)
+    """
+    return head[:4] == FASTTEXT_MAGIC.to_bytes(4, "little")

@@ -1,21 +1,23 @@
 """SplitEmbedding: an embedding whose fixed rows live in a buffer and whose trainable rows are the only Parameter.
 
 Both are views of one [V, D] block, so a lookup is one gather (as fast as nn.Embedding's) while
-optimizers only ever see the trainable rows. The only module of `reindex` that imports torch when imported.
+optimizers only ever see the trainable rows.
 """
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import ReindexError
+from ..errors import ReindexError
+from ._autograd import BlockLookup
+from ._checks import ID_DTYPES, check_permutation, check_rows, full, inverse, normalise_padding_idx, rows_to_mask
 
 TRAINABLE_FORMAT = "reindex.trainable"
-_ID_DTYPES = (torch.int32, torch.int64)
 
 
 class IdOutOfRangeError(ReindexError, IndexError):
@@ -51,7 +53,7 @@ class SplitEmbedding(nn.Module):
     def __init__(self, fixed: Tensor, trainable: Tensor, *, padding_idx: int | None = None,
                  sparse: bool = False, original_to_sorted: Tensor | None = None) -> None:
         super().__init__()
-        _check_rows(fixed, trainable)
+        check_rows(fixed, trainable)
         vocab_size = fixed.shape[0] + trainable.shape[0]
         # Both live in one [V, D] block (fixed rows, then trainable rows) so that forward can read
         # any id with a single gather, as nn.Embedding does, while the optimizer sees only a view
@@ -59,10 +61,10 @@ class SplitEmbedding(nn.Module):
         block = torch.cat([fixed.detach(), trainable.detach()])
         self.register_buffer("fixed", block[: fixed.shape[0]])
         self.trainable = nn.Parameter(block[fixed.shape[0]:])
-        self.padding_idx = _normalise_padding_idx(padding_idx, vocab_size)
+        self.padding_idx = normalise_padding_idx(padding_idx, vocab_size)
         self.sparse = sparse
         if original_to_sorted is not None:
-            original_to_sorted = _check_permutation(original_to_sorted, vocab_size, device=fixed.device)
+            original_to_sorted = check_permutation(original_to_sorted, vocab_size, device=fixed.device)
         # Persistent: the table is part of what the module computes, so checkpoints must carry it.
         self.register_buffer("original_to_sorted", original_to_sorted)
         # The same table when forward takes sorted ids: not saved (forward does not use it), but it
@@ -110,7 +112,7 @@ class SplitEmbedding(nn.Module):
         return s
 
     def forward(self, ids: Tensor) -> Tensor:
-        if ids.dtype not in _ID_DTYPES:
+        if ids.dtype not in ID_DTYPES:
             raise ReindexError(f"ids must be int32 or int64, got {ids.dtype}", hint="pass token ids, e.g. ids.long()")
         if ids.device.type != "cpu":
             self._check_ids(ids)   # a device-side assert could not be caught and explained
@@ -136,7 +138,7 @@ class SplitEmbedding(nn.Module):
         if not (torch.is_grad_enabled() and self.trainable.requires_grad):
             return F.embedding(ids, block)
         pad = None if self.padding_idx is None or self.padding_idx < self.num_fixed else self.padding_idx - self.num_fixed
-        return _BlockLookup.apply(ids, block, self.trainable, self.num_fixed, pad, self.sparse)
+        return BlockLookup.apply(ids, block, self.trainable, self.num_fixed, pad, self.sparse)
 
     def _block(self) -> Tensor | None:
         """The [V, D] block under `fixed` and `trainable`, or None if they no longer share one."""
@@ -170,9 +172,15 @@ class SplitEmbedding(nn.Module):
         self._pack()
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_weight_ref", None)   # a weak reference cannot be pickled
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # copy.deepcopy and pickle rebuild the tensors one by one; re-join them.
         state.pop("_cached_block", None)
+        state.pop("_weight_ref", None)
         super().__setstate__(state)
         self._pack()
 
@@ -204,13 +212,30 @@ class SplitEmbedding(nn.Module):
                     hint="ids must come from the same run/vocabulary as this embedding")
 
     # -- the merged matrix and the trainable rows alone --------------------------------------------
+    @property
+    def weight(self) -> Tensor:
+        """The merged [V, D] weight in the order `forward` takes ids (detached; built when read).
+
+        For code that reads `.weight` (its dtype or device, a state-dict tool walking the keys).
+        While someone holds it, reading again returns the same tensor, so a tied head's `weight`
+        is this very tensor (savers that drop aliases see the tie).
+        """
+        key = (id(self.trainable), self.trainable._version, id(self.fixed), self.fixed._version)
+        cached = self.__dict__.get("_weight_ref")
+        weight = cached[1]() if cached is not None and cached[0] == key else None
+        if weight is None:
+            weight = self.merged_weight(order=self.input)
+            # A weak reference: the module never keeps a second [V, D] copy alive on its own.
+            self.__dict__["_weight_ref"] = (key, weakref.ref(weight))
+        return weight
+
     def merged_weight(self, *, order: str = "sorted") -> Tensor:
         """The [V, D] matrix (detached), in "sorted" or "original" id order.
 
         >>> SplitEmbedding(torch.zeros(1, 2), torch.ones(1, 2)).merged_weight().tolist()
         [[0.0, 0.0], [1.0, 1.0]]
         """
-        merged = torch.cat([self.fixed, self.trainable.detach().to(self.fixed.dtype)])
+        merged = torch.cat([self.fixed, full(self.trainable).to(self.fixed.dtype)])
         if order == "sorted":
             return merged
         if order != "original":
@@ -240,14 +265,19 @@ class SplitEmbedding(nn.Module):
         """
         from safetensors.torch import save_file
 
-        from .atomic import atomic_file
+        from ..atomic import as_new_file, atomic_file
+        from ..outputs import replacer
+        from ..tensorfile import canonicalize
 
         metadata = {"format": TRAINABLE_FORMAT, "format_version": "1", "num_fixed": str(self.num_fixed),
                     "num_trainable": str(self.num_trainable), "dim": str(self.embedding_dim)}
         tensor = self.trainable.detach().to("cpu", torch.float32).contiguous()
         # Overwriting is the normal case for a checkpoint; a crash never leaves half a file behind.
-        with atomic_file(path, force=True) as temporary:
+        # Only an earlier save_trainable file is replaced, never a file of the user's.
+        with atomic_file(path, force=True, replace=replacer("trainable")) as temporary:
             save_file({"trainable": tensor}, str(temporary), metadata=metadata)
+            canonicalize(temporary)   # sorted header keys: the same rows give the same bytes
+            as_new_file(temporary)
 
     def load_trainable(self, path: str | os.PathLike) -> None:
         """Read the trainable rows back from `save_trainable`'s file (or an embedding.safetensors)."""
@@ -281,7 +311,7 @@ class SplitEmbedding(nn.Module):
         if weight is not None and prefix + "trainable" not in state_dict:
             del state_dict[prefix + "weight"]
             if self.original_to_sorted is not None:
-                weight = weight[_inverse(self.original_to_sorted.to(weight.device))]
+                weight = weight[inverse(self.original_to_sorted.to(weight.device))]
             state_dict[prefix + "fixed"] = weight[: self.num_fixed]
             state_dict[prefix + "trainable"] = weight[self.num_fixed:]
             if self.original_to_sorted is not None:
@@ -299,8 +329,8 @@ class SplitEmbedding(nn.Module):
 
         emb = SplitEmbedding.from_run("runs/demo", input="original")
         """
-        from .mapping import invert_permutation
-        from .run import read_embedding
+        from ..mapping import invert_permutation
+        from ..run import read_embedding
 
         if input not in ("sorted", "original"):
             raise ReindexError(f"input must be 'sorted' or 'original', got {input!r}")
@@ -308,7 +338,7 @@ class SplitEmbedding(nn.Module):
         fixed = torch.from_numpy(tensors["fixed"])
         trainable = torch.from_numpy(tensors["trainable"])
         try:
-            _check_rows(fixed, trainable)
+            check_rows(fixed, trainable)
         except ReindexError as e:
             raise ReindexError(e.message, path=path, hint="rebuild the run") from e
         pad = metadata.get("pad_id")
@@ -334,11 +364,11 @@ class SplitEmbedding(nn.Module):
                                hint="build the nn.Embedding without them")
         weight = embedding.weight.detach()
         vocab_size = weight.shape[0]
-        is_fixed = _rows_to_mask(frozen_rows, vocab_size, device=weight.device)
+        is_fixed = rows_to_mask(frozen_rows, vocab_size, device=weight.device)
         # Stable partition, the same order `reindex build` uses: fixed rows first, then trainable.
         sorted_to_original = torch.cat([is_fixed.nonzero().squeeze(1), (~is_fixed).nonzero().squeeze(1)])
         num_fixed = int(is_fixed.sum())
-        original_to_sorted = _inverse(sorted_to_original)
+        original_to_sorted = inverse(sorted_to_original)
         pad = embedding.padding_idx
         identity = bool(torch.equal(sorted_to_original, torch.arange(vocab_size, device=weight.device)))
         module = cls(weight[sorted_to_original[:num_fixed]].clone(), weight[sorted_to_original[num_fixed:]].clone(),
@@ -349,85 +379,3 @@ class SplitEmbedding(nn.Module):
         module._export_table = original_to_sorted
         return module
 
-
-class _BlockLookup(torch.autograd.Function):
-    """Forward: one gather from the block. Backward: a gradient for the trainable rows only."""
-
-    @staticmethod
-    def forward(ctx: Any, ids: Tensor, block: Tensor, trainable: Tensor, num_fixed: int,
-                pad: int | None, sparse: bool) -> Tensor:
-        ctx.save_for_backward(ids)
-        ctx.num_fixed, ctx.pad, ctx.sparse, ctx.trainable_shape = num_fixed, pad, sparse, trainable.shape
-        return F.embedding(ids, block)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        (ids,) = ctx.saved_tensors
-        flat = ids.reshape(-1)
-        # Only the positions holding trainable ids contribute: the rest of `grad` is never read.
-        positions = (flat >= ctx.num_fixed).nonzero().squeeze(1)
-        rows = flat.index_select(0, positions).long() - ctx.num_fixed
-        grad = grad.reshape(-1, grad.shape[-1]).index_select(0, positions)
-        if not ctx.sparse:
-            trainable_grad = torch.ops.aten.embedding_dense_backward(
-                grad, rows, ctx.trainable_shape[0], -1 if ctx.pad is None else ctx.pad, False)
-            return None, None, trainable_grad, None, None, None
-        if ctx.pad is not None:
-            keep = rows != ctx.pad
-            rows, grad = rows[keep], grad[keep]
-        # Uncoalesced, like nn.Embedding(sparse=True)'s gradient: the optimizer coalesces if it must.
-        trainable_grad = torch.sparse_coo_tensor(rows.unsqueeze(0), grad, ctx.trainable_shape,
-                                                 check_invariants=False)
-        return None, None, trainable_grad, None, None, None
-
-
-def _check_rows(fixed: Tensor, trainable: Tensor) -> None:
-    if fixed.dim() != 2 or trainable.dim() != 2:
-        raise ReindexError(f"fixed and trainable must be 2-D, got shapes {list(fixed.shape)} and "
-                           f"{list(trainable.shape)}")
-    if fixed.shape[1] != trainable.shape[1]:
-        raise ReindexError(f"fixed rows have dimension {fixed.shape[1]} but trainable rows {trainable.shape[1]}")
-    if not fixed.is_floating_point() or fixed.dtype != trainable.dtype or fixed.device != trainable.device:
-        raise ReindexError(f"fixed ({fixed.dtype}, {fixed.device}) and trainable ({trainable.dtype}, "
-                           f"{trainable.device}) must share one floating dtype and device",
-                           hint="convert one with .to(...)")
-
-
-def _normalise_padding_idx(padding_idx: int | None, vocab_size: int) -> int | None:
-    if padding_idx is None:
-        return None
-    if not -vocab_size <= padding_idx < vocab_size:
-        raise ReindexError(f"padding_idx {padding_idx} is outside the vocabulary [0, {vocab_size})")
-    return padding_idx % vocab_size
-
-
-def _check_permutation(table: Tensor, vocab_size: int, *, device: torch.device) -> Tensor:
-    table = torch.as_tensor(table, device=device)
-    if table.dim() != 1 or table.shape[0] != vocab_size or table.dtype not in _ID_DTYPES:
-        raise ReindexError(f"original_to_sorted must be a 1-D int tensor of length {vocab_size}, "
-                           f"got {table.dtype} {list(table.shape)}")
-    if not torch.equal(table.sort().values, torch.arange(vocab_size, device=device, dtype=table.dtype)):
-        raise ReindexError("original_to_sorted is not a permutation of 0..V-1")
-    return table.long()
-
-
-def _inverse(permutation: Tensor) -> Tensor:
-    inverse = torch.empty_like(permutation)
-    inverse[permutation] = torch.arange(permutation.shape[0], device=permutation.device, dtype=permutation.dtype)
-    return inverse
-
-
-def _rows_to_mask(rows: Tensor | Sequence[int], vocab_size: int, *, device: torch.device) -> Tensor:
-    rows = torch.as_tensor(rows, device=device)
-    if rows.dtype == torch.bool:
-        if rows.shape != (vocab_size,):
-            raise ReindexError(f"a boolean frozen_rows mask needs shape [{vocab_size}], got {list(rows.shape)}")
-        return rows
-    if rows.is_floating_point() or rows.dim() > 1:
-        raise ReindexError(f"frozen_rows must be row indices or a boolean mask, got {rows.dtype} {list(rows.shape)}")
-    rows = rows.long()
-    if rows.numel() and (int(rows.min()) < -vocab_size or int(rows.max()) >= vocab_size):
-        raise ReindexError(f"frozen_rows holds a row outside [0, {vocab_size})")
-    mask = torch.zeros(vocab_size, dtype=torch.bool, device=device)
-    mask[rows] = True
-    return mask

@@ -126,7 +126,8 @@ class WordSet:
             data = np.frombuffer(b"".join(words), np.uint8)
             lengths = np.fromiter((len(w) for w in words), np.int64, len(words))
             starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if words else lengths
-        self.keys = np.unique(word_keys(data, starts, lengths))
+        keys = np.sort(word_keys(data, starts, lengths))  # sorted, then deduplicated (np.unique hashes: slower)
+        self.keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
         self._words: set[bytes] | None = None
 
     @property

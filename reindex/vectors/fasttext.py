@@ -76,8 +76,6 @@ def open_model(path: str | os.PathLike) -> FastTextModel:
         if model not in MODEL_NAMES or dim <= 0 or bucket < 0 or minn < 0 or maxn < 0:
             raise ReindexError(f"bad fastText header (dim {dim}, model {model}, bucket {bucket}, minn {minn}, "
                                f"maxn {maxn})", path=path, position="byte 8", hint="is the file complete?")
-        if version == 11 and model == 3:
-            maxn = 0  # as fastText: old supervised models use no character n-grams
         words, offsets, prune, prune_end = _read_dictionary(f, path=path)
         flags = _exact(f, 17, path=path, offset=prune_end, what="input matrix header")
     quant, rows, cols = struct.unpack("<?2q", flags)

@@ -333,3 +333,11 @@ def test_growing_a_run_fills_new_words_from_a_subword_model(model, tmp_path):
     for token in ["hospitalization", "漢字"]:
         np.testing.assert_allclose(rows[token], model["kv"][token], rtol=0, atol=1e-6)
     assert result.manifest["counts"]["init_rows"] == {"subwords": {"rows": 2, "sorted_ids": [[22, 24]]}}
+
+
+def test_the_format_can_be_named_and_is_checked(model, tmp_path):
+    named = read_vectors(model["path"], keep={"the"}, format="fasttext-bin")
+    np.testing.assert_allclose(named.matrix[0], model["kv"]["the"], rtol=0, atol=1e-6)
+    glove = write_glove(tmp_path / "glove.txt", {"the": [1.0, 2.0]})
+    with pytest.raises(ReindexError, match=r"glove\.txt: at byte 0: not a fastText model"):
+        read_vectors(glove, format="fasttext-bin")

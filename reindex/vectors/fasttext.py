@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ReindexError
-from ._format import FASTTEXT_MAGIC
+from ._format import FASTTEXT_MAGIC, is_fasttext_head
 from .ngrams import subword_rows
 
 VERSION = 12                      # the newest fastText file version (fastText reads any older one)
@@ -61,14 +61,17 @@ def open_model(path: str | os.PathLike) -> FastTextModel:
     """Read and check the header and dictionary; refuse supervised, quantised or cut-short files."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        head = _exact(f, 8 + ARGS.size, path=path, offset=0, what="header")
+        head = f.read(8 + ARGS.size)
         if head[:3] in (b"\x1f\x8b\x08", b"BZh") or head[:6] == b"\xfd7zXZ\x00":
             raise ReindexError("a compressed fastText model cannot be memory-mapped", path=path,
                                hint="decompress it first, e.g. `gunzip -k`")
-        magic, version = struct.unpack_from("<2i", head)
-        if magic != FASTTEXT_MAGIC:
+        if not is_fasttext_head(head):
             raise ReindexError(f"not a fastText model: the first 4 bytes are not the magic number {FASTTEXT_MAGIC}",
                                path=path, position="byte 0", hint="pass --vectors-format for other formats")
+        if len(head) < 8 + ARGS.size:
+            f.seek(0)
+            _exact(f, 8 + ARGS.size, path=path, offset=0, what="header")
+        magic, version = struct.unpack_from("<2i", head)
         if not 0 < version <= VERSION:
             raise ReindexError(f"fastText file version {version} is not one this reader knows (1-{VERSION})",
                                path=path, position="byte 4", hint="save the model with fastText 0.9 or gensim")
@@ -201,7 +204,7 @@ def is_fasttext(path: str | os.PathLike) -> bool:
             head = f.read(4)
     except OSError:
         return False
-    return len(head) == 4 and struct.unpack("<i", head)[0] == FASTTEXT_MAGIC
+    return is_fasttext_head(head)
 
 
 def _exact(f, n: int, *, path, offset: int, what: str) -> bytes:

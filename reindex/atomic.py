@@ -283,11 +283,32 @@ def as_new_file(path: str | os.PathLike) -> None:
 
 
 def _create(final: Path, *, directory: bool) -> tuple[Path, int | None]:
-    """A new temporary sibling of `final`, locked: (path, lock fd)."""
+    """A new temporary sibling of `final`, locked: (path, lock fd).
+
+    Between creating a temporary and locking it, another writer's `remove_stale` may find it
+    unlocked and remove it (a race two `build --out SAME` hit): so the lock is taken, then the
+    path is checked to still be the locked inode, else a new temporary is made.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(final)
-    temporary = _new_temporary(final, directory=directory)
-    return temporary, _lock(temporary, wait=True)
+    for _ in range(100):
+        temporary = _new_temporary(final, directory=directory)
+        try:
+            lock = _lock(temporary, wait=True)
+        except FileNotFoundError:
+            continue  # removed as stale before it was locked
+        if lock is None or _same_inode(temporary, lock):
+            return temporary, lock
+        _unlock(lock)
+    raise FileExistsError(errno.EEXIST, "no temporary could be kept", str(final))
+
+
+def _same_inode(path: Path, fd: int) -> bool:
+    try:
+        here, held = os.stat(path), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _remove(temporary: Path) -> None:
@@ -313,8 +334,10 @@ def _atomic(final: str | os.PathLike, *, force: bool, directory: bool,
             with _signals_held():  # an interrupt lands before or after, never between creation and `try`
                 temporary, lock = _create(final, directory=directory)
         except OSError as e:
-            raise ReindexError(f"cannot create the output: {e.strerror or e}",
-                               path=e.filename or final) from e
+            where = os.fsdecode(e.filename) if e.filename else str(final)
+            if os.path.basename(where).startswith(f".{final.name}.tmp-"):
+                where = str(final)  # never a temporary's name: the user asked for `final`
+            raise ReindexError(f"cannot create the output: {e.strerror or e}", path=where) from e
         yield temporary
         with _signals_held():
             previous = _publish(temporary, final, replace=(replace or _never) if force else None)

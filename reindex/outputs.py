@@ -9,6 +9,7 @@ the formats `export` writes). Anything else is refused with a usage error (exit 
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -22,6 +23,7 @@ from .errors import UsageError
 MARKER = ".reindex-output.json"
 DATASETS_FORMAT = "reindex.datasets"
 TRAINABLE_FORMAT = "reindex.trainable"   # the same as reindex.torch's, without importing torch
+HF_TRAINABLE_FORMAT = "reindex.hf.trainable"   # reindex.hf.save_trainable's
 
 
 def _read_json(path: Path) -> object:
@@ -64,9 +66,36 @@ def _is_export(path: Path) -> str | None:
             head = f.read(1 << 16)
     except OSError as e:
         return f"it cannot be read ({e.strerror})"
-    if looks_like_export(head):
+    from .export import EXPORT_FORMAT
+
+    if safetensors_format(head) == EXPORT_FORMAT:
         return None
-    return "it is not an embedding file written by `reindex export`"
+    try:
+        if os.getxattr(path, EXPORT_XATTR) == EXPORT_FORMAT.encode():
+            return None
+    except AttributeError:  # no xattrs on this system: go by the content
+        return None if looks_like_export(head) else NOT_AN_EXPORT
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS) and looks_like_export(head):
+            return None  # a file system without xattrs: go by the content
+    return NOT_AN_EXPORT
+
+
+NOT_AN_EXPORT = "it is not an embedding file written by `reindex export`"
+#: Set on every file `export` writes (kept by renames, lost by copies), so that `--force` can tell
+#: an earlier export from a user's GloVe file, which reads the same. Safetensors exports also say
+#: so in their metadata. Where the file system has no extended attributes, the content decides.
+EXPORT_XATTR = "user.reindex.format"
+
+
+def mark_export(path: str | os.PathLike) -> None:
+    """Mark `path` as written by `export` (best effort: a file system may not keep xattrs)."""
+    from .export import EXPORT_FORMAT
+
+    try:
+        os.setxattr(path, EXPORT_XATTR, EXPORT_FORMAT.encode())
+    except (AttributeError, OSError):
+        pass
 
 
 def looks_like_export(head: bytes) -> bool:
@@ -114,13 +143,13 @@ def safetensors_format(head: bytes) -> str | None:
 
 
 def _is_trainable(path: Path) -> str | None:
-    """None if `path` is a file written by `SplitEmbedding.save_trainable`, else why not."""
+    """None if `path` is a file written by `SplitEmbedding.save_trainable` or `reindex.hf.save_trainable`."""
     if not path.is_file():
         return "it is not a regular file"
     with open(path, "rb") as f:
         head = f.read(1 << 16)
-    if safetensors_format(head) != TRAINABLE_FORMAT:
-        return "it is not a file written by `SplitEmbedding.save_trainable`"
+    if safetensors_format(head) not in (TRAINABLE_FORMAT, HF_TRAINABLE_FORMAT):
+        return "it is not a file written by `save_trainable`"
     return None
 
 
@@ -176,6 +205,17 @@ def check_output(out: str | os.PathLike, *, kind: str, force: bool,
     reason = refusal(out, kind=kind)
     if reason is not None:
         raise UsageError(reason)
+
+
+def recorded_inputs(run: object) -> list[str]:
+    """The files a run was built from, as its manifest records them: an export must not replace them."""
+    inputs = getattr(run, "manifest", {}).get("inputs", {}) if isinstance(getattr(run, "manifest", None), dict) else {}
+    found = []
+    for value in inputs.values() if isinstance(inputs, dict) else []:
+        for entry in value if isinstance(value, list) else [value]:
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                found.append(entry["path"])
+    return found
 
 
 def write_marker(directory: Path, *, command: str, run: str | os.PathLike) -> None:

@@ -99,7 +99,9 @@ def _check_parquet(source: Path, spec: RemapSpec) -> None:
 
 def _check_ipc(source: Path, spec: RemapSpec) -> None:
     from .arrow import output_schema
-    from .ipc import open_ipc
+    from .ipc import check_one_ipc, open_ipc
 
-    _, reader = open_ipc(source)
+    kind, reader = open_ipc(source)
+    if kind == "arrow":
+        check_one_ipc(source, kind, reader)
     output_schema(reader.schema, spec, path=source)

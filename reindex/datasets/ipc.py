@@ -38,6 +38,8 @@ def remap_ipc(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     'arrow-stream'
     """
     kind, reader = open_ipc(source)
+    if kind == "arrow":
+        check_one_ipc(source, kind, reader)  # before reading: a second file's footer misleads the reader
     try:
         schema = output_schema(reader.schema, spec, path=source)
         batches = (reader.get_batch(i) for i in range(reader.num_record_batches)) if kind == "arrow" else reader
@@ -51,7 +53,8 @@ def remap_ipc(source: Path, output: Path, spec: RemapSpec) -> FileReport:
                 num_ids += count_ids(remapped, spec.columns)
                 row += batch.num_rows
                 writer.write_batch(remapped)
-        check_one_ipc(source, kind, reader)
+        if kind == "arrow-stream":
+            check_one_ipc(source, kind, reader)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as e:  # names that are not UTF-8 too
         raise ReindexError(f"cannot read Arrow {kind} data: {e}", path=source) from e
     return FileReport(source, output, kind, num_ids, row)
@@ -77,7 +80,10 @@ def check_one_ipc(source: Path, kind: str, reader: object) -> None:
         end = reader.stream.tell()
         what = "a second Arrow IPC stream (or other data)"
     else:
-        end = _file_end(source)
+        try:
+            end = _file_end(source)
+        except (pa.ArrowException, OSError, struct.error) as e:
+            raise ReindexError(f"cannot read Arrow file: {e}", path=source) from e
         what = "more data than one Arrow IPC file (a second file concatenated?)"
     if end != size:
         raise ReindexError(f"{what} starts at byte {end} of {size}", path=source,

@@ -90,6 +90,8 @@ def load_error_message(e: Exception) -> str:
     >>> load_error_message(EOFError("Ran out of input"))
     'cannot load with weights_only=True (EOFError: Ran out of input)'
     """
+    if "TorchScript" in str(e):
+        return "a TorchScript archive (compiled code), not tensors: cannot load with weights_only=True"
     if type(e).__name__ == "UnpicklingError":
         return ("cannot load with weights_only=True: the file holds pickled objects that are not "
                 "tensors (UnpicklingError)")

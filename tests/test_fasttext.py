@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from reindex.build import build
 from reindex.errors import ReindexError, UsageError
-from reindex.run import load_run
+from reindex.run import load_run, sha256_file
 from reindex.vectors import read_vectors
 from reindex.vectors.fasttext import open_model, read_fasttext
 from reindex.vectors.ngrams import fnv1a, subword_rows
@@ -91,6 +91,7 @@ def test_build_fixes_dictionary_words_and_subwords_fill_the_rest(model, tmp_path
         np.testing.assert_allclose(rows[token], model["kv"][token], rtol=0, atol=1e-6)
     counts = result.manifest["counts"]
     assert counts["vectors_format"] == "fasttext-bin"
+    assert result.manifest["inputs"]["vectors"]["sha256"] == sha256_file(model["path"])
     assert counts["init_rows"] == {"subwords": {"rows": len(OOV), "sorted_ids": [[run.num_fixed, run.vocab_size]]}}
 
 
@@ -108,6 +109,12 @@ def test_glove_rows_stay_fixed_and_the_fasttext_model_fills_only_the_gaps(model,
     for token in [*only_fasttext, *OOV]:
         np.testing.assert_allclose(rows[token], model["kv"][token], rtol=0, atol=1e-6)
     assert run.manifest["options"]["subword_model"] == str(model["path"])
+    recorded = run.manifest["inputs"]["subword_model"]
+    assert recorded == {"path": str(model["path"]), "size": model["path"].stat().st_size,
+                        "sha256": sha256_file(model["path"])}
+    from reindex.verify import verify_run
+
+    assert verify_run(tmp_path / "run") == []
 
 
 def test_subword_model_of_another_dimension_is_refused(model, tmp_path):

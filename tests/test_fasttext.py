@@ -80,6 +80,12 @@ def test_keep_reads_only_the_asked_words(model):
         np.testing.assert_allclose(row, model["kv"][token], rtol=0, atol=1e-6)
 
 
+def test_limit_takes_the_most_frequent_dictionary_words(model):
+    vectors = read_vectors(model["path"], keep={"the", "hospital", model["words"][2]}, limit=3)
+    assert vectors.tokens == ["the", model["words"][2]] and vectors.num_read == 3
+    np.testing.assert_allclose(vectors.matrix[1], model["kv"][model["words"][2]], rtol=0, atol=1e-6)
+
+
 def test_build_fixes_dictionary_words_and_subwords_fill_the_rest(model, tmp_path):
     words = model["words"][:200:3]
     vocab = write_vocab(tmp_path / "vocab.txt", ["<pad>", *words[:30], *OOV, *words[30:]])

@@ -129,7 +129,7 @@ def _read(path, *, keep, format, duplicates, unicode_errors, limit=None, digest=
         if format == "fasttext-bin" or (format is None and is_fasttext_head(first)):
             from .fasttext import read_fasttext  # memory-maps the file itself (refusing a compressed one)
 
-            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors)
+            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors, limit=limit)
         first = first.removeprefix(BOM)
         if not first.strip():
             raise ReindexError("empty file: no vectors", path=path, hint="check the --vectors path")

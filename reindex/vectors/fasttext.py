@@ -170,9 +170,10 @@ def _accumulate(matrix: np.ndarray, rows: np.ndarray, owners: np.ndarray, sums: 
 
 
 def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = None, duplicates: str = "first",
-                  unicode_errors: str = "strict"):
+                  unicode_errors: str = "strict", limit: int | None = None):
     """The dictionary words (those in `keep`, or all) with fastText's own vectors, as `read_vectors` returns.
 
+    `limit`: only the first `limit` dictionary words (fastText sorts them by frequency, most frequent first).
     Words are matched by their UTF-8 bytes, so a dictionary word that is not valid UTF-8 costs nothing
     unless every word is asked for (keep=None), when `unicode_errors` decides.
     """
@@ -180,20 +181,21 @@ def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = Non
     from ._collect import _resolve_duplicates, decode_tokens
 
     model = open_model(path)
+    candidates = model.words if limit is None else model.words.slice(0, limit)
     if keep is None:
-        ids = np.arange(len(model.words))
-        tokens = decode_tokens(model.words, model.word_offsets, path=path, errors=unicode_errors,
+        ids = np.arange(len(candidates))
+        tokens = decode_tokens(candidates, model.word_offsets[:len(candidates)], path=path, errors=unicode_errors,
                                where_name="position")
     else:
         wanted = pa.array([t.encode("utf-8", "surrogatepass") for t in keep], pa.large_binary())
-        ids = np.flatnonzero(pc.is_in(model.words, value_set=wanted).to_numpy(zero_copy_only=False))
+        ids = np.flatnonzero(pc.is_in(candidates, value_set=wanted).to_numpy(zero_copy_only=False))
         tokens = decode_tokens(model.words.take(pa.array(ids)), model.word_offsets[ids], path=path,
                                errors="surrogatepass", where_name="position")  # the bytes of `keep` strings
     winners, num_duplicates = _resolve_duplicates(tokens, ids, model.word_offsets, path=path, mode=duplicates,
                                                   where_name="position")
     ids, tokens = ids[winners], tokens.take(pa.array(winners)).to_pylist()
     matrix, _ = word_vectors(model, tokens, ids=ids)
-    return Vectors(tokens=tokens, matrix=matrix, dim=model.dim, format="fasttext-bin", num_read=len(model.words),
+    return Vectors(tokens=tokens, matrix=matrix, dim=model.dim, format="fasttext-bin", num_read=len(candidates),
                    num_duplicates=num_duplicates)
 
 

@@ -88,6 +88,22 @@ def _check_subword_model(*, init: str, vectors: str | os.PathLike,
                          hint="pass --subword-model FILE.bin (an unsupervised fastText model)")
 
 
+def _fasttext_models(vectors: Path, subword_model: str | os.PathLike | None) -> list[Path]:
+    """The fastText `.bin` files among the inputs (read through a memory map, not a stream)."""
+    from .vectors.fasttext import is_fasttext
+
+    paths = [vectors] + ([Path(subword_model)] if subword_model is not None else [])
+    return [p for p in paths if p.is_file() and is_fasttext(p)]
+
+
+def _with_subword_model(inputs: dict[str, Any], subword_model: str | os.PathLike | None, hashes: Any
+                        ) -> dict[str, Any]:
+    """The manifest's inputs, plus `subword_model` (path as given, size, sha256) when there is one."""
+    if subword_model is not None:
+        inputs["subword_model"] = hashes.describe(Path(subword_model), name=str(subword_model))
+    return inputs
+
+
 def pad_sorted_id(sorted_to_original: np.ndarray, pad: int) -> int:
     return int(np.flatnonzero(sorted_to_original == pad)[0])
 
@@ -172,6 +188,8 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         for path in [files["vocab"], *files["data"], files["weights"]]:
             if path is not None and (path.is_file() or path.is_dir()):  # never a FIFO: it would block
                 hashes.start(path)  # on a background thread while the vectors are parsed
+        for path in _fasttext_models(files["vectors"], subword_model):  # memory-mapped, so never streamed:
+            hashes.start(path)                                          # hashed on a thread meanwhile
         note(f"read {len(vocabulary):,} vocabulary tokens")
         from .vectors import FileDigest
 
@@ -188,9 +206,9 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
                     tmp, fixed=split.fixed, trainable=split.trainable,
                     sorted_to_original=split.sorted_to_original, tokens_sorted=tokens_sorted,
                     counts=split.counts, options=options, corpus_counts=corpus,
-                    inputs=run_dir.describe_inputs(
+                    inputs=_with_subword_model(run_dir.describe_inputs(
                         files, hashes=hashes, given={"vocab": vocab, "vectors": vectors, "weights": weights,
-                                                     "vocab_record": vocabulary.record}),
+                                                     "vocab_record": vocabulary.record}), subword_model, hashes),
                     datasets=[run_dir.describe_report(r, tmp) for r in reports], hashes=hashes)
     written = run_dir.Run(path=out, sorted_to_original=split.sorted_to_original, num_fixed=split.fixed.shape[0],
                           num_trainable=split.trainable.shape[0], dim=split.fixed.shape[1], manifest=manifest,

@@ -131,9 +131,7 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None)
         if format == "fasttext-bin" or (format is None and is_fasttext_head(first)):
             from .fasttext import read_fasttext  # memory-maps the file itself (refusing a compressed one)
 
-            if limit is not None:  # its rows are read by vocabulary, not in file order
-                raise UsageError("--limit goes with GloVe / word2vec files, not a fastText .bin", path=path)
-            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors)
+            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors, limit=limit)
         first = first.removeprefix(BOM)
         if not first.strip():
             raise ReindexError("empty file: no vectors", path=path, hint="check the --vectors path")

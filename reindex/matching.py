@@ -5,7 +5,7 @@ Pure: token lists and arrays in, `Matched` out; no paths.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ class Matched:
     lowercase: np.ndarray         # bool [V]: matched through the lowercase form
     stats: dict[str, Any] = field(default_factory=dict)
     old_order: np.ndarray | None = None   # expansion from a run: new original ids of old sorted ids
+    pieces: Callable[[Sequence[str]], list[np.ndarray]] | None = None  # texts -> rows of their pieces (HF model)
 
 
 def match_vectors(tokens: Sequence[str], found_tokens: Sequence[str], matrix: np.ndarray, *,

@@ -265,14 +265,17 @@ class SplitEmbedding(nn.Module):
         """
         from safetensors.torch import save_file
 
-        from ..atomic import atomic_file
+        from ..atomic import as_new_file, atomic_file
+        from ..outputs import replacer
 
         metadata = {"format": TRAINABLE_FORMAT, "format_version": "1", "num_fixed": str(self.num_fixed),
                     "num_trainable": str(self.num_trainable), "dim": str(self.embedding_dim)}
         tensor = self.trainable.detach().to("cpu", torch.float32).contiguous()
         # Overwriting is the normal case for a checkpoint; a crash never leaves half a file behind.
-        with atomic_file(path, force=True) as temporary:
+        # Only an earlier save_trainable file is replaced, never a file of the user's.
+        with atomic_file(path, force=True, replace=replacer("trainable")) as temporary:
             save_file({"trainable": tensor}, str(temporary), metadata=metadata)
+            as_new_file(temporary)
 
     def load_trainable(self, path: str | os.PathLike) -> None:
         """Read the trainable rows back from `save_trainable`'s file (or an embedding.safetensors)."""

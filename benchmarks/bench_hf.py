@@ -1,0 +1,227 @@
+"""New tokens in a Hugging Face language model: reindex against what users would pick instead.
+
+    python -m benchmarks.bench_hf            # vocabularies 32,000 and 128,256; 2, 64 and 4,096 new tokens
+    python -m benchmarks.bench_hf --quick    # vocabulary 32,000; 2 and 64 new tokens; 20 steps of drift
+
+Table 1, training only the new rows of embedding and head of a tiny Llama built from a config
+(2 layers, hidden 256, untied head), AdamW(lr=1e-3, weight_decay=0.1), the same batch for all:
+- reindex `reindex.hf.train_only(model, new_ids)`, checkpoint `reindex.hf.save_trainable`;
+- PEFT `TrainableTokensConfig` on `embed_tokens` and `lm_head` (what `trainable_token_indices` wraps),
+  checkpoint `save_pretrained` (the adapter);
+- full training of embedding and head (what `modules_to_save` trains), checkpoint both matrices;
+- a gradient-mask hook zeroing the old rows' gradient, checkpoint both matrices.
+Each contender runs in its own process, so its peak RSS is its own. "old-row drift" is the largest
+change of any old row of embedding and head after the drift steps (the merged weights for reindex
+and PEFT); "new-row change" shows the new rows did train.
+
+Table 2, where new tokens start (`--init`): a tiny Llama first trained on gensim's Lee corpus with a
+BPE tokenizer trained on the same text; words the tokenizer splits into pieces are then added as
+tokens. Loss on held-out text (gensim's lee.cor) at step 0 and after training only the new rows, with
+their rows started by: reindex `--init pieces`, the mean of the old rows (`--init mean`), transformers
+`resize_token_embeddings(mean_resizing=True)`, and reindex `--init normal`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import WORK, peak_rss_of
+
+CONTENDERS = ("reindex", "peft", "full", "mask")
+DIM, LAYERS, BATCH, SEQ = 256, 2, 2, 32
+LR, WEIGHT_DECAY = 1e-3, 0.1
+
+
+# --- the worker: one contender, one cell, in its own process -----------------------------------
+
+def tiny_llama(vocab: int, *, seed: int = 0, dim: int = DIM, layers: int = LAYERS):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=dim, intermediate_size=2 * dim, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                         tie_word_embeddings=False)
+    return LlamaForCausalLM(config)
+
+
+def prepare(contender: str, model, new_ids: list[int]):
+    """Make only the new rows of embedding and head trainable, the way each contender does it."""
+    import torch
+
+    model.requires_grad_(False)
+    if contender == "reindex":
+        import reindex.hf
+
+        return reindex.hf.train_only(model, new_ids)
+    if contender == "peft":
+        from peft import TrainableTokensConfig, get_peft_model
+
+        config = TrainableTokensConfig(target_modules=["embed_tokens", "lm_head"], token_indices=new_ids)
+        return get_peft_model(model, config)
+    matrices = [model.get_input_embeddings().weight, model.get_output_embeddings().weight]
+    for weight in matrices:
+        weight.requires_grad_(True)
+        if contender == "mask":
+            mask = torch.zeros(weight.shape[0], 1)
+            mask[new_ids] = 1.0
+            weight.register_hook(lambda grad, mask=mask: grad * mask)
+    return model
+
+
+def merged_matrices(contender: str, model):
+    """(embedding, head) as the model now computes with them, old rows included."""
+    if contender == "reindex":
+        import reindex.hf
+
+        model = reindex.hf.merge(model)
+    elif contender == "peft":
+        model = model.merge_and_unload()
+    return (model.get_input_embeddings().weight.detach().clone(),
+            model.get_output_embeddings().weight.detach().clone())
+
+
+def save_checkpoint(contender: str, model, directory: Path) -> int:
+    """What each contender saves for these new tokens; returns its size in bytes."""
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True)
+    if contender == "reindex":
+        import reindex.hf
+
+        reindex.hf.save_trainable(model, directory / "trainable.safetensors")
+    elif contender == "peft":
+        model.save_pretrained(str(directory))
+    else:
+        save_file({"embed": model.get_input_embeddings().weight.detach().contiguous(),
+                   "head": model.get_output_embeddings().weight.detach().contiguous()},
+                  str(directory / "embed_head.safetensors"))
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    vocab = args.vocab + args.new
+    model = tiny_llama(vocab)
+    new_ids = list(range(args.vocab, vocab))
+    before = (model.get_input_embeddings().weight.detach().clone(),
+              model.get_output_embeddings().weight.detach().clone())
+    model = prepare(args.contender, model, new_ids)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=WEIGHT_DECAY)
+    generator = torch.Generator().manual_seed(1)
+    batches = []
+    for _ in range(4):   # half the positions are new tokens, so their rows get gradient
+        ids = torch.randint(0, args.vocab, (BATCH, SEQ), generator=generator)
+        new = torch.randint(args.vocab, vocab, (BATCH, SEQ), generator=generator)
+        batches.append(torch.where(torch.rand(BATCH, SEQ, generator=generator) < 0.5, new, ids))
+    times = []
+    for step in range(args.steps):
+        ids = batches[step % len(batches)]
+        start = time.perf_counter()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as tmp:
+        size = save_checkpoint(args.contender, model, Path(tmp) / "ckpt")
+    after = merged_matrices(args.contender, model)
+    old = slice(0, args.vocab)
+    drift = max(float((a[old] - b[old]).abs().max()) for a, b in zip(after, before))
+    moved = min(float((a[args.vocab:] - b[args.vocab:]).abs().max()) for a, b in zip(after, before))
+    timed = times[args.warmup:args.warmup + args.timed]
+    Path(args.result).write_text(json.dumps({
+        "step_ms": 1000 * statistics.median(timed), "ckpt_bytes": size, "old_drift": drift, "new_change": moved,
+        "trainable_params": sum(p.numel() for p in params)}))
+
+
+# --- the driver: every cell, each contender in its own process ---------------------------------
+
+def run_cell(contender: str, vocab: int, new: int, *, steps: int, timed: int, threads: int) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        result = Path(f.name)
+    try:
+        cmd = [sys.executable, "-m", "benchmarks.bench_hf", "--worker", contender, "--vocab", str(vocab),
+               "--new", str(new), "--steps", str(steps), "--timed", str(timed), "--threads", str(threads),
+               "--result", str(result)]
+        _, peak = peak_rss_of(cmd)
+        return {**json.loads(result.read_text()), "peak_rss": peak}
+    finally:
+        result.unlink(missing_ok=True)
+
+
+def contender_table(args: argparse.Namespace) -> None:
+    vocabs = (32_000,) if args.quick else (32_000, 128_256)
+    news = (2, 64) if args.quick else (2, 64, 4_096)
+    steps = args.drift_steps
+    print(f"\n### Training only the new rows: tiny Llama ({LAYERS} layers, hidden {DIM}, untied head), "
+          f"batch {BATCH} x {SEQ}, AdamW(weight_decay={WEIGHT_DECAY}), {args.threads} threads\n")
+    print(f"step ms: median of steps {args.warmup + 1}-{args.warmup + args.timed}; old-row drift: after {steps} steps; "
+          "ratios against PEFT in the same cell.\n")
+    print("| vocab | new | contender | step ms | ratio | peak RSS MB | ratio | checkpoint | trainable params "
+          "| old-row drift | new-row change |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for vocab in vocabs:
+        for new in news:
+            cells = {}
+            for contender in args.contenders:
+                try:
+                    cells[contender] = run_cell(contender, vocab, new, steps=steps, timed=args.timed,
+                                                threads=args.threads)
+                except RuntimeError as e:
+                    print(f"| {vocab:,} | {new:,} | {contender} | failed: {str(e).splitlines()[-1][:120]} |")
+            base = cells.get("peft")
+            for contender, c in cells.items():
+                step_ratio = f"{c['step_ms'] / base['step_ms']:.2f}" if base else ""
+                rss_ratio = f"{c['peak_rss'] / base['peak_rss']:.2f}" if base else ""
+                print(f"| {vocab:,} | {new:,} | {contender} | {c['step_ms']:.1f} | {step_ratio} | "
+                      f"{c['peak_rss'] / 2**20:,.0f} | {rss_ratio} | {_size(c['ckpt_bytes'])} | "
+                      f"{c['trainable_params']:,} | {c['old_drift']:.3g} | {c['new_change']:.3g} |")
+            sys.stdout.flush()
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("MB", 2**20), ("KB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n} B"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_hf", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--timed", type=int, default=None, help="steps timed after the warm-up")
+    parser.add_argument("--drift-steps", type=int, default=None)
+    # the worker's own options
+    parser.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--vocab", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--new", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.timed = args.timed or (5 if args.quick else 10)
+    if args.worker:
+        args.contender = args.worker
+        worker(args)
+        return 0
+    args.drift_steps = args.drift_steps or (20 if args.quick else 100)
+    args.contenders = [c for c in args.contenders.split(",") if c]
+    contender_table(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -181,3 +181,23 @@ def test_save_and_load_trainable_rows_only(family, tmp_path):
         rh.load_trainable(other_base, path)
     with pytest.raises(ReindexError, match="other ids than this model trains"):
         rh.load_trainable(rh.train_only(tiny_model(family), [7, 8]), path)
+
+
+def test_composes_with_lora(tmp_path):
+    peft = pytest.importorskip("peft")
+    model = tiny_model("llama")
+    old_embedding, old_head, _ = plain_weights(model)
+    wrapped = peft.get_peft_model(model, peft.LoraConfig(target_modules=["q_proj", "v_proj"], r=4))
+    rh.train_only(wrapped, MIDDLE_IDS)   # after wrapping: PEFT freezes every base parameter
+    trainable = [n for n, p in wrapped.named_parameters() if p.requires_grad]
+    assert sum("lora_" in n for n in trainable) == 4
+    assert [n for n in trainable if "lora_" not in n] == ["base_model.model.model.embed_tokens.trainable",
+                                                          "base_model.model.lm_head._own_rows.trainable"]
+    train(wrapped, 5)
+    embedding, head, _ = plain_weights(model)
+    assert torch.equal(embedding[FROZEN], old_embedding[FROZEN]) and torch.equal(head[FROZEN], old_head[FROZEN])
+    assert (embedding[MIDDLE_IDS] != old_embedding[MIDDLE_IDS]).any(dim=1).all()
+    rh.save_trainable(wrapped, tmp_path / "rows.safetensors")
+    rh.merge(wrapped)
+    assert type(model.get_input_embeddings()) is torch.nn.Embedding
+    assert torch.equal(model.get_input_embeddings().weight.detach(), embedding)

@@ -201,3 +201,11 @@ def test_composes_with_lora(tmp_path):
     rh.merge(wrapped)
     assert type(model.get_input_embeddings()) is torch.nn.Embedding
     assert torch.equal(model.get_input_embeddings().weight.detach(), embedding)
+
+
+def test_import_reindex_hf_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, reindex.hf; assert 'transformers' not in sys.modules and 'peft' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

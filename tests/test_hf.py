@@ -209,3 +209,18 @@ def test_import_reindex_hf_stays_light():
 
     code = "import sys, reindex.hf; assert 'transformers' not in sys.modules and 'peft' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_a_deep_copy_is_an_independent_patched_model_that_merges():
+    import copy
+
+    model = rh.train_only(tiny_model("gpt2"), MIDDLE_IDS).eval()
+    twin = copy.deepcopy(model)
+    ids = batch()
+    assert torch.equal(twin(ids).logits, model(ids).logits)
+    assert twin.get_output_embeddings().rows is twin.get_input_embeddings() is not model.get_input_embeddings()
+    with torch.no_grad():
+        twin.get_input_embeddings().trainable.add_(1.0)
+    assert not torch.equal(twin(ids).logits, model(ids).logits)
+    rh.merge(twin)
+    assert twin.lm_head.weight is twin.transformer.wte.weight and twin.lm_head.weight.requires_grad

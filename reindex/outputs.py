@@ -23,6 +23,7 @@ from .errors import UsageError
 MARKER = ".reindex-output.json"
 DATASETS_FORMAT = "reindex.datasets"
 TRAINABLE_FORMAT = "reindex.trainable"   # the same as reindex.torch's, without importing torch
+HF_TRAINABLE_FORMAT = "reindex.hf.trainable"   # reindex.hf.save_trainable's
 
 
 def _read_json(path: Path) -> object:
@@ -142,13 +143,13 @@ def safetensors_format(head: bytes) -> str | None:
 
 
 def _is_trainable(path: Path) -> str | None:
-    """None if `path` is a file written by `SplitEmbedding.save_trainable`, else why not."""
+    """None if `path` is a file written by `SplitEmbedding.save_trainable` or `reindex.hf.save_trainable`."""
     if not path.is_file():
         return "it is not a regular file"
     with open(path, "rb") as f:
         head = f.read(1 << 16)
-    if safetensors_format(head) != TRAINABLE_FORMAT:
-        return "it is not a file written by `SplitEmbedding.save_trainable`"
+    if safetensors_format(head) not in (TRAINABLE_FORMAT, HF_TRAINABLE_FORMAT):
+        return "it is not a file written by `save_trainable`"
     return None
 
 

@@ -32,6 +32,7 @@ class Vocab:
     counts: np.ndarray | None
     format: str  # "lines" | "counts" | "json"
     path: Path
+    record: dict | None = None  # read from stdin: {"path": "-", "size", "sha256"} for the manifest
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -161,9 +162,18 @@ def _refuse_duplicate_keys(path: str | os.PathLike):
 
 
 def read_vocab(path: str | os.PathLike) -> Vocab:
-    """Read a vocabulary file (the format follows the suffix `.json` or the first character `{`) or a tokenizer."""
+    """Read a vocabulary file (`-`: stdin; the format follows the suffix `.json` or the first character `{`)
+    or a tokenizer."""
     from .vocab_hf import is_tokenizer, read_tokenizer_vocab
 
+    if os.fspath(path) == "-":
+        import hashlib
+        import sys
+
+        raw = sys.stdin.buffer.read()
+        vocab = _parse(raw, Path(STDIN))
+        vocab.record = {"path": "-", "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+        return vocab
     path = Path(path)
     if is_tokenizer(path):  # tokenizer.json or a saved tokenizer directory: the tokenizer's own ids
         return read_tokenizer_vocab(path)
@@ -176,6 +186,13 @@ def read_vocab(path: str | os.PathLike) -> Vocab:
         raise ReindexError("is a directory, not a vocabulary file", path=path) from e
     except OSError as e:
         raise ReindexError(f"cannot read: {e.strerror}", path=path) from e
+    return _parse(raw, path)
+
+
+STDIN = "<stdin>"
+
+
+def _parse(raw: bytes, path: Path) -> Vocab:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -97,11 +97,11 @@ def _stream(f: BinaryIO, g: BinaryIO, size: int, dtype: np.dtype, out_dtype: np.
             reading = io_pool.submit(read, i + 1) if i + 1 < len(starts) else None
             out = out_buffers[i % 2][: ids.shape[0]]
             try:
-                gather(ids, table, out, scratch=scratch)
+                skipped = gather(ids, table, out, scratch=scratch, ignore=spec.ignore)
             except OutOfRange as e:
                 raise out_of_range_error(e.value, spec.vocab_size, path=path,
                                          position=describe(start + e.index)) from None
-            add_counts(spec.counts, out)
+            add_counts(spec.counts, out, skipped)
             if written is not None:
                 written.result()
             written = io_pool.submit(g.write, memoryview(out).cast("B"))

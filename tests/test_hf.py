@@ -224,3 +224,18 @@ def test_a_deep_copy_is_an_independent_patched_model_that_merges():
     assert not torch.equal(twin(ids).logits, model(ids).logits)
     rh.merge(twin)
     assert twin.lm_head.weight is twin.transformer.wte.weight and twin.lm_head.weight.requires_grad
+
+
+@pytest.mark.parametrize("family", ["gpt2", "phi"])   # tied; untied with a head bias
+def test_bfloat16_after_patching_saves_and_merges(family, tmp_path):
+    model = rh.train_only(tiny_model(family), MIDDLE_IDS).to(torch.bfloat16).eval()
+    ids = batch()
+    logits = model(ids).logits
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert model.get_input_embeddings().trainable.grad.dtype == torch.bfloat16
+    model.save_pretrained(tmp_path)
+    vanilla = type(model).from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    assert logits.dtype == torch.bfloat16 and torch.equal(vanilla(ids).logits, logits)
+    rh.merge(model)
+    assert model.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert torch.equal(model(ids).logits, logits)

@@ -239,3 +239,35 @@ def test_bfloat16_after_patching_saves_and_merges(family, tmp_path):
     rh.merge(model)
     assert model.get_input_embeddings().weight.dtype == torch.bfloat16
     assert torch.equal(model(ids).logits, logits)
+
+
+class _Windows(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict:
+        ids = batch(i)[0]
+        return {"input_ids": ids, "labels": ids}
+
+
+def test_hf_trainer_checkpoints_and_resumes(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    def trainer(model, steps: int) -> Trainer:
+        args = TrainingArguments(output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=4,
+                                 learning_rate=0.05, weight_decay=0.1, save_steps=2, report_to=[], use_cpu=True,
+                                 disable_tqdm=True, logging_strategy="no", lr_scheduler_type="constant")
+        return Trainer(model=model, args=args, train_dataset=_Windows())
+
+    model = tiny_model("gpt2")
+    old_embedding, _, _ = plain_weights(model)
+    trainer(rh.train_only(model, MIDDLE_IDS), 2).train()
+    embedding, _, _ = plain_weights(model)
+    assert torch.equal(embedding[FROZEN], old_embedding[FROZEN])
+    assert (embedding[MIDDLE_IDS] != old_embedding[MIDDLE_IDS]).any(dim=1).all()
+    # The checkpoint Trainer wrote loads into a patched model (plain layout) and training resumes.
+    resumed = rh.train_only(tiny_model("gpt2", seed=5), MIDDLE_IDS)
+    trainer(resumed, 3).train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    after, _, _ = plain_weights(resumed)
+    assert torch.equal(after[FROZEN], old_embedding[FROZEN])      # the checkpoint's frozen rows, not seed 5's
+    assert not torch.equal(after[MIDDLE_IDS], embedding[MIDDLE_IDS])   # one more step trained them

@@ -161,8 +161,8 @@ def run_cell(contender: str, vocab: int, new: int, *, steps: int, timed: int, th
 
 
 def contender_table(args: argparse.Namespace) -> None:
-    vocabs = (32_000,) if args.quick else (32_000, 128_256)
-    news = (2, 64) if args.quick else (2, 64, 4_096)
+    vocabs = args.vocabs or ((32_000,) if args.quick else (32_000, 128_256))
+    news = args.news or ((2, 64) if args.quick else (2, 64, 4_096))
     steps = args.drift_steps
     print(f"\n### Training only the new rows: tiny Llama ({LAYERS} layers, hidden {DIM}, untied head), "
           f"batch {BATCH} x {SEQ}, AdamW(weight_decay={WEIGHT_DECAY}), {args.threads} threads\n")
@@ -197,14 +197,20 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_hf", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared machine more oversubscribe)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--timed", type=int, default=None, help="steps timed after the warm-up")
-    parser.add_argument("--drift-steps", type=int, default=None)
+    parser.add_argument("--drift-steps", type=int, default=None, help="training steps before the drift is measured")
+    parser.add_argument("--vocabs", type=_ints, default=None, help="e.g. 32000,128256")
+    parser.add_argument("--news", type=_ints, default=None, help="new tokens, e.g. 2,64,4096")
     # the worker's own options
     parser.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--vocab", type=int, help=argparse.SUPPRESS)

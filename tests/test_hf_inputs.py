@@ -156,6 +156,15 @@ def test_tokenizer_with_a_hole_in_its_ids_is_refused(cli, hf, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_malformed_tokenizer_is_one_line_naming_it(cli, hf, tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text('{"version": "1.0", "added_tokens": [], "model": {"type": "Nope"}}')
+    code, err = one_line_error(cli, "build", "--vocab", path, "--vectors", hf["root"] / "model",
+                               "--out", tmp_path / "run")
+    assert code == 1 and err.startswith(f"reindex: error: {path}: cannot read the tokenizer: ")
+    assert not (tmp_path / "run").exists()
+
+
 def test_directory_without_tokenizer_is_refused(hf, tmp_path):
     with pytest.raises(ReindexError, match="is a directory"):
         read_vocab(tmp_path)

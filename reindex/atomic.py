@@ -1,12 +1,16 @@
-"""Atomic outputs: build under a temporary sibling `.NAME.tmp-*`, rename to NAME only when complete.
+"""Atomic outputs: build under a temporary sibling `.NAME.tmp-XXXXXXXX`, rename to NAME only when complete.
 
-Nothing half-written is ever visible under the final name. A process killed with SIGKILL cannot
-clean up, so its temporary sibling stays behind; each writer holds an advisory lock (`flock`) on its
-temporary while it works, and the next write into the same parent directory removes the siblings
-whose lock is free (their writer is gone).
+Nothing half-written is ever visible under the final name. Without `force` the rename refuses an
+existing NAME atomically (RENAME_NOREPLACE), so of two writers racing for one NAME exactly one
+wins; with `force`, only a NAME that `replace` accepts is swapped out (RENAME_EXCHANGE).
 
-    with atomic_directory("runs/demo", force=True) as tmp:   # tmp = runs/.demo.tmp-XXXX
-        (tmp / "a.txt").write_text("...")                     # runs/demo appears (or is replaced) here
+A process killed with SIGKILL cannot clean up, so its temporary sibling stays behind (never under
+NAME). Each writer holds an advisory lock (`flock`) on its temporary while it works; the next write
+of the same NAME in the same directory removes, when it starts, the siblings named exactly
+`.NAME.tmp-XXXXXXXX` whose lock is free (their writer is gone). Nothing else removes them.
+
+    with atomic_directory("runs/demo") as tmp:   # tmp = runs/.demo.tmp-XXXXXXXX
+        (tmp / "a.txt").write_text("...")         # runs/demo appears here, complete
 """
 from __future__ import annotations
 
@@ -17,10 +21,10 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
+import re
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .errors import ReindexError, UsageError
 
@@ -45,10 +49,23 @@ def _unlock(fd: int | None) -> None:
         os.close(fd)
 
 
+#: The temporaries' names: `.NAME.tmp-` and 8 random characters. Only names of exactly this form
+#: are ever removed as stale, so a user's own `.NAME.tmp-notes` is never touched.
+TEMP_SUFFIX_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def _is_temporary_name(name: str, final: Path) -> bool:
+    prefix = f".{final.name}.tmp-"
+    rest = name[len(prefix):]
+    return name.startswith(prefix) and len(rest) == 8 and all(c in TEMP_SUFFIX_CHARS for c in rest)
+
+
 def remove_stale(final: Path) -> list[Path]:
-    """Remove `.NAME.tmp-*` siblings of `final` that no live writer holds; return them."""
+    """Remove `.NAME.tmp-XXXXXXXX` siblings of `final` that no live writer holds; return them."""
     removed = []
     for sibling in sorted(final.parent.glob(f".{final.name}.tmp-*")):
+        if not _is_temporary_name(sibling.name, final):
+            continue
         try:
             fd = _lock(sibling, wait=False)
         except OSError:
@@ -66,34 +83,77 @@ def remove_stale(final: Path) -> list[Path]:
     return removed
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+def _renameat2(a: Path, b: Path, flag: int) -> bool | None:
+    """Linux renameat2(a, b, flag): True done, False if `b` exists (EEXIST), None where unsupported."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):
-        return False
+        return None
     renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), flag) == 0:
         return True
     code = ctypes.get_errno()
     if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False  # a file system without exchange: fall back to two renames
+        return None  # a file system without this flag: the caller falls back
+    if code == errno.EEXIST:
+        return False
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _publish(temporary: Path, final: Path) -> Path | None:
-    """Move the complete `temporary` to `final`; return where the previous `final` went (to delete)."""
-    if not final.exists():
-        os.rename(temporary, final)
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (RENAME_EXCHANGE); False where unsupported."""
+    return bool(_renameat2(a, b, 2))
+
+
+def _rename_noreplace(temporary: Path, final: Path) -> bool:
+    """Rename `temporary` to `final` only if `final` does not exist: False if it does.
+
+    Atomic, so of two writers racing for one name exactly one wins: RENAME_NOREPLACE, else a hard
+    link (files) or a plain rename, which refuses a non-empty directory (every output has files).
+    """
+    done = _renameat2(temporary, final, 1)
+    if done is not None:
+        return done
+    try:
+        if temporary.is_dir():
+            os.rename(temporary, final)
+        else:
+            os.link(temporary, final)
+            os.unlink(temporary)
+    except (FileExistsError, IsADirectoryError, NotADirectoryError):
+        return False
+    except OSError as e:
+        if e.errno == errno.ENOTEMPTY:
+            return False
+        raise
+    return True
+
+
+def _already_exists(final: Path) -> UsageError:
+    return UsageError(f"{final} already exists", hint="choose another --out or pass --force")
+
+
+def _publish(temporary: Path, final: Path, *, replace: Callable[[Path], str | None] | None) -> Path | None:
+    """Move the complete `temporary` to `final`; return where the previous `final` went (to delete).
+
+    `replace` is None without --force (an existing `final` is refused); else it says why the
+    existing `final` may not be replaced (None: it may), asked again right before the swap.
+    """
+    if _rename_noreplace(temporary, final):
         return None
+    if replace is None:
+        raise _already_exists(final)
+    refusal = replace(final)
+    if refusal is not None:
+        raise UsageError(refusal)
     if _exchange(temporary, final):
         return temporary  # the previous output now sits under the temporary name, never as `final`
     if temporary.is_dir():
         # No atomic swap: `final` is missing for the instant between these two renames.
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        old = _new_temporary(final, directory=True)
         os.rename(final, old / final.name)
         os.rename(temporary, final)
         return old
@@ -101,15 +161,51 @@ def _publish(temporary: Path, final: Path) -> Path | None:
     return None
 
 
-def _write_error(e: OSError, temporary: Path, final: Path) -> ReindexError:
+_DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+              errno.EFBIG: "file too large"}
+_DISK_FULL_TEXT = re.compile(r"os error (\d+)|\[errno (\d+)\]|(no space left on device)|(disk quota exceeded)"
+                             r"|(file too large)", re.IGNORECASE)
+
+
+def disk_full(error: BaseException) -> str | None:
+    """"no space left on device" (or quota, file size) if that is why `error` (or its cause) happened.
+
+    Writers report it in their own words: OSError errno 28 (numpy, pyarrow), "os error 28"
+    (safetensors), and so a write error is told apart from a read error whatever wraps it.
+
+    >>> disk_full(OSError(28, "No space left on device"))
+    'no space left on device'
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _DISK_FULL:
+            return _DISK_FULL[error.errno]
+        for match in _DISK_FULL_TEXT.finditer(str(error)):
+            number = match.group(1) or match.group(2)
+            if number is None:
+                return next(g for g in match.groups()[2:] if g).lower()
+            if int(number) in _DISK_FULL:
+                return _DISK_FULL[int(number)]
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _write_error(e: BaseException, temporary: Path, final: Path) -> ReindexError:
     """One line saying why a write failed, naming the file as it would have been called."""
-    where = os.fsdecode(e.filename) if e.filename else str(final)
-    if where.startswith(str(temporary)):
-        where = str(final) + where[len(str(temporary)):]
-    reason = e.strerror or str(e) or type(e).__name__
-    return ReindexError(f"cannot write: {reason}; nothing was written to {final}", path=where,
-                        hint="free some space or choose another --out" if e.errno in (errno.ENOSPC, errno.EFBIG,
-                                                                                      errno.EDQUOT) else None)
+    filename = getattr(e, "filename", None)
+    where = _user_path(os.fsdecode(filename) if filename else str(final), temporary, final)
+    reason = disk_full(e)
+    if reason is not None:
+        return ReindexError(f"cannot write: {reason}; nothing was written to {final}", path=where,
+                            hint="free some space or choose another --out")
+    reason = (getattr(e, "strerror", None) or str(e) or type(e).__name__)
+    return ReindexError(f"cannot write: {reason}; nothing was written to {final}", path=where)
+
+
+def _user_path(text: str, temporary: Path, final: Path) -> str:
+    """`text` with the temporary's name replaced by the name the user asked for."""
+    return text.replace(str(temporary), str(final))
 
 
 @contextlib.contextmanager
@@ -140,17 +236,79 @@ def _signals_held() -> Iterator[None]:
                 signal.raise_signal(caught[0])
 
 
+def _new_temporary(final: Path, *, directory: bool) -> Path:
+    """A fresh `.NAME.tmp-XXXXXXXX` sibling, created with the caller's umask (as any new file).
+
+    tempfile's mkdtemp/mkstemp create 0700/0600 whatever the umask: a run on shared storage would
+    be unreadable to the other users and nodes that the umask lets read it.
+    """
+    import secrets
+
+    for _ in range(100):
+        suffix = "".join(secrets.choice(TEMP_SUFFIX_CHARS) for _ in range(8))
+        temporary = final.parent / f".{final.name}.tmp-{suffix}"
+        try:
+            if directory:
+                os.mkdir(temporary, 0o777)
+            else:
+                os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temporary
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(final))
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux >= 4.7).
+
+    >>> 0 <= umask() <= 0o777
+    True
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o22)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def as_new_file(path: str | os.PathLike) -> None:
+    """Give `path` the mode a new file gets (0o666 less the umask): for writers (safetensors)
+    that create their files 0600 whatever the umask."""
+    os.chmod(path, 0o666 & ~umask())
+
+
 def _create(final: Path, *, directory: bool) -> tuple[Path, int | None]:
-    """A new temporary sibling of `final`, locked: (path, lock fd)."""
+    """A new temporary sibling of `final`, locked: (path, lock fd).
+
+    Between creating a temporary and locking it, another writer's `remove_stale` may find it
+    unlocked and remove it (a race two `build --out SAME` hit): so the lock is taken, then the
+    path is checked to still be the locked inode, else a new temporary is made.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(final)
-    if directory:
-        temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
-        os.close(fd)
-        temporary = Path(name)
-    return temporary, _lock(temporary, wait=True)
+    for _ in range(100):
+        temporary = _new_temporary(final, directory=directory)
+        try:
+            lock = _lock(temporary, wait=True)
+        except FileNotFoundError:
+            continue  # removed as stale before it was locked
+        if lock is None or _same_inode(temporary, lock):
+            return temporary, lock
+        _unlock(lock)
+    raise FileExistsError(errno.EEXIST, "no temporary could be kept", str(final))
+
+
+def _same_inode(path: Path, fd: int) -> bool:
+    try:
+        here, held = os.stat(path), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _remove(temporary: Path) -> None:
@@ -161,42 +319,63 @@ def _remove(temporary: Path) -> None:
 
 
 @contextlib.contextmanager
-def _atomic(final: str | os.PathLike, *, force: bool, directory: bool) -> Iterator[Path]:
+def _atomic(final: str | os.PathLike, *, force: bool, directory: bool,
+            replace: Callable[[Path], str | None] | None) -> Iterator[Path]:
     final = Path(final)
-    if final.exists() and not force:
-        raise UsageError(f"{final} already exists", hint="choose another --out or pass --force")
+    if os.path.lexists(final):
+        if not force:
+            raise _already_exists(final)
+        refusal = (replace or _never)(final)
+        if refusal is not None:
+            raise UsageError(refusal)
     temporary, lock = None, None
     try:
         try:
             with _signals_held():  # an interrupt lands before or after, never between creation and `try`
                 temporary, lock = _create(final, directory=directory)
         except OSError as e:
-            raise ReindexError(f"cannot create the output: {e.strerror or e}",
-                               path=e.filename or final) from e
+            where = os.fsdecode(e.filename) if e.filename else str(final)
+            if os.path.basename(where).startswith(f".{final.name}.tmp-"):
+                where = str(final)  # never a temporary's name: the user asked for `final`
+            raise ReindexError(f"cannot create the output: {e.strerror or e}", path=where) from e
         yield temporary
         with _signals_held():
-            previous = _publish(temporary, final)
+            previous = _publish(temporary, final, replace=(replace or _never) if force else None)
             temporary = None
         if previous is not None:
             _remove(previous)
     except BaseException as e:
         if temporary is not None:
             _remove(temporary)
-        if isinstance(e, OSError) and temporary is not None:
-            raise _write_error(e, temporary, final) from e
+            if isinstance(e, ReindexError):
+                text = _user_path(str(e), temporary, final)
+                if e.__cause__ is not None and disk_full(e.__cause__) is not None:  # a writer's OSError
+                    raise _write_error(e, temporary, final) from e
+                if text != str(e):
+                    raise type(e)(text) from e
+            elif isinstance(e, Exception) and (isinstance(e, OSError) or disk_full(e) is not None):
+                raise _write_error(e, temporary, final) from e
         raise
     finally:
         _unlock(lock)
 
 
-def atomic_directory(final: str | os.PathLike, *, force: bool = False) -> contextlib.AbstractContextManager[Path]:
+def _never(final: Path) -> str | None:
+    return f"refusing to replace {final}: reindex did not write it"
+
+
+def atomic_directory(final: str | os.PathLike, *, force: bool = False,
+                     replace: Callable[[Path], str | None] | None = None) -> contextlib.AbstractContextManager[Path]:
     """Yield a fresh temporary sibling directory of `final`; rename it to `final` if the block succeeds.
 
     A failed or interrupted write leaves no `final` (or the previous complete one, with `force`).
+    An existing `final` is replaced only with `force` and only if `replace(final)` finds no reason
+    against it (`reindex.outputs`); without `replace`, never.
     """
-    return _atomic(final, force=force, directory=True)
+    return _atomic(final, force=force, directory=True, replace=replace)
 
 
-def atomic_file(final: str | os.PathLike, *, force: bool = False) -> contextlib.AbstractContextManager[Path]:
+def atomic_file(final: str | os.PathLike, *, force: bool = False,
+                replace: Callable[[Path], str | None] | None = None) -> contextlib.AbstractContextManager[Path]:
     """Like `atomic_directory`, for one file: write the yielded path, it becomes `final` on success."""
-    return _atomic(final, force=force, directory=False)
+    return _atomic(final, force=force, directory=False, replace=replace)

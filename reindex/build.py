@@ -13,10 +13,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import ReindexError, ReindexWarning, UsageError
-from .init import INITS, init_pieces, init_trainable
+from .init import INITS, describe_sources, init_pieces, initialise
 from .mapping import build_permutation, invert_permutation
 from .matching import Matched
-from .vocab import Vocab, read_vocab
+from .vocab import Vocab, misread_as, read_vocab
+
+#: Under this share of vocabulary tokens with a vector, `build` warns that the run is probably a mistake.
+LOW_MATCH_SHARE = 0.05
 
 
 def partition(matched: Matched, *, pad: int | None) -> np.ndarray:
@@ -32,9 +35,13 @@ def partition(matched: Matched, *, pad: int | None) -> np.ndarray:
     return np.concatenate([head, new_fixed, new_trainable]).astype(np.int64)
 
 
-def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | None, init: str,
-               seed: int, texts: Callable[[np.ndarray], list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The `fixed` block (vectors in sorted order, pad as a zero row) and the initial `trainable` block."""
+def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | None, init: str, seed: int,
+               subwords: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+               texts: Callable[[np.ndarray], list[str]] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The `fixed` block (vectors in sorted order, pad as a zero row), the initial `trainable` block, and
+    which trainable rows each init rule gave. `subwords` maps trainable original ids to (rows, has_ngrams);
+    `texts` maps them to the strings an old tokenizer splits (`--init pieces`)."""
     rows = matched.rows[sorted_to_original]
     num_fixed = int(np.count_nonzero(rows >= 0))
     if pad is not None and matched.old_order is None:
@@ -53,9 +60,31 @@ def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | N
             raise UsageError("--init pieces needs a Hugging Face model as --vectors",
                              hint="its tokenizer splits each new token into old pieces")
         pieces = matched.pieces(texts(sorted_to_original[num_fixed:]))
-        return fixed, init_pieces(pieces, matched.matrix, fallback=real.mean(axis=0, dtype=np.float64))
-    trainable = init_trainable(len(sorted_to_original) - num_fixed, real, init=init, seed=seed)
-    return fixed, trainable
+        trainable = init_pieces(pieces, matched.matrix, fallback=real.mean(axis=0, dtype=np.float64))
+        has = np.fromiter((len(p) > 0 for p in pieces), dtype=bool, count=len(pieces))
+        return fixed, trainable, {"pieces": np.flatnonzero(has), "mean": np.flatnonzero(~has)}
+    given = subwords(sorted_to_original[num_fixed:]) if init == "subwords" and subwords is not None else None
+    trainable, sources = initialise(len(sorted_to_original) - num_fixed, real, init=init, seed=seed, subwords=given)
+    return fixed, trainable, sources
+
+
+def _check_subword_model(*, init: str, vectors: str | os.PathLike,
+                         subword_model: str | os.PathLike | None) -> None:
+    """`--init subwords` needs a fastText `.bin`: --subword-model, else --vectors itself."""
+    if subword_model is not None and init != "subwords":
+        raise UsageError("--subword-model goes with --init subwords", path=subword_model,
+                         hint="add --init subwords, or drop --subword-model")
+    if init != "subwords":
+        return
+    from .vectors.fasttext import is_fasttext
+
+    model = Path(subword_model if subword_model is not None else vectors)
+    flag = "--subword-model" if subword_model is not None else "--vectors"
+    if not model.exists():
+        raise ReindexError("no such file or directory", path=model, hint=f"check the {flag} path")
+    if not (model.is_file() and is_fasttext(model)):
+        raise UsageError(f"--init subwords needs a fastText .bin model, and this {flag} is not one", path=model,
+                         hint="pass --subword-model FILE.bin (an unsupervised fastText model)")
 
 
 def pad_sorted_id(sorted_to_original: np.ndarray, pad: int) -> int:
@@ -101,37 +130,55 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
           columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, force: bool = False,
           workers: int | None = None, progress: Callable[[str], None] | None = None,
           engine: str = "local", ray_address: str | None = None,
-          weights: str | os.PathLike | None = None, vectors_key: str | None = None) -> BuildResult:
+          weights: str | os.PathLike | None = None,
+          subword_model: str | os.PathLike | None = None, vectors_key: str | None = None) -> BuildResult:
     """Build a run directory. Everything is validated before RUN appears; a failure leaves no RUN.
 
     build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")
     """
     from . import run as run_dir
     from . import vocab_hf
-    from .datasets import plan_outputs
+    from .datasets import RemapSpec, check_datasets, plan_outputs
+    from .datasets.core import check_columns
+    from .outputs import check_output, replacer
     from .vectors import hf_model
 
     note = progress or (lambda message: None)
     out = Path(out)
-    if out.exists() and not force:
-        raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
+    check_output(out, kind="run", force=force, inputs=[vocab, vectors, *data, weights])
     if init not in INITS:
         raise UsageError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
+    _check_subword_model(init=init, vectors=vectors, subword_model=subword_model)
     options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "init": init, "seed": seed,
                "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,
                "columns": list(columns), "id_dtype": id_dtype,
-               "weights": None if weights is None else str(weights), "vectors_key": vectors_key}
+               "weights": None if weights is None else str(weights),
+               "subword_model": None if subword_model is None else str(subword_model), "vectors_key": vectors_key}
+    check_columns(columns)
     with run_dir.FileHashes() as hashes:
         vocabulary = read_vocab(vocab)
+        misread = misread_as(vocabulary)
+        early = [] if misread is None else [f"the vocabulary {vocab} looks like {misread}"]
+        for notice in early:
+            note(f"warning: {notice}")
         pairs = plan_outputs(list(data), out / run_dir.DATA_DIR) if data else []
-        files = run_dir.input_files(vocab=vocab_hf.source_file(vocab), vectors=hf_model.source_file(vectors), data=[src for src, _ in pairs], weights=weights)
-        for path in [files["vocab"], files["vectors"], *files["data"], files["weights"]]:
-            if path is not None and path.is_file():
+        # Fail fast: every dataset's format, columns and dtype are checked before the vectors are parsed.
+        check_datasets([src for src, _ in pairs], RemapSpec(table=np.zeros(len(vocabulary), np.int64),
+                       columns=tuple(columns), id_dtype=id_dtype, tokens=vocabulary.tokens))
+        files = run_dir.input_files(vocab=vocab_hf.source_file(vocab), vectors=hf_model.source_file(vectors),
+                                    data=[src for src, _ in pairs], weights=weights)
+        for path in [files["vocab"], *files["data"], files["weights"]]:
+            if path is not None and (path.is_file() or path.is_dir()):  # never a FIFO: it would block
                 hashes.start(path)  # on a background thread while the vectors are parsed
         note(f"read {len(vocabulary):,} vocabulary tokens")
-        split = _split(vocabulary, vectors, options, note=note)
+        from .vectors import FileDigest
+
+        digest = FileDigest()  # a vector file is hashed as its bytes are parsed, not read twice
+        split = _split(vocabulary, vectors, options, note=note, early=early, misread=misread, digest=digest)
+        if digest.complete:
+            hashes.put(files["vectors"], digest.record())
         tokens_sorted = [vocabulary.tokens[i] for i in split.sorted_to_original.tolist()]
-        with run_dir.atomic_directory(out, force=force) as tmp:
+        with run_dir.atomic_directory(out, force=force, replace=replacer("run")) as tmp:
             reports, corpus = _remap_data(pairs, split, out=out, tmp=tmp, options=options, workers=workers,
                                           engine=engine, ray_address=ray_address, note=note)
             manifest, metadata = run_dir.write_run(
@@ -159,8 +206,28 @@ class Split:
     tokens: list[str]   # original-id order
 
 
+def match_warning(matched: int, vocab_size: int, *, misread: str | None = None) -> str | None:
+    """The warning for a run where (almost) no vocabulary token has a vector, naming the likely cause.
+
+    >>> match_warning(0, 5)[:54]
+    'no vocabulary token has a pretrained vector (0 of 5): '
+    >>> match_warning(1, 5) is None
+    True
+    """
+    if vocab_size == 0 or matched >= LOW_MATCH_SHARE * vocab_size:
+        return None
+    head = (f"no vocabulary token has a pretrained vector (0 of {vocab_size:,})" if matched == 0 else
+            f"only {matched:,} of {vocab_size:,} vocabulary tokens ({matched / vocab_size:.2%}) have a "
+            f"pretrained vector")
+    cause = (f"the vocabulary is {misread.split(':')[0]}" if misread is not None else
+             "the vocabulary and the vectors come from different tokenizers or casings "
+             "(try --lowercase-fallback), or --vectors names the wrong file")
+    return f"{head}: probably {cause}"
+
+
 def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any], *,
-           note: Callable[[str], None]) -> Split:
+           note: Callable[[str], None], early: Sequence[str] = (), misread: str | None = None,
+           digest: Any = None) -> Split:
     """Match the vocabulary to the vectors and split the rows into the fixed and trainable blocks."""
     from . import sources
 
@@ -170,23 +237,35 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
         matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=options["lowercase_fallback"],
                                 vectors_format=options["vectors_format"], duplicates=options["duplicates"],
                                 unicode_errors=options["unicode_errors"], pad=pad_id, weights=options["weights"],
-                                vectors_key=options["vectors_key"])
+                                vectors_key=options["vectors_key"], digest=digest)
     # Surprises that still give a correct result (a header count that disagrees with the lines):
     # said once on stderr and kept in the manifest, never a Python warning with a source line.
     notices = [str(w.message) for w in caught if issubclass(w.category, ReindexWarning)]
     for other in caught:
         if not issubclass(other.category, ReindexWarning):
             warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    pad_has_row = pad_id is not None and matched.rows[pad_id] >= 0
+    low = match_warning(int(np.count_nonzero(matched.rows >= 0)) - int(pad_has_row),
+                        len(vocabulary) - int(pad_id is not None), misread=misread)
+    notices += [] if low is None else [low]
     for notice in notices:
         note(f"warning: {notice}")
+    notices = [*early, *notices]
     sorted_to_original = partition(matched, pad=pad_id)
-    fixed, trainable = split_rows(matched, sorted_to_original, pad=pad_id, init=options["init"],
-                                  seed=options["seed"], texts=lambda ids: vocab_texts(vocabulary, ids))
+    model = options.get("subword_model") or vectors  # --init subwords: the fastText model's rows
+
+    def subwords(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return sources.subword_vectors(model, [vocabulary.tokens[i] for i in ids.tolist()], dim=matched.matrix.shape[1])
+
+    fixed, trainable, init_sources = split_rows(matched, sorted_to_original, pad=pad_id, init=options["init"],
+                                                seed=options["seed"], subwords=subwords,
+                                                texts=lambda ids: vocab_texts(vocabulary, ids))
     note(f"matched {fixed.shape[0]:,} fixed and {trainable.shape[0]:,} trainable tokens")
     pad_sorted = None if pad_id is None else pad_sorted_id(sorted_to_original, pad_id)
     counts = {"vocab": len(vocabulary), "fixed": int(fixed.shape[0]), "trainable": int(trainable.shape[0]),
               "dim": int(fixed.shape[1]), "pad_id": pad_sorted,
-              "lowercase_matches": int(np.count_nonzero(matched.lowercase)), **matched.stats}
+              "lowercase_matches": int(np.count_nonzero(matched.lowercase)), **matched.stats,
+              "init_rows": describe_sources(init_sources, first=int(fixed.shape[0]))}
     if notices:
         counts["warnings"] = notices
     return Split(sorted_to_original, fixed, trainable, counts, vocabulary.tokens)

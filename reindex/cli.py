@@ -23,8 +23,8 @@ def _choices(name: str, *values: str) -> type[enum.Enum]:
     return enum.Enum(name, {value.replace("-", "_"): value for value in values}, type=str)
 
 
-Init = _choices("Init", "normal", "uniform", "zeros", "pieces")
-VectorsFormat = _choices("VectorsFormat", "glove", "word2vec-text", "word2vec-binary")
+Init = _choices("Init", "normal", "uniform", "zeros", "mean", "subwords", "pieces")
+VectorsFormat = _choices("VectorsFormat", "glove", "word2vec-text", "word2vec-binary", "fasttext-bin")
 Duplicates = _choices("Duplicates", "first", "last", "error")
 UnicodeErrors = _choices("UnicodeErrors", "strict", "replace", "ignore")
 IdDtype = _choices("IdDtype", "int32", "int64")
@@ -93,8 +93,11 @@ def build(
     pad: Optional[str] = typer.Option(None, "--pad", help="Token that gets sorted id 0, an all-zero fixed row."),
     lowercase_fallback: bool = typer.Option(False, "--lowercase-fallback",
                                             help="A token with no vector takes its lowercase form's."),
-    init: Init = typer.Option(Init.normal, "--init", help="Trainable rows' initialisation (pieces: mean of the "
-                                                          "rows of the pieces the HF model's tokenizer splits a token into)."),
+    init: Init = typer.Option(Init.normal, "--init",
+                              help="Trainable rows' initialisation (subwords: from a fastText .bin's n-grams; "
+                                   "pieces: mean of the rows of the pieces the HF model's tokenizer splits a token into)."),
+    subword_model: Optional[Path] = typer.Option(None, "--subword-model",
+                                                 help="With --init subwords: the fastText .bin (default: --vectors)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the trainable rows."),
     vectors_format: Optional[VectorsFormat] = typer.Option(None, "--vectors-format", help="Default: detect."),
     duplicates: Duplicates = typer.Option(Duplicates.first, "--duplicates", help="Duplicate vector tokens."),
@@ -115,6 +118,7 @@ def build(
     reindex build --vocab vocab.txt --vectors glove.840B.300d.txt.gz --out run train.parquet
     reindex build --vocab vocab.json --vectors wiki.en.vec --pad '<pad>' --out run 'data/*.npy'
     reindex build --vocab bigger_vocab.txt --vectors run --out run2      (grow a vocabulary)
+    reindex build --vocab vocab.txt --vectors glove.txt --init subwords --subword-model cc.en.300.bin --out run
     reindex build --vocab new_tokenizer/ --vectors llama/ --init pieces --out run   (new tokens of an LLM)
     """
     from . import report
@@ -130,7 +134,8 @@ def build(
                            vectors_format=_value(vectors_format), duplicates=duplicates.value,
                            unicode_errors=unicode_errors.value, columns=column, id_dtype=_value(id_dtype),
                            force=force, progress=_note, engine=engine.value,
-                           ray_address=ray_address, weights=weights, vectors_key=vectors_key)
+                           ray_address=ray_address, weights=weights, subword_model=subword_model,
+                           vectors_key=vectors_key)
         if not quiet:
             report.render(report.summarize(result.run, corpus_counts=result.corpus_counts))
     except ReindexError as e:
@@ -228,6 +233,11 @@ def inspect(run: Path = RUN,
     if data:
         _pyarrow_without_pandas()
     try:
+        from .datasets.core import check_columns
+
+        check_columns(column)
+        if plot is not None:
+            report.check_plot_path(plot)  # before any work
         loaded = load_run(run)
         counts = count_ids(loaded, data, columns=column, unk=unk) if data else report.stored_corpus_counts(loaded)
         summary = report.summarize(loaded, corpus_counts=counts, top=top)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ReindexError, UsageError
+from .inputfile import check_regular
 
 FORMATS = ("safetensors", "npy", "word2vec", "word2vec-binary", "glove")
 EXPORT_FORMAT = "reindex.export"
@@ -30,20 +31,50 @@ def load_trainable(path: str | os.PathLike, *, shape: tuple[int, int], fixed: np
     if len(keys) != 1:
         raise ReindexError(f"expected one `trainable` tensor, found {keys or 'none'} among {sorted(state)[:8]}",
                            path=path, hint="save the module with SplitEmbedding.save_trainable")
-    trainable = np.asarray(state[keys[0]], dtype=np.float32)
+    trainable = as_float32(state[keys[0]], key=keys[0], path=path)
     if tuple(trainable.shape) != tuple(shape):
         raise ReindexError(f"`{keys[0]}` has shape {tuple(trainable.shape)}, the run needs {tuple(shape)}",
                            path=path, hint="these weights were trained on another run")
     fixed_key = keys[0][: -len("trainable")] + "fixed"
-    if fixed_key in state and not np.array_equal(np.asarray(state[fixed_key], dtype=np.float32), fixed):
+    if fixed_key in state and not np.array_equal(as_float32(state[fixed_key], key=fixed_key, path=path), fixed):
         raise ReindexError(f"`{fixed_key}` differs from the run's fixed rows", path=path,
                            hint="these weights belong to another run")
     return trainable
 
 
+def as_float32(value: Any, *, key: str, path: Path) -> np.ndarray:
+    """A weights tensor (numpy or torch) as float32, refusing NaN, infinities and values float32
+    cannot hold (a cast would turn 1e39 into inf), naming the tensor and the first bad row.
+
+    >>> as_float32(np.array([[1.0, 2.0]]), key="trainable", path=Path("w.pt")).dtype
+    dtype('float32')
+    """
+    if hasattr(value, "detach"):  # a torch tensor: float64 keeps every value of every dtype
+        import torch
+
+        if value.is_nested or value.layout != torch.strided:
+            raise ReindexError(f"`{key}` is a sparse or nested tensor; weights must be dense", path=path,
+                               hint="save tensor.to_dense()")
+        value = value.detach().cpu().double().numpy()
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise ReindexError(f"`{key}` holds {array.dtype} values; weights must be floats", path=path)
+    wide = array.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(wide) | (np.abs(wide) > np.finfo(np.float32).max)
+    if bad.any():
+        flat = int(np.flatnonzero(bad.reshape(-1))[0])
+        row = flat // max(1, int(np.prod(array.shape[1:], dtype=np.int64))) if array.ndim > 1 else flat
+        raise ReindexError(f"`{key}` row {row} holds {float(wide.reshape(-1)[flat])!r}; weights must be finite "
+                           f"and within float32's range (|x| <= {np.finfo(np.float32).max:.4g})", path=path,
+                           hint="these weights diverged in training or were not saved as floats")
+    return array.astype(np.float32, copy=False)
+
+
 def _read_state(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ReindexError("no such file", path=path)
+    check_regular(path, what="a weights")
     if path.suffix == ".safetensors":
         from safetensors.numpy import load_file
 
@@ -52,20 +83,14 @@ def _read_state(path: Path) -> dict[str, Any]:
         except Exception as e:
             raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
     if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
-        import torch
+        from .datasets.pt import load_pt
 
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            from .datasets.pt import load_error_message
-
-            raise ReindexError(load_error_message(e), path=path,
-                               hint="only plain tensors are read; pickled code is refused") from e
+        state = load_pt(path, hint="only plain tensors are read; pickled code is refused")
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]  # a Lightning checkpoint
         if not isinstance(state, dict):
             raise ReindexError("expected a dict of tensors (a state_dict)", path=path)
-        return {k: v.detach().float().numpy() for k, v in state.items() if hasattr(v, "detach")}
+        return {k: v for k, v in state.items() if hasattr(v, "detach")}  # converted by `as_float32`
     raise ReindexError(f"unknown weights file type {path.suffix!r}", path=path,
                        hint="use .safetensors or .pt")
 
@@ -73,15 +98,16 @@ def _read_state(path: Path) -> dict[str, Any]:
 def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str | os.PathLike | None = None,
            format: str | None = None, force: bool = False) -> dict[str, Any]:
     """Write the merged matrix in original order to `out`; return what was written."""
+    from .outputs import check_output, recorded_inputs
     from .run import load_run
 
     out = Path(out)
     format = format or _format_from_suffix(out)
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-    if out.exists() and not force:
-        raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
+    check_output(out, kind="export", force=force, inputs=[run_path, weights])
     run = load_run(run_path)
+    check_output(out, kind="export", force=force, inputs=recorded_inputs(run))
     if weights is not None:
         run.trainable = load_trainable(weights, shape=(run.num_trainable, run.dim), fixed=run.fixed)
     matrix = run.weight(order="original")
@@ -90,7 +116,7 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
         raise ReindexError(f"row {row} (token {run.original_tokens[row]!r}) is not finite",
                            path=weights or run_path, hint="the trained weights diverged")
     tokens = run.original_tokens
-    _write_atomic(out, lambda tmp: WRITERS[format](tmp, tokens, matrix, run))
+    _write_atomic(out, lambda tmp: WRITERS[format](tmp, tokens, matrix, run), force=force)
     return {"path": str(out), "format": format, "rows": matrix.shape[0], "dim": matrix.shape[1]}
 
 
@@ -100,11 +126,13 @@ def _format_from_suffix(out: Path) -> str:
             ".vec": "word2vec", ".txt": "glove"}.get(suffix, "safetensors")
 
 
-def _write_atomic(out: Path, write: Any) -> None:
+def _write_atomic(out: Path, write: Any, *, force: bool) -> None:
     from .atomic import atomic_file
+    from .outputs import mark_export, replacer
 
-    with atomic_file(out, force=True) as tmp:
+    with atomic_file(out, force=force, replace=replacer("export")) as tmp:
         write(tmp)
+        mark_export(tmp)
 
 
 def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:

@@ -10,14 +10,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import ReindexError
-from .torch.rows_file import load_rows, save_rows
-from .torch.swap import Swap, swap_in
+from .torch.rows_file import load_rows, read_ids, save_rows
+from .torch.swap import Swap, swap_in, trainable_mask
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 _SWAP = "_reindex_swap"
 
@@ -37,7 +37,8 @@ def train_only(model: nn.Module, token_ids: Tensor | Sequence[int]) -> nn.Module
     vocab_size = getattr(embedding, "num_embeddings", None)
     if vocab_size is None:
         raise ReindexError(f"the input embedding is a {type(embedding).__name__}, not an nn.Embedding")
-    trainable = _trainable_mask(token_ids, vocab_size)
+    trainable = trainable_mask(token_ids, vocab_size,
+                               hint="call model.resize_token_embeddings(len(tokenizer)) before train_only")
     swap = swap_in(model, embedding, frozen_rows=~trainable, head=head)
     model.__dict__[_SWAP] = swap
     # Resizing would rebuild plain modules around a stale copy; re-tying would replace the split head.
@@ -76,8 +77,6 @@ def load_trainable(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 
     Refuses a base model whose frozen rows differ from those the file was trained on.
     """
-    from .torch.rows_file import read_ids
-
     if _SWAP not in model.__dict__:
         train_only(model, read_ids(path))
     load_rows(_swap_of(model), path)
@@ -89,19 +88,6 @@ def _swap_of(model: nn.Module) -> Swap:
     if swap is None:
         raise ReindexError("this model is not patched by reindex.hf.train_only", hint="call train_only(model, ids) first")
     return swap
-
-
-def _trainable_mask(token_ids: Tensor | Sequence[int], vocab_size: int) -> Tensor:
-    ids = torch.as_tensor(token_ids)
-    if ids.is_floating_point() or ids.dtype == torch.bool or ids.dim() != 1 or ids.numel() == 0:
-        raise ReindexError(f"token_ids must be a non-empty list of ints, got {ids.dtype} {list(ids.shape)}")
-    bad = ids[(ids < 0) | (ids >= vocab_size)]
-    if bad.numel():
-        raise ReindexError(f"token id {int(bad[0])} is outside the model's vocabulary [0, {vocab_size})",
-                           hint="call model.resize_token_embeddings(len(tokenizer)) before train_only")
-    mask = torch.zeros(vocab_size, dtype=torch.bool)
-    mask[ids.long()] = True
-    return mask
 
 
 def _refuse_resize(*args: Any, **kwargs: Any) -> Any:

@@ -4,13 +4,13 @@
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from .errors import ReindexError
 from .torch import SplitEmbedding
+from .torch.swap import Swap, swap_in
 
 try:
     from lightning.pytorch import Callback, LightningModule, Trainer
@@ -27,8 +27,10 @@ class EmbeddingConstraint(Callback):
     tokens after the old ones). Or pass `rows=` to keep any set of rows at their current values.
 
     At `setup` (before `configure_optimizers`) the embedding is swapped for a `SplitEmbedding`, so
-    the kept rows are exact from the first step and no optimizer holds state for them; when fitting
-    ends the same `nn.Embedding` object is put back, holding the merged weight.
+    the kept rows are exact from the first step and no optimizer holds state for them; an output
+    layer tied to it (sharing its weight) becomes a `SplitLinear` on the same rows and stays tied.
+    Checkpoints keep the model's plain layout. When fitting ends the same module objects are put
+    back, holding the merged weights.
 
     model = Classifier(vocab_size=12_000)
     keep = EmbeddingConstraint(model.embed, old_model.embed)
@@ -51,26 +53,23 @@ class EmbeddingConstraint(Callback):
         self.rows = rows
         self.embedding = embedding
         self.sparse = sparse
-        self.split: SplitEmbedding | None = None
-        self._original: nn.Embedding | None = None
-        self._location: tuple[nn.Module, str] | None = None
+        self.swap: Swap | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != "fit" or self.split is not None:
+        if stage != "fit" or self.swap is not None:
             return
         parent, name = _locate(pl_module, self.embedding)
         original = getattr(parent, name)
         if not isinstance(original, nn.Embedding):
             raise ReindexError(f"{name!r} is a {type(original).__name__}, not an nn.Embedding")
-        tied = [n for n, m in pl_module.named_modules() if m is not original
-                and any(p is original.weight for p in m.parameters(recurse=False))]
-        if tied:
-            # The swap would untie them silently: the other module would keep training the old tensor.
-            raise ReindexError(f"the embedding's weight is shared with {tied[0]!r}",
-                               hint="tied input/output embeddings are not supported; untie them first")
-        self.split = self._split(original)
-        self._original, self._location = original, (parent, name)
-        setattr(parent, name, self.split)
+        # The shared core (as reindex.hf.train_only): a head tied to this embedding becomes a
+        # SplitLinear on the same rows, and checkpoints keep the plain layout (`<name>.weight`).
+        self.swap = swap_in(pl_module, original, split=self._split(original))
+
+    @property
+    def split(self) -> SplitEmbedding | None:
+        """The SplitEmbedding standing in for the embedding while fitting (None outside fit)."""
+        return None if self.swap is None else self.swap.embedding
 
     def _split(self, original: nn.Embedding) -> SplitEmbedding:
         if self.rows is not None:
@@ -84,17 +83,6 @@ class EmbeddingConstraint(Callback):
                               padding_idx=original.padding_idx,
                               sparse=original.sparse if self.sparse is None else self.sparse)
 
-    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        # Checkpoints keep the user's layout (`<name>.weight`), so the model class loads them without
-        # this callback; SplitEmbedding accepts that key back when fitting resumes.
-        if self.split is None or self._location is None or getattr(*self._location) is not self.split:
-            return
-        prefix = _prefix(pl_module, self.split)
-        state = checkpoint.get("state_dict", {})
-        for key in ("fixed", "trainable", "original_to_sorted"):
-            state.pop(prefix + key, None)
-        state[prefix + "weight"] = self.split.merged_weight(order=self.split.input).clone()
-
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._restore()
 
@@ -102,12 +90,9 @@ class EmbeddingConstraint(Callback):
         self._restore()
 
     def _restore(self) -> None:
-        if self.split is None or self._original is None or self._location is None:
-            return
-        with torch.no_grad():
-            self._original.weight.copy_(self.split.merged_weight(order=self.split.input))
-        setattr(*self._location, self._original)
-        self.split = None
+        if self.swap is not None:
+            self.swap.restore()
+            self.swap = None
 
 
 def _locate(root: nn.Module, embedding: nn.Module | str) -> tuple[nn.Module, str]:
@@ -127,10 +112,3 @@ def _locate(root: nn.Module, embedding: nn.Module | str) -> tuple[nn.Module, str
                 return module, name
     raise ReindexError(f"the embedding passed to EmbeddingConstraint is not inside {type(root).__name__}",
                        hint="pass the module's own embedding (model.embed) or its attribute name")
-
-
-def _prefix(root: nn.Module, module: nn.Module) -> str:
-    for path, candidate in root.named_modules():
-        if candidate is module:
-            return path + "." if path else ""
-    return ""

@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,7 @@ def summarize(run: Any, *, corpus_counts: np.ndarray | None = None, top: int = 2
         "lowercase_matches": counts.get("lowercase_matches", 0),
         "duplicate_vectors_skipped": counts.get("duplicate_vectors_skipped", 0),
         "vectors_read": counts.get("vectors_read"),
+        "init_rows": counts.get("init_rows"),   # per --init rule: rows and sorted-id ranges (runs since 0.1)
     }
     if corpus_counts is None:
         corpus_counts = stored_corpus_counts(run)
@@ -77,6 +80,9 @@ def render(summary: dict[str, Any], console: Any = None) -> None:
     if summary.get("vectors_read") is not None:
         table.add_row("vectors read", f"{summary['vectors_read']:,}", "")
     table.add_row("dimension", str(summary["dim"]), "")
+    for kind, given in (summary.get("init_rows") or {}).items():
+        share = given["rows"] / summary["trainable"] if summary["trainable"] else 0.0
+        table.add_row(f"trainable initialised by {kind}", f"{given['rows']:,}", f"{share:.1%}")
     corpus = summary.get("corpus")
     if corpus:
         table.add_row("corpus tokens", f"{corpus['tokens']:,}", "")
@@ -94,17 +100,44 @@ def render(summary: dict[str, Any], console: Any = None) -> None:
         console.print(top)
 
 
-def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = None) -> None:
-    """Draw the share of corpus tokens covered by fixed rows against frequency rank (needs matplotlib)."""
+#: Image formats matplotlib's Agg, PDF, PS and SVG backends write (`savefig` picks one by suffix).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".eps", ".ps")
+
+
+def check_plot_path(path: Any) -> None:
+    """Refuse a --plot path that cannot be written, before any work (exit 2).
+
+    >>> check_plot_path("coverage.txt")
+    Traceback (most recent call last):
+    reindex.errors.UsageError: coverage.txt: --plot needs an image suffix, got '.txt' (use one of .png, .pdf, .svg, .svgz, .jpg, .jpeg, .tif, .tiff, .webp, .eps, .ps)
+    """
     from .errors import UsageError
 
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise UsageError(f"--plot needs an image suffix, got {path.suffix or 'none'!r}", path=path,
+                         hint=f"use one of {', '.join(PLOT_SUFFIXES)}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"the folder {str(parent)!r} does not exist", path=path, hint="create it first")
+    if path.is_dir():
+        raise UsageError("is a directory", path=path, hint="name an image file to write")
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError as e:
         raise UsageError("--plot needs matplotlib", hint="pip install 'reindex[plot]'") from e
+
+
+def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = None) -> None:
+    """Draw the share of corpus tokens covered by fixed rows against frequency rank (needs matplotlib)."""
+    from .errors import ReindexError, UsageError
+
+    check_plot_path(path)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     counts = corpus_counts if corpus_counts is not None else stored_corpus_counts(run)
     if counts is None:
         raise UsageError("no corpus counts to plot", path=run.path,
@@ -122,5 +155,11 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
     ax.set_ylabel("cumulative share of corpus tokens")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=100, format=Path(path).suffix.lower().lstrip("."))
     plt.close(fig)
+    try:  # written here, not by matplotlib, whose image writers can lose a failed write (ENOSPC)
+        with open(path, "wb") as f:
+            f.write(image.getbuffer())
+    except OSError as e:  # no space left, permission denied, ...
+        raise ReindexError(f"cannot write the plot: {e.strerror or e}", path=path) from e

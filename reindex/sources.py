@@ -14,6 +14,7 @@ import numpy as np
 
 from .matching import Matched, match_vectors
 from .errors import ReindexError, UsageError
+from .inputfile import check_regular
 
 
 
@@ -26,15 +27,17 @@ def is_run_directory(path: Path) -> bool:
 def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallback: bool = False,
           vectors_format: str | None = None, duplicates: str = "first", unicode_errors: str = "strict",
           pad: int | None = None, weights: str | os.PathLike | None = None,
-          vectors_key: str | None = None) -> Matched:
+          vectors_key: str | None = None, digest=None) -> Matched:
     """Match `tokens` (original-id order) to the vectors found at `vectors`.
 
     `weights` (only with a run directory) holds the trained trainable rows of that run; `vectors_key`
-    names the embedding tensor of a Hugging Face checkpoint.
+    names the embedding tensor of a Hugging Face checkpoint. `digest` (a `reindex.vectors.FileDigest`)
+    hashes a vector file while it is parsed (left incomplete otherwise).
     """
     path = Path(vectors)
     if not path.exists():
         raise ReindexError("no such file or directory", path=path, hint="check the --vectors path")
+    check_regular(path, what="a vector", allow_dir=True)  # a FIFO would hang the reader
     if is_run_directory(path) and vectors_key is not None:
         raise UsageError("--vectors-key goes with a Hugging Face model, not a run directory", path=path)
     if is_run_directory(path):
@@ -60,7 +63,7 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
     if lowercase_fallback:
         keep.update(t.lower() for t in tokens)
     table = read_vectors(path, keep=keep, format=vectors_format, duplicates=duplicates,
-                         unicode_errors=unicode_errors)
+                         unicode_errors=unicode_errors, digest=digest)
     matched = match_vectors(tokens, table.tokens, table.matrix, lowercase_fallback=lowercase_fallback)
     matched.stats = {"vectors_read": table.num_read, "duplicate_vectors_skipped": table.num_duplicates,
                      "vectors_format": table.format}
@@ -114,3 +117,14 @@ def read_export(path: Path) -> tuple[list[str], np.ndarray]:
     if weight.ndim != 2 or weight.shape[0] != len(tokens):
         raise ReindexError(f"weight {weight.shape} does not match {len(tokens)} tokens", path=path)
     return tokens, np.ascontiguousarray(weight, dtype=np.float32)
+
+
+def subword_vectors(model: str | os.PathLike, tokens: Sequence[str], *, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """`--init subwords`: fastText's vector for each token from the `.bin` at `model`, and whether it had one."""
+    from .vectors.fasttext import open_model, word_vectors
+
+    opened = open_model(model)
+    if opened.dim != dim:
+        raise ReindexError(f"the fastText model has dimension {opened.dim}, the vectors {dim}", path=model,
+                           hint="pass a --subword-model of the same dimension as --vectors")
+    return word_vectors(opened, tokens)

@@ -30,7 +30,10 @@ def save_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray],
     """`safetensors.numpy.save_file`, with a canonical header so equal inputs give equal bytes."""
     from safetensors.numpy import save_file
 
+    from .atomic import as_new_file
+
     save_file(tensors, str(path), metadata=metadata)
+    as_new_file(path)  # safetensors creates the file 0600; other users may read it if the umask says so
     canonicalize(path)
 
 

@@ -19,13 +19,13 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
            workers: int | None, engine: str = "local", ray_address: str | None = None) -> list:
     from .datasets import RemapSpec, plan_outputs
     from .engines import run_engine
+    from .outputs import check_output, replacer, write_marker
     from .run import atomic_directory, load_run
 
     if not data:
         raise UsageError("no datasets given", hint="pass one or more DATA files, directories or globs")
     out = Path(out)
-    if out.exists() and not force:
-        raise UsageError(f"{out} already exists", hint="choose another --out or pass --force")
+    check_output(out, kind="datasets", force=force, inputs=[run_path, *data])
     run = load_run(run_path)
     pairs = plan_outputs(list(data), out)
     table = run.sorted_to_original if inverse else run.original_to_sorted
@@ -33,9 +33,11 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
     if _has_text(pairs):  # only whitespace text needs the tokens: reading them costs every other call
         tokens = run.tokens if inverse else run.original_tokens
     spec = RemapSpec(table=table, columns=tuple(columns), id_dtype=id_dtype, tokens=tokens, unk=unk)
-    with atomic_directory(out, force=force) as tmp:
-        return run_engine(engine, [(src, tmp / dst.relative_to(out)) for src, dst in pairs], spec,
-                          workers=workers, ray_address=ray_address)
+    with atomic_directory(out, force=force, replace=replacer("datasets")) as tmp:
+        reports = run_engine(engine, [(src, tmp / dst.relative_to(out)) for src, dst in pairs], spec,
+                             workers=workers, ray_address=ray_address)
+        write_marker(tmp, command="invert" if inverse else "remap", run=run_path)
+    return reports
 
 
 def remap_files(run: str | os.PathLike, data: Sequence[str | os.PathLike], *, out: str | os.PathLike,

@@ -13,8 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ReindexError
+from .inputfile import check_regular
 
 _COUNTED = re.compile(r"^(.*)\t(\d+)$", re.DOTALL)
+#: A first line whose last tab-separated field looks like a number (even a bad one: -3, 1.5, 1e9)
+#: makes the file `token<TAB>count`; every line is then checked, so a bad count is an error, not
+#: part of a token.
+_COUNT_LIKE = re.compile(r"^.*\t\s*[-+]?(\d|\.\d)[^\t]*$", re.DOTALL)
+_INT64_MAX = (1 << 63) - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -43,9 +50,11 @@ def parse_lines(text: str, *, path: str | os.PathLike = "<vocab>") -> Vocab:
     lines = [line[:-1] if line.endswith("\r") else line for line in lines]
     if not lines:
         raise ReindexError("the vocabulary is empty", path=path, hint="give one token per line")
-    counted = _COUNTED.match(lines[0]) is not None
+    counted = _COUNT_LIKE.match(lines[0]) is not None
     tokens, counts = (_split_counts(lines, path) if counted else (lines, None))
     _check_tokens(tokens, path)
+    for i, token in enumerate(tokens):
+        _check_storable(token, path, line=i + 1)
     return Vocab(tokens=tokens, counts=counts, format="counts" if counted else "lines", path=Path(path))
 
 
@@ -55,11 +64,44 @@ def _split_counts(lines: list[str], path: str | os.PathLike) -> tuple[list[str],
     for i, line in enumerate(lines):
         match = _COUNTED.match(line)
         if match is None:
+            count = line.rsplit("\t", 1)[-1] if "\t" in line else None
+            if count is not None and re.fullmatch(r"\s*-\d+\s*", count):
+                raise ReindexError(f"count {count.strip()} is negative", path=path, line=i + 1,
+                                   hint="counts must be whole numbers >= 0")
+            if count is not None:
+                raise ReindexError(f"count {count[:30]!r} is not a whole number", path=path, line=i + 1,
+                                   hint="counts must be whole numbers >= 0; for tokens that hold tabs, "
+                                        "use vocab.json")
             raise ReindexError(f"expected token<TAB>count like line 1, got {line[:60]!r}", path=path,
                                line=i + 1, hint="use one format for the whole file")
         tokens.append(match.group(1))
-        counts[i] = int(match.group(2))
+        value = int(match.group(2))
+        if value > _INT64_MAX:
+            raise ReindexError(f"count {match.group(2)[:30]} is larger than 2^63 - 1", path=path, line=i + 1,
+                               hint="counts are stored as int64")
+        counts[i] = value
     return tokens, counts
+
+
+def _check_storable(token: str, path: str | os.PathLike, *, line: int | None = None,
+                    token_id: int | None = None) -> None:
+    """Refuse a token that the run's vocab.txt (UTF-8, one token per line) cannot hold exactly.
+
+    "\n" would split it; "\r" would too for any reader in text mode (universal newlines), and a
+    CRLF-tolerant reader drops it at a line's end; a lone surrogate is not encodable as UTF-8.
+    """
+    where = "" if token_id is None else f"token with id {token_id}: "
+    bad = next((c for c in "\n\r" if c in token), None)
+    if bad is not None:
+        name = "a line feed (\\n)" if bad == "\n" else "a carriage return (\\r)"
+        raise ReindexError(f"{where}token {token[:60]!r} holds {name}", path=path, line=line,
+                           hint="the run's vocab.txt holds one token per line and cannot store it; "
+                                "remove or replace that character")
+    surrogate = _SURROGATE.search(token)
+    if surrogate is not None:
+        raise ReindexError(f"{where}token {token[:60]!r} holds a lone surrogate "
+                           f"U+{ord(surrogate.group()):04X}, which is not valid Unicode", path=path, line=line,
+                           hint="vocabularies must be valid UTF-8; fix the escape in the file")
 
 
 def _check_tokens(tokens: list[str], path: str | os.PathLike) -> None:
@@ -98,10 +140,11 @@ def parse_json(text: str, *, path: str | os.PathLike = "<vocab.json>") -> Vocab:
                                hint="ids must be exactly 0..V-1, each once")
         tokens[index] = token
     full = [t for t in tokens if t is not None]
-    for token in full:
+    for token_id, token in enumerate(full):
         if token == "" or "\n" in token or "\r" in token:
-            raise ReindexError(f"token {token!r} is empty or holds a line break", path=path,
+            raise ReindexError(f"token with id {token_id}: {token[:60]!r} is empty or holds a line break", path=path,
                                hint="run directories store one token per line; remove or rename it")
+        _check_storable(token, path, token_id=token_id)
     return Vocab(tokens=full, counts=None, format="json", path=Path(path))
 
 
@@ -124,6 +167,7 @@ def read_vocab(path: str | os.PathLike) -> Vocab:
     path = Path(path)
     if is_tokenizer(path):  # tokenizer.json or a saved tokenizer directory: the tokenizer's own ids
         return read_tokenizer_vocab(path)
+    check_regular(path, what="a vocabulary")
     try:
         raw = path.read_bytes()
     except FileNotFoundError as e:
@@ -147,3 +191,43 @@ def read_vocab(path: str | os.PathLike) -> Vocab:
             return parse_lines(text, path=path)  # a token that starts with "{", not JSON
         return parse_json(text, path=path)
     return parse_lines(text, path=path)
+
+
+#: Lines sampled from the top of a vocabulary to guess whether it is some other kind of file.
+SAMPLE_LINES = 1000
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_GENSIM_ENTRY = re.compile(r"\d+\t[^\t]+\t\d+")
+
+
+def misread_as(vocab: Vocab) -> str | None:
+    """What a one-token-per-line vocabulary probably really is, or None: a vector file, a GloVe
+    `word count` list or a gensim `Dictionary.save_as_text` file, each of whose lines would have
+    been taken whole as one token (and so matched no vector).
+
+    >>> misread_as(Vocab(["the 0.1 0.2 0.3", "cat 0.4 0.5 0.6"], None, "lines", Path("v.txt")))[:24]
+    'a vector file (GloVe or '
+    """
+    if vocab.format != "lines":
+        return None
+    head = vocab.tokens[:SAMPLE_LINES]
+    fields = [token.split() for token in head]
+    numbers = [sum(1 for f in row[1:] if _NUMBER.fullmatch(f)) for row in fields]
+
+    def share(test) -> float:
+        return sum(1 for row, n in zip(fields, numbers) if test(row, n)) / len(head)
+
+    header = len(fields[0]) == 2 and all(f.isdigit() for f in fields[0])  # word2vec's "N D" line
+    if share(lambda row, n: n >= 2 and n == len(row) - 1) >= 0.9 or (
+            header and len(head) > 1 and numbers[1] >= 2 and numbers[1] == len(fields[1]) - 1):
+        return ("a vector file (GloVe or word2vec text): its lines hold a token and numbers; pass it as "
+                "--vectors, and as --vocab a file with one token per line")
+    if share(lambda row, n: len(row) == 2 and row[1].isdigit()) >= 0.9:
+        return ("a `word count` list (GloVe's vocab_count output): each 'word 123' line was read as one "
+                "token; write token<TAB>count lines (e.g. tr ' ' '\\t') or one token per line")
+    rest = head[1:]
+    if head[0].strip().isdigit() and rest and \
+            sum(1 for t in rest if _GENSIM_ENTRY.fullmatch(t)) >= 0.9 * len(rest):
+        return ("a gensim Dictionary.save_as_text file (a document count, then id<TAB>token<TAB>count "
+                "lines): each line was read as one token; write one token per line in id order "
+                "(dictionary[i] for i in range(len(dictionary)))")
+    return None

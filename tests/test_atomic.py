@@ -7,6 +7,7 @@ the final name; the next write into the same directory removes such siblings (th
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -148,7 +149,7 @@ def test_failing_write_mid_way_cleans_up_and_says_why(big, tmp_path):
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("reindex: error: ")]
     assert len(lines) == 1 and result.stderr.splitlines()[-1] == lines[0], result.stderr
-    assert "File too large" in lines[0] and str(out) in lines[0]
+    assert "file too large" in lines[0] and str(out) in lines[0] and ".tmp-" not in lines[0]
     assert "Traceback" not in result.stderr
     assert not out.exists() and siblings(out) == []
 
@@ -190,7 +191,7 @@ def test_os_error_inside_the_block_is_one_line_naming_the_final_path(tmp_path):
         with atomic_directory(out) as tmp:
             raise OSError(28, "No space left on device", str(tmp / "data" / "x.npy"))
     message = str(info.value)
-    assert message.startswith(f"{out}/data/x.npy: cannot write: No space left on device")
+    assert message.startswith(f"{out}/data/x.npy: cannot write: no space left on device")
     assert "\n" not in message and not out.exists() and siblings(out) == []
 
 
@@ -201,7 +202,10 @@ def test_force_replaces_atomically_and_refuses_without(tmp_path):
     with pytest.raises(ReindexError, match="already exists"):
         with atomic_directory(out):
             pass
-    with atomic_directory(out, force=True) as tmp:
+    with pytest.raises(ReindexError, match="refusing to replace"):   # force, but no `replace` rule
+        with atomic_directory(out, force=True):
+            pass
+    with atomic_directory(out, force=True, replace=lambda final: None) as tmp:
         (tmp / "b").write_text("2")
         assert (out / "a").read_text() == "1"   # the old one stays visible while the new is written
     assert sorted(p.name for p in out.iterdir()) == ["b"] and siblings(out) == []
@@ -209,19 +213,23 @@ def test_force_replaces_atomically_and_refuses_without(tmp_path):
 
 def test_stale_siblings_are_removed_but_not_a_live_writers(tmp_path):
     out = tmp_path / "run"
-    stale_dir = tmp_path / ".run.tmp-dead1"
+    stale_dir = tmp_path / ".run.tmp-dead0001"      # the names reindex gives its temporaries
     stale_dir.mkdir()
     (stale_dir / "embedding.safetensors").write_text("partial")
-    stale_file = tmp_path / ".run.tmp-dead2"
+    stale_file = tmp_path / ".run.tmp-dead0002"
     stale_file.write_text("partial")
     other = tmp_path / ".other.tmp-x"
     other.mkdir()
+    users = [tmp_path / ".run.tmp-notes", tmp_path / ".run.tmp-dead00012", tmp_path / ".run.tmp-DEAD0003"]
+    for path in users:                                # a user's files that only look alike
+        path.write_text("mine")
     with atomic_directory(out) as live:
         assert not stale_dir.exists() and not stale_file.exists()   # removed when this writer started
         stale_dir.mkdir()
         assert remove_stale(out) == [stale_dir]                     # the live writer's is kept
         assert live.exists()
     assert out.exists() and other.exists()                          # another name's siblings are kept
+    assert [p.read_text() for p in users] == ["mine"] * 3           # names reindex never gives: kept
 
 
 def test_an_interrupt_during_creation_is_deferred_until_cleanup_is_possible(tmp_path, monkeypatch):
@@ -243,3 +251,247 @@ def test_an_interrupt_during_creation_is_deferred_until_cleanup_is_possible(tmp_
             pytest.fail("the block must not start")  # pragma: no cover
     assert not out.exists() and siblings(out) == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# ---------------------------------------------------------------- issue 10: what --out may replace
+
+def _user_tree(tmp: Path) -> dict[Path, str]:
+    """Inputs and unrelated files of a user: all must survive every refused command unchanged."""
+    from conftest import VECTORS, VOCAB, write_glove
+
+    data = tmp / "mydata"
+    data.mkdir()
+    (data / "vocab.txt").write_text("".join(t + "\n" for t in VOCAB))
+    write_glove(data / "vectors.txt", VECTORS)
+    np.save(data / "ids.npy", np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int64))
+    (data / "notes.txt").write_text("my notes")
+    (tmp / "somedir").mkdir()
+    (tmp / "somedir" / "f.txt").write_text("keep")
+    (tmp / "notes.txt").write_text("my notes\n")
+    return {p: p.read_bytes().hex() for p in tmp.rglob("*") if p.is_file()}
+
+
+def _snapshot(tmp: Path) -> dict[Path, str]:
+    return {p: p.read_bytes().hex() for p in tmp.rglob("*") if p.is_file()}
+
+
+BUILD = ("build", "-q", "--vocab", "mydata/vocab.txt", "--vectors", "mydata/vectors.txt")
+
+# (arguments, the words the one error line must hold); run from tmp, after `run` (a build) exists.
+REFUSED = [
+    pytest.param((*BUILD, "--out", "mydata", "--force", "mydata/ids.npy"), "--out mydata contains the input",
+                 id="build --out the folder holding the inputs"),
+    pytest.param((*BUILD, "--out", "mydata/vocab.txt", "--force"), "is the input", id="build --out the vocabulary"),
+    pytest.param((*BUILD, "--out", "mydata/ids.npy/../ids.npy", "--force", "mydata/ids.npy"), "is the input",
+                 id="build --out a dataset, through .."),
+    pytest.param((*BUILD, "--out", "mydata/sub", "--force", "mydata"), "lies inside the input mydata",
+                 id="build --out inside a dataset folder"),
+    pytest.param(("build", "-q", "--vocab", "mydata/vocab.txt", "--vectors", "run", "--out", "run", "--force"),
+                 "is the input run", id="build --out the old run it expands"),
+    pytest.param((*BUILD, "--out", "somedir", "--force"), "not a run directory", id="build --force over a user dir"),
+    pytest.param((*BUILD, "--out", "notes.txt", "--force"), "not a directory", id="build --force over a file"),
+    pytest.param((*BUILD, "--out", "link", "--force"), "symbolic link", id="build --force over a symlink to a run"),
+    pytest.param(("export", "run", "--out", "run", "--force"), "is the input run", id="export --out the run"),
+    pytest.param(("export", "run", "--out", "run/x.npy"), "lies inside the input run", id="export --out inside the run"),
+    pytest.param(("export", "run", "--out", "somedir", "--force"), "is a directory", id="export --force over a dir"),
+    pytest.param(("export", "run", "--out", "notes.txt", "--force"), "not an embedding file",
+                 id="export --force over a user's text file"),
+    pytest.param(("export", "run", "--out", "mydata/vectors.txt", "--force"), "refusing to replace|is the input",
+                 id="export --force over the vectors (not an input of export, but not an export either)"),
+    pytest.param(("export", "run", "--out", "w.npy", "--weights", "w.npy", "--force"), "is the input w.npy",
+                 id="export --out the --weights"),
+    pytest.param(("remap", "run", "mydata/ids.npy", "--out", "run", "--force"), "is the input run",
+                 id="remap --out the run it reads"),
+    pytest.param(("remap", "run", "mydata/ids.npy", "--out", "mydata", "--force"), "contains the input",
+                 id="remap --out the folder of its dataset"),
+    pytest.param(("remap", "run", "mydata/ids.npy", "--out", "somedir", "--force"), "remap` or `invert",
+                 id="remap --force over a user dir"),
+    pytest.param(("invert", "run", "mydata/ids.npy", "--out", "run/dec", "--force"), "lies inside the input run",
+                 id="invert --out inside the run"),
+    pytest.param(("remap", "run", "mydata/ids.npy", "--out", "encoded"), "already exists",
+                 id="remap over its own earlier output without --force"),
+]
+
+
+@pytest.fixture
+def user_tree(tmp_path, monkeypatch, cli):
+    before = _user_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cli(*BUILD, "--out", "run", "--pad", "<pad>")[0] == 0
+    assert cli("remap", "run", "mydata/ids.npy", "--out", "encoded")[0] == 0
+    (tmp_path / "link").symlink_to("run")
+    np.save(tmp_path / "w.npy", np.zeros(3))
+    return tmp_path, before
+
+
+@pytest.mark.parametrize("args, reason", REFUSED)
+def test_out_that_is_not_ours_or_is_an_input_is_refused(user_tree, cli, args, reason):
+    tmp, before = user_tree
+    snapshot = _snapshot(tmp)
+    code, stdout, stderr = cli(*args)
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert len(lines) == 1 and lines[0].startswith("reindex: error: ") and re.search(reason, lines[0]), stderr
+    assert ".tmp-" not in stderr
+    assert _snapshot(tmp) == snapshot  # nothing removed, nothing changed, nothing added
+    assert {p: v for p, v in snapshot.items() if p in before} == before
+
+
+@pytest.mark.parametrize("args", [
+    (*BUILD, "--out", "run", "--force", "--seed", "3"),
+    ("remap", "run", "mydata/ids.npy", "--out", "encoded", "--force"),
+    ("invert", "run", "encoded/ids.npy", "--out", "decoded"),
+    ("export", "run", "--out", "e.npy"),
+], ids=["build over a run", "remap over a remap output", "invert (new)", "export (new)"])
+def test_force_replaces_an_earlier_output_of_the_same_kind(user_tree, cli, args):
+    tmp, before = user_tree
+    code, _, stderr = cli(*args)
+    assert code == 0, stderr
+    assert _snapshot(tmp).items() >= before.items()   # the user's files are all still there
+    out = Path(args[args.index("--out") + 1])
+    assert out.exists() and not list(tmp.glob(f".{out.name}.tmp-*"))
+
+
+def test_export_replaces_only_an_export(user_tree, cli):
+    tmp, _ = user_tree
+    for fmt in ("npy", "safetensors", "word2vec", "word2vec-binary", "glove"):
+        assert cli("export", "run", "--out", "e.out", "--format", fmt, "--force")[0] == 0
+        assert cli("export", "run", "--out", "e.out", "--format", "npy", "--force")[0] == 0, fmt
+    (tmp / "plain.npy").write_bytes(b"not an export")
+    code, _, stderr = cli("export", "run", "--out", "plain.npy", "--force")
+    assert code == 2 and "not an embedding file" in stderr and (tmp / "plain.npy").read_bytes() == b"not an export"
+
+
+def test_a_remap_output_is_marked_and_the_marker_is_not_a_dataset(user_tree, cli):
+    tmp, _ = user_tree
+    from reindex.outputs import DATASETS_FORMAT, MARKER
+
+    marker = json.loads((tmp / "encoded" / MARKER).read_text())
+    assert marker["format"] == DATASETS_FORMAT and marker["command"] == "remap"
+    # the output folder is read back as datasets: the dot-named marker is skipped
+    code, _, stderr = cli("invert", "run", "encoded", "--out", "decoded")
+    assert code == 0, stderr
+    assert sorted(p.name for p in (tmp / "decoded").rglob("*") if p.is_file()) == [MARKER, "ids.npy"]
+    np.testing.assert_array_equal(np.load(tmp / "decoded" / "encoded" / "ids.npy"), np.load(tmp / "mydata" / "ids.npy"))
+
+
+def test_trainable_format_is_the_same_in_outputs_and_torch():
+    from reindex.outputs import TRAINABLE_FORMAT
+    from reindex.torch import TRAINABLE_FORMAT as TORCH_FORMAT
+
+    assert TRAINABLE_FORMAT == TORCH_FORMAT
+
+
+def test_save_trainable_replaces_its_own_file_but_not_a_users(tmp_path):
+    import torch
+
+    from reindex.torch import SplitEmbedding
+
+    emb = SplitEmbedding(torch.zeros(2, 3), torch.ones(2, 3))
+    path = tmp_path / "t.safetensors"
+    emb.save_trainable(path)
+    emb.save_trainable(path)                     # a checkpoint is overwritten, the normal case
+    (tmp_path / "mine.safetensors").write_bytes(b"mine")
+    with pytest.raises(ReindexError, match="save_trainable"):
+        emb.save_trainable(tmp_path / "mine.safetensors")
+    assert (tmp_path / "mine.safetensors").read_bytes() == b"mine"
+
+
+# ---------------------------------------------------------------- issue 10: racing writers
+
+# One of two processes publishing to the same `final` (argv[1]) at the same instant: each completes
+# its temporary, says so with a file, waits until the other has too, then renames.
+RACER = """
+import sys, time
+from pathlib import Path
+from reindex.atomic import atomic_directory
+from reindex.errors import ReindexError
+final, name = Path(sys.argv[1]), sys.argv[2]
+other = "b" if name == "a" else "a"
+try:
+    with atomic_directory(final) as tmp:
+        (tmp / "who").write_text(name)
+        (final.parent / f"ready-{final.name}-{name}").touch()
+        deadline = time.monotonic() + 30
+        while not (final.parent / f"ready-{final.name}-{other}").exists() and time.monotonic() < deadline:
+            pass  # spin: both renames start within microseconds
+    print("won")
+except ReindexError as e:
+    print(e)
+"""
+
+
+def test_two_processes_racing_for_one_out_exactly_one_wins(tmp_path):
+    """Without --force, the rename refuses an existing name atomically: 50 races, one winner each."""
+    for round_ in range(50):
+        final = tmp_path / f"run{round_}"
+        racers = {name: subprocess.Popen([sys.executable, "-c", RACER, str(final), name], env=ENV,
+                                         stdout=subprocess.PIPE, text=True) for name in ("a", "b")}
+        said = {name: p.communicate(timeout=60)[0].strip() for name, p in racers.items()}
+        winners = [name for name, text in said.items() if text == "won"]
+        assert len(winners) == 1, said
+        loser = "b" if winners == ["a"] else "a"
+        assert said[loser] == f"{final} already exists (choose another --out or pass --force)"
+        assert (final / "who").read_text() == winners[0]
+        assert siblings(final) == []
+
+
+@pytest.mark.slow
+def test_two_builds_started_together_without_force(small, tmp_path):
+    """Through the CLI, as in issue 10 (both exited 0 and one run replaced the other)."""
+    command = [sys.executable, "-m", "reindex", "build", "-q", "--vocab", str(small["vocab"]), "--vectors",
+               str(small["vectors"]), "--out", "", str(small["ids"])]
+    for round_ in range(10):
+        out = tmp_path / f"run{round_}"
+        command[command.index("--out") + 1] = str(out)
+        processes = [subprocess.Popen([*command, "--seed", str(seed)], env=ENV, stderr=subprocess.PIPE, text=True)
+                     for seed in (1, 2)]
+        results = [(p.wait(), p.stderr.read()) for p in processes]
+        for p in processes:
+            p.stderr.close()
+        codes = sorted(code for code, _ in results)
+        assert codes == [0, 2], results
+        loser = next(err for code, err in results if code == 2)
+        assert loser.strip().splitlines()[-1] == f"reindex: error: {out} already exists (choose another --out or pass --force)"
+        winner_seed = 1 + [code for code, _ in results].index(0)
+        assert json.loads((out / "manifest.json").read_text())["options"]["seed"] == winner_seed
+        assert verify(out)[0] == 0 and siblings(out) == []
+
+
+# ---------------------------------------------------------------- issue 10: permissions
+
+@pytest.fixture
+def umask_of():
+    """Set the process umask for the test, restore it after."""
+    previous = os.umask(0o022)
+    yield os.umask
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002, 0o077])
+def test_outputs_get_the_permissions_of_new_files_under_the_umask(small, tmp_path, umask_of, mask):
+    """tempfile's 0700/0600 was the bug: runs on shared storage were unreadable to others."""
+    import torch
+    from safetensors.numpy import save_file
+
+    from reindex.build import build
+    from reindex.export import export
+    from reindex.transform import remap_files
+
+    ids = np.array([[1, 2, 3]], dtype=np.int64)
+    data = [small["ids"]]
+    torch.save(torch.from_numpy(ids), tmp_path / "ids.pt")
+    save_file({"input_ids": ids}, str(tmp_path / "st.safetensors"))
+    data += [tmp_path / "ids.pt", tmp_path / "st.safetensors"]
+    umask_of(mask)
+    build(vocab=small["vocab"], vectors=small["vectors"], out=tmp_path / "out" / "run", data=data)
+    remap_files(tmp_path / "out" / "run", data, out=tmp_path / "out" / "encoded")
+    export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.safetensors")
+    export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.npy")
+    export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.txt")
+    written = [p for p in (tmp_path / "out").rglob("*")]
+    assert len(written) >= 15
+    for path in written:
+        mode = path.stat().st_mode & 0o777
+        expected = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert mode == expected, f"{path.relative_to(tmp_path)}: {oct(mode)}, umask {oct(mask)} gives {oct(expected)}"

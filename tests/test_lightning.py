@@ -11,7 +11,7 @@ import lightning.pytorch as pl  # noqa: E402
 
 from reindex.errors import ReindexError  # noqa: E402
 from reindex.lightning import EmbeddingConstraint  # noqa: E402
-from reindex.torch import SplitEmbedding  # noqa: E402
+from reindex.torch import SplitEmbedding, SplitLinear  # noqa: E402
 
 OLD, NEW, DIM = 10, 16, 4
 
@@ -146,12 +146,34 @@ def test_refuses_an_embedding_outside_the_module():
         fit(model, EmbeddingConstraint(nn.Embedding(NEW, DIM), torch.zeros(OLD, DIM)))
 
 
-def test_refuses_tied_weights():
-    model = Classifier(NEW)
-    model.out = nn.Linear(DIM, NEW, bias=False)
-    model.out.weight = model.embed.weight
-    with pytest.raises(ReindexError, match="the embedding's weight is shared with 'out'"):
-        fit(model, EmbeddingConstraint(model.embed, torch.zeros(OLD, DIM)))
+class TiedLanguageModel(Classifier):
+    """Next-token prediction with an output layer tied to the embedding (as GPT-2 does)."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__(vocab_size)
+        self.out = nn.Linear(DIM, vocab_size, bias=False)
+        self.out.weight = self.embed.weight
+        self.heads_seen: list[bool] = []
+
+    def training_step(self, batch, batch_idx):
+        ids, _ = batch
+        self.heads_seen.append(isinstance(self.out, SplitLinear) and self.out.rows is self.embed)
+        logits = self.out(self.embed(ids[:, :-1]))
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+
+
+def test_tied_output_layer_trains_only_the_new_rows_and_stays_tied(tmp_path):
+    torch.manual_seed(0)
+    old = torch.randn(OLD, DIM)
+    model = TiedLanguageModel(NEW)
+    embed, out, weight = model.embed, model.out, model.embed.weight
+    before = weight.detach().clone()
+    fit(model, EmbeddingConstraint(model.embed, old))
+    assert model.heads_seen == [True] * 6                      # one SplitLinear on the embedding's rows
+    assert model.embed is embed and model.out is out and model.out.weight is model.embed.weight is weight
+    for weight_seen in model.seen:
+        assert torch.equal(weight_seen[:OLD], old)
+    assert (weight.detach()[OLD:] != before[OLD:]).any(dim=1).all()
 
 
 def test_needs_exactly_one_of_constraint_and_rows():

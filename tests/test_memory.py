@@ -86,24 +86,44 @@ def write_npy(path: Path, nbytes: int) -> int:
     return size
 
 
+# Caps on the GROWTH of the resident set during the remap (peak - before, so the interpreter and
+# the imports, ~40-80 MB and different from one install to the next, are not counted), set from a
+# measured distribution. Measured 2026-11-30, 10 runs per size, with
+#     PYTHONPATH=$PWD python tests/test_memory.py 10
+# (prints every peak; before = 78.8 MB for Parquet, 39.5 MB for .npy):
+#     parquet, 128 MB of ids: peak 173.3-175.4 MB, growth 94.5-96.6 MB
+#     parquet, 256 MB of ids: peak 170.1-175.8 MB, growth 91.4-97.0 MB
+#     npy,     256 MB of ids: peak 169.2-169.4 MB, growth 129.7-129.9 MB
+#     npy,     512 MB of ids: peak 169.2-169.5 MB, growth 129.7-129.9 MB
+# The old cap (peak < 200 MB) left Parquet 25 MB of margin here, and none on a fresh clone, where
+# issue 10 saw peaks of 199-201 MB. The caps below are twice the largest growth measured (97 MB ->
+# 192 MB, 130 MB -> 256 MB), still under the data they are measured on (256 and 512 MB of ids at
+# the doubled size), so a remap that held the data would fail them. What the test proves rests on
+# the second check: the growth does not follow the data when it doubles. Measured, the growth at
+# twice the data is 0.95-1.03x the growth at once the data; the bound is 1.25x.
+GROWTH_CAP = {"parquet": 192 * MB, "npy": 256 * MB}
+DOUBLING_BOUND = 1.25
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, size, cap", [
-    # Caps include the interpreter, numpy and pyarrow (~70 MB before the remap starts).
-    ("parquet", 128 * MB, 200 * MB),   # 128 and 256 MB of decoded ids
-    ("npy", 256 * MB, 200 * MB),       # 256 and 512 MB
+@pytest.mark.parametrize("kind, size", [
+    ("parquet", 128 * MB),   # 128 and 256 MB of decoded ids
+    ("npy", 256 * MB),       # 256 and 512 MB
 ])
-def test_peak_memory_is_capped_and_does_not_follow_the_data(tmp_path, kind, size, cap):
+def test_peak_memory_is_capped_and_does_not_follow_the_data(tmp_path, kind, size):
     write = write_parquet if kind == "parquet" else write_npy
-    peaks = []
+    growth = []
     for nbytes in (size, 2 * size):
         source = tmp_path / f"ids.{kind}"
         ids = write(source, nbytes)
         result = child_peak(source, tmp_path / f"out.{kind}")
         source.unlink()
         assert result["ids"] == result["counted"] == ids  # every id was remapped and counted
-        assert result["peak"] < cap, f"{kind}, {nbytes / MB:.0f} MB of ids: peak {result['peak'] / MB:.0f} MB"
-        peaks.append(result["peak"])
-    assert peaks[1] <= 1.15 * peaks[0], f"peak {peaks[0] / MB:.0f} MB -> {peaks[1] / MB:.0f} MB for twice the data"
+        grown = result["peak"] - result["before"]
+        assert grown < GROWTH_CAP[kind], f"{kind}, {nbytes / MB:.0f} MB of ids: grew {grown / MB:.0f} MB"
+        growth.append(grown)
+    assert growth[1] <= DOUBLING_BOUND * growth[0], \
+        f"grew {growth[0] / MB:.0f} MB -> {growth[1] / MB:.0f} MB for twice the data"
 
 
 def test_parquet_row_groups_over_the_budget_are_split_at_the_input_boundaries(tmp_path):
@@ -128,3 +148,27 @@ def test_parquet_row_groups_over_the_budget_are_split_at_the_input_boundaries(tm
     remap_parquet(tmp_path / "a.parquet", tmp_path / "c.parquet", RemapSpec(table_))  # default budget
     meta = pq.ParquetFile(tmp_path / "c.parquet").metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [60, 40]
+
+
+def measure(runs: int) -> dict[str, list[int]]:
+    """The distribution the caps above come from: `runs` child peaks per case and size."""
+    import tempfile
+
+    found = {}
+    for kind, size in (("parquet", 128 * MB), ("npy", 256 * MB)):
+        write = write_parquet if kind == "parquet" else write_npy
+        for nbytes in (size, 2 * size):
+            with tempfile.TemporaryDirectory() as tmp:
+                source = Path(tmp) / f"ids.{kind}"
+                write(source, nbytes)
+                results = [child_peak(source, Path(tmp) / f"out.{kind}") for _ in range(runs)]
+            found[f"{kind}-{nbytes // MB}MB"] = results
+            peaks = [r["peak"] / MB for r in results]
+            grown = [(r["peak"] - r["before"]) / MB for r in results]
+            print(f"{kind}, {nbytes // MB} MB of ids: peak {min(peaks):.1f}-{max(peaks):.1f} MB, "
+                  f"growth {min(grown):.1f}-{max(grown):.1f} MB, before {results[0]['before'] / MB:.1f} MB")
+    return found
+
+
+if __name__ == "__main__":
+    measure(int(sys.argv[1]) if len(sys.argv) > 1 else 10)

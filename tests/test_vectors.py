@@ -334,3 +334,232 @@ def test_import_stays_light():
     code = "import sys, reindex.vectors; print(sorted(m for m in ('pyarrow', 'gensim') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- issue 10: readers refuse what they cannot read correctly, and read what they can -------------
+
+def zstd_compress(raw: bytes) -> bytes:
+    import pyarrow as pa
+
+    return pa.compress(raw, codec="zstd", asbytes=True)
+
+
+HEADERS_REFUSED = [
+    (b"0 0\nthe 1 2\ncat 3 4\n", "its dimension 0 is not positive"),
+    (b"-3 3\nthe 1 2 3\ncat 3 4 5\n", "its count -3 is negative"),
+    (b"3 -3\nthe 1 2 3\n", "its dimension -3 is not positive"),
+    (b"99999999999999999999 3\nthe 1 2 3\n", "larger than 2^63 - 1"),
+    (b"0 3\nthe 1 2 3\ncat 3 4 5\n", "the header says 0 vectors but the file holds 2"),
+]
+
+
+@pytest.mark.parametrize("raw,message", HEADERS_REFUSED, ids=lambda x: x[:12] if isinstance(x, bytes) else None)
+@pytest.mark.parametrize("suffix", ["", ".gz", ".zst"])
+def test_vec_header_counts_checked(tmp_path, raw, message, suffix):
+    """A `.vec` header of 0, a negative or a huge count never drops real vectors silently."""
+    data = zstd_compress(raw) if suffix == ".zst" else COMPRESS.get(suffix, lambda b: b)(raw)
+    path = write(tmp_path, "v.vec" + suffix, data)
+    with pytest.raises(ReindexError) as e:
+        read_vectors(path)
+    assert str(e.value).startswith(f"{path}:1: ") and message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_vec_header_zero_without_vectors_is_an_empty_file(tmp_path):
+    v = read_vectors(write(tmp_path, "v.vec", b"0 3\n"))
+    assert v.tokens == [] and v.matrix.shape == (0, 3) and v.num_read == 0
+
+
+def test_header_shaped_first_line_read_as_glove_when_asked(tmp_path):
+    v = read_vectors(write(tmp_path, "v.txt", b"0 0\n1 1\n"), format="glove")
+    assert v.tokens == ["0", "1"] and v.matrix.tolist() == [[0], [1]]
+
+
+def _binary_with_short_record(short: int) -> tuple[bytes, int]:
+    """Records a, b, c, d of dim 4; record `short` (1-based) lacks its last float. Returns (bytes, its offset)."""
+    out, offsets = [b"4 4\n"], []
+    for i, token in enumerate([b"a", b"b", b"c", b"d"], 1):
+        offsets.append(sum(map(len, out)))
+        vector = np.arange(4 * i, 4 * i + 4, dtype="<f4").tobytes()
+        out.append(token + b" " + (vector[:-4] if i == short else vector) + b"\n")
+    return b"".join(out), offsets
+
+
+@pytest.mark.parametrize("short", [2, 3])
+def test_binary_record_one_float_short_names_record_and_byte(tmp_path, short):
+    raw, offsets = _binary_with_short_record(short)
+    path = write(tmp_path, "v.bin", raw)
+    with pytest.raises(ReindexError) as e:
+        read_vectors(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: at byte ")
+    assert f"record {short} is shorter or longer" in message or f"record {short + 1}" in message
+    assert "--format " not in message  # only options that exist (--vectors-format)
+
+
+def test_binary_one_float_short_by_hand(tmp_path):
+    raw, offsets = _binary_with_short_record(2)
+    path = write(tmp_path, "v.bin", raw)
+    with pytest.raises(ReindexError) as e:
+        read_vectors(path)
+    # record 2 takes 4 bytes of record 3 ("\nc " and one byte of c's first float); record 3 is then
+    # looked for after that and does not start on a new line
+    assert str(e.value) == (f"{path}: at byte {offsets[2] + 3}: record 3 does not start on a new line as the "
+                            "records before it do: record 2 is shorter or longer than a token, a space and 16 bytes "
+                            "(the file is damaged (a record one number short or long); export it again)")
+
+
+def test_binary_must_end_after_its_records(tmp_path):
+    m = np.ones((3, 2), np.float32)
+    raw = binary_bytes(["a", "b", "c"], m)
+    more = write(tmp_path, "more.bin", raw.replace(b"3 2\n", b"2 2\n", 1))
+    with pytest.raises(ReindexError, match=r"more\.bin: at byte \d+: the header says 2 vectors but record 3 follows"):
+        read_vectors(more)
+    fewer = write(tmp_path, "fewer.bin", raw.replace(b"3 2\n", b"4 2\n", 1))
+    with pytest.raises(ReindexError, match=r"fewer\.bin: at byte \d+: the header says 4 vectors but the file ends after 3"):
+        read_vectors(fewer)
+    assert read_vectors(write(tmp_path, "ok.bin", raw)).tokens == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("kind", ["glove", "vec", "bin"])
+def test_zstd_through_every_reader(tmp_path, kind):
+    tokens = ["the", "New York", "cat"] if kind != "bin" else ["the", "New_York", "cat"]
+    m = np.arange(9, dtype=np.float32).reshape(3, 3)
+    raw = binary_bytes(tokens, m) if kind == "bin" else text_bytes(tokens, m, header=kind == "vec")
+    path = write(tmp_path, "v.data", zstd_compress(raw))  # found from the magic bytes, not the suffix
+    v = read_vectors(path)
+    assert v.tokens == tokens and np.array_equal(v.matrix, m)
+    assert read_vectors(path, keep={"cat"}).tokens == ["cat"]
+
+
+def test_zstd_made_by_the_zstd_tool(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("zstd") is None:
+        pytest.skip("no zstd command")
+    raw = text_bytes([f"w{i}" for i in range(3000)], np.ones((3000, 5), np.float32), header=False)
+    plain = write(tmp_path, "v.txt", raw)
+    subprocess.run(["zstd", "-q", "-19", str(plain), "-o", str(tmp_path / "v.txt.zst")], check=True)
+    v = read_vectors(tmp_path / "v.txt.zst")
+    assert v.tokens == [f"w{i}" for i in range(3000)] and v.matrix.shape == (3000, 5)
+
+
+def test_truncated_zstd(tmp_path):
+    raw = zstd_compress(text_bytes([f"w{i}" for i in range(500)], np.ones((500, 8), np.float32), header=False))
+    with pytest.raises(ReindexError, match="truncated or corrupt zstd stream"):
+        read_vectors(write(tmp_path, "v.txt.zst", raw[:len(raw) // 2]))
+
+
+def _tar(tmp_path: Path, inner: bytes, mode: str) -> Path:
+    import io
+    import tarfile
+
+    path = tmp_path / ("v.tar" + {"w": "", "w:gz": ".gz"}[mode])
+    with tarfile.open(path, mode) as tar:
+        info = tarfile.TarInfo("glove.txt")
+        info.size = len(inner)
+        tar.addfile(info, io.BytesIO(inner))
+    return path
+
+
+def test_archives_refused_with_a_hint_to_extract(tmp_path):
+    import zipfile
+
+    inner = b"the 1 2\ncat 3 4\n"
+    with zipfile.ZipFile(tmp_path / "glove.zip", "w") as z:
+        z.writestr("glove.txt", inner)
+    cases = [(tmp_path / "glove.zip", "this is a zip archive", "unzip"),
+             (_tar(tmp_path, inner, "w"), "this is a tar archive", "tar -xf"),
+             (_tar(tmp_path, inner, "w:gz"), "this is a gzip-compressed tar archive", "tar -xf")]
+    for path, what, hint in cases:
+        for fmt in (None, "glove", "word2vec-binary"):
+            with pytest.raises(ReindexError) as e:
+                read_vectors(path, format=fmt)
+            assert str(e.value).startswith(f"{path}: at byte 0: {what}, not a vector file") and hint in str(e.value)
+
+
+@pytest.mark.parametrize("suffix", list(COMPRESS))
+def test_glove_first_line_token_with_a_space(tmp_path, suffix):
+    raw = b"New York 1 2 3\nthe 4 5 6\ncat 7 8 9\n"
+    v = read_vectors(write(tmp_path, "v.txt" + suffix, COMPRESS[suffix](raw)))
+    assert v.tokens == ["New York", "the", "cat"] and v.dim == 3
+    assert v.matrix.tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert read_vectors(write(tmp_path, "k.txt" + suffix, COMPRESS[suffix](raw)), keep={"New York"}).tokens == ["New York"]
+
+
+def test_dimension_from_most_lines_not_line_one(tmp_path):
+    """Line 1 with a two-word token (4 fields) gives way to the 3 numbers of the other lines."""
+    raw = b"San Jose 7 1 2\nthe 4 5 6\ncat 7 8 9\ndog 1 1 1\n"
+    v = read_vectors(write(tmp_path, "v.txt", raw))
+    assert v.tokens == ["San Jose", "the", "cat", "dog"] and v.dim == 3 and v.matrix[0].tolist() == [7, 1, 2]
+    path = write(tmp_path, "bad.txt", b"the 1 2 3\ncat 1 2\ndog 1 2 3\n")
+    with pytest.raises(ReindexError) as e:
+        read_vectors(path)
+    assert str(e.value) == (f"{path}:2: expected a token and 3 numbers, found 3 fields "
+                            "(every line needs 3 numbers (the dimension of line 1))")
+
+
+@pytest.mark.parametrize("keep,block", [(None, None), ({"big"}, None), (None, 1 << 16)])
+def test_a_line_of_2_megabytes(tmp_path, monkeypatch, keep, block):
+    """Dimension 100,000: one line is longer than pyarrow's block and (with `block`) than ours."""
+    if block:
+        import reindex.vectors as vectors_module
+        monkeypatch.setattr(vectors_module, "BLOCK_BYTES", block)
+    dim = 100_000
+    rng = np.random.default_rng(0)
+    m = rng.uniform(-1, 1, (2, dim)).astype(np.float32)
+    raw = text_bytes(["big", "small"], m, header=False)
+    assert raw.index(b"\n") > 1_900_000  # about 2 MB: the reported 2.3 MB line had longer numbers
+    v = read_vectors(write(tmp_path, "v.txt", raw), keep=keep)
+    assert v.dim == dim and v.tokens == (["big", "small"] if keep is None else ["big"])
+    assert np.array_equal(v.matrix, m[:len(v.tokens)])
+
+
+def test_messages_name_the_path_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "bad.vec", b"-3 3\nthe 1 2 3\n")
+    with pytest.raises(ReindexError) as e:
+        read_vectors("bad.vec")
+    assert str(e.value).startswith("bad.vec:1: ")
+
+
+def test_digest_is_the_sha256_of_the_file(tmp_path):
+    import hashlib
+
+    from reindex.vectors import FileDigest
+
+    raw = text_bytes([f"w{i}" for i in range(2000)], np.ones((2000, 4), np.float32), header=False)
+    for suffix, data in [("", raw), (".gz", gzip.compress(raw)), (".zst", zstd_compress(raw)),
+                         (".bin", binary_bytes(["a", "b"], np.ones((2, 4), np.float32)))]:
+        path = write(tmp_path, "v" + suffix, data)
+        for keep in (None, {"w3"}):
+            digest = FileDigest()
+            read_vectors(path, keep=keep, digest=digest)
+            assert digest.complete and digest.record() == {"size": len(data),
+                                                           "sha256": hashlib.sha256(data).hexdigest()}
+
+
+@pytest.mark.parametrize("kind", ["glove", "vec", "bin"])
+@pytest.mark.parametrize("compress", ["", "gzip", "zstd"])
+def test_build_reads_every_format_compressed_and_hashes_it_in_one_pass(tmp_path, kind, compress):
+    """Compressed inputs go through `build`; the manifest's sha256 is the file's, hashed while parsed."""
+    import hashlib
+    import json
+
+    from reindex.build import build
+    from reindex.verify import verify_run
+
+    tokens = ["the", "cat", "dog", "unused"]
+    m = np.arange(12, dtype=np.float32).reshape(4, 3)
+    raw = binary_bytes(tokens, m) if kind == "bin" else text_bytes(tokens, m, header=kind == "vec")
+    data = {"": raw, "gzip": gzip.compress(raw), "zstd": zstd_compress(raw)}[compress]
+    vectors = write(tmp_path, "vectors.data", data)
+    vocab = write(tmp_path, "vocab.txt", b"<pad>\nthe\ncat\ndog\nxyzzy\n")
+    result = build(vocab=vocab, vectors=vectors, out=tmp_path / "run", pad="<pad>", init="zeros")
+    assert result.counts["fixed"] == 4 and result.counts["trainable"] == 1
+    assert result.run.fixed[1:].tolist() == m[:3].tolist()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["inputs"]["vectors"] == {"path": str(vectors), "size": len(data),
+                                             "sha256": hashlib.sha256(data).hexdigest()}
+    assert verify_run(tmp_path / "run") == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .check import check_datasets
 from .core import FileReport, RemapSpec
 from .plan import detect_format, plan_outputs
 from .remap import remap_dataset, remap_many
@@ -15,7 +16,7 @@ from .remap import remap_dataset, remap_many
 if TYPE_CHECKING:
     from .arrow import remap_record_batch
 
-__all__ = ["FileReport", "RemapSpec", "detect_format", "plan_outputs", "remap_dataset", "remap_many",
+__all__ = ["FileReport", "RemapSpec", "check_datasets", "detect_format", "plan_outputs", "remap_dataset", "remap_many",
            "remap_record_batch"]
 
 

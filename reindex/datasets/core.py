@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ReindexError
+from ..errors import ReindexError, UsageError
 from ..mapping import check_dtype_fits, describe_index, first_out_of_range
 
 #: Ids remapped per chunk: 4 Mi int64 ids = 32 MB in + 32 MB out, so memory is bounded by the
@@ -15,6 +15,17 @@ from ..mapping import check_dtype_fits, describe_index, first_out_of_range
 CHUNK_IDS = 1 << 22
 
 OUT_OF_RANGE_HINT = "was the file tokenized with this vocabulary, or is it already remapped?"
+
+
+def check_columns(columns: Sequence[str]) -> None:
+    """Refuse a column named twice: it would be remapped twice, a silently wrong result.
+
+    >>> check_columns(["input_ids", "labels"])
+    """
+    columns = list(columns)
+    repeated = [c for i, c in enumerate(columns) if c in columns[:i]]
+    if repeated:
+        raise UsageError(f"--column {repeated[0]!r} is given more than once", hint="name each column once")
 
 
 @dataclass
@@ -34,6 +45,9 @@ class RemapSpec:
     counts: np.ndarray | None = None      # int64 [V]; += bincount of the output ids
     # `table` converted to each output dtype, made once per spec rather than once per record batch
     tables: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_columns(self.columns)
 
     @property
     def vocab_size(self) -> int:

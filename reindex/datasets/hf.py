@@ -19,13 +19,51 @@ from .core import FileReport, RemapSpec
 from .ipc import remap_ipc
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a `save_to_disk` folder; anything else is a one-line error naming the file."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise ReindexError("missing file of a `save_to_disk` folder", path=path) from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ReindexError(f"invalid JSON: {e}", path=path) from e
+    except json.JSONDecodeError as e:
+        raise ReindexError(f"invalid JSON: {e.msg}", path=path, line=e.lineno,
+                           hint="rewrite the folder with datasets' save_to_disk") from e
+    except UnicodeDecodeError as e:
+        raise ReindexError(f"invalid UTF-8 at byte {e.start}", path=path) from e
+    except OSError as e:
+        raise ReindexError(f"cannot read: {e.strerror or e}", path=path) from e
+    if not isinstance(obj, dict):
+        raise ReindexError(f"expected a JSON object, got {type(obj).__name__}", path=path,
+                           hint="rewrite the folder with datasets' save_to_disk")
+    return obj
+
+
+def data_files(source: Path) -> list[str]:
+    """The Arrow files a Dataset folder's state.json lists, refusing anything but plain file names."""
+    state = _read_json(source / "state.json")
+    entries = state.get("_data_files")
+    files = [e.get("filename") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    if not files or len(files) != len(entries) or not all(_plain_name(f) for f in files):
+        raise ReindexError("state.json lists no usable `_data_files` (a list of {\"filename\": NAME})",
+                           path=source / "state.json", hint="rewrite the folder with datasets' save_to_disk")
+    return files
+
+
+def split_names(source: Path) -> list[str]:
+    """The split folders a DatasetDict's dataset_dict.json lists."""
+    splits = _read_json(source / "dataset_dict.json").get("splits")
+    if not isinstance(splits, list) or not all(_plain_name(s) for s in splits):
+        raise ReindexError("expected `splits`: a list of plain split names", path=source / "dataset_dict.json",
+                           hint="a split name must not hold '/' or be '.' or '..'")
+    return splits
+
+
+def hf_arrow_files(source: Path) -> list[Path]:
+    """Every Arrow file of a Dataset or DatasetDict folder, its JSON files checked on the way."""
+    if (source / "dataset_dict.json").is_file():
+        return [f for split in split_names(source) for f in hf_arrow_files(source / split)]
+    _read_json(source / "dataset_info.json")
+    return [source / name for name in data_files(source)]
 
 
 def _plain_name(name: object) -> bool:
@@ -53,10 +91,7 @@ def remap_hf_dataset(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     'hf-dataset'
     """
     if (source / "dataset_dict.json").is_file():
-        splits = _read_json(source / "dataset_dict.json").get("splits")
-        if not isinstance(splits, list) or not all(_plain_name(s) for s in splits):
-            raise ReindexError("expected `splits`: a list of plain split names", path=source / "dataset_dict.json",
-                               hint="a split name must not hold '/' or be '.' or '..'")
+        splits = split_names(source)
         output.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / "dataset_dict.json", output / "dataset_dict.json")
         reports = [_remap_split(source / s, output / s, spec) for s in splits]
@@ -68,9 +103,7 @@ def remap_hf_dataset(source: Path, output: Path, spec: RemapSpec) -> FileReport:
 def _remap_split(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     state = _read_json(source / "state.json")
     info = _read_json(source / "dataset_info.json")
-    files = [entry.get("filename") for entry in state.get("_data_files", []) if isinstance(entry, dict)]
-    if not files or not all(_plain_name(f) for f in files):
-        raise ReindexError("state.json lists no usable `_data_files`", path=source / "state.json")
+    files = data_files(source)
     output.mkdir(parents=True, exist_ok=True)
     num_ids = num_rows = 0
     for name in files:

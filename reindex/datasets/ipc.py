@@ -1,11 +1,13 @@
 """Arrow IPC files (`.arrow` / `.feather` v2, random-access format) and streams, batch by batch."""
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pyarrow as pa
 
 from ..errors import ReindexError
+from ..inputfile import check_regular
 from .arrow import output_schema, remap_batch
 from .core import FileReport, RemapSpec
 from .parquet import count_ids
@@ -14,12 +16,16 @@ from .parquet import count_ids
 def open_ipc(source: Path) -> tuple[str, object]:
     """("arrow", file reader) or ("arrow-stream", stream reader); read from a file, not a map,
     so pages of the input do not pile up in the resident set."""
+    check_regular(source, what="an Arrow")  # a FIFO listed in a `save_to_disk` folder would block
     try:
         return "arrow", pa.ipc.open_file(pa.OSFile(str(source)))
     except (pa.ArrowException, OSError, UnicodeDecodeError):  # then try it as a stream
         pass
     try:
-        return "arrow-stream", pa.ipc.open_stream(pa.OSFile(str(source)))
+        stream = pa.OSFile(str(source))
+        reader = pa.ipc.open_stream(stream)
+        reader.stream = stream  # kept for `check_one_ipc`: where the stream ended
+        return "arrow-stream", reader
     except (pa.ArrowException, OSError, UnicodeDecodeError) as e:  # names that are not UTF-8 too
         raise ReindexError(f"not an Arrow IPC file or stream: {e}", path=source,
                            hint="Feather v1 files are not supported; rewrite them with pyarrow.feather") from e
@@ -32,6 +38,8 @@ def remap_ipc(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     'arrow-stream'
     """
     kind, reader = open_ipc(source)
+    if kind == "arrow":
+        check_one_ipc(source, kind, reader)  # before reading: a second file's footer misleads the reader
     try:
         schema = output_schema(reader.schema, spec, path=source)
         batches = (reader.get_batch(i) for i in range(reader.num_record_batches)) if kind == "arrow" else reader
@@ -45,6 +53,8 @@ def remap_ipc(source: Path, output: Path, spec: RemapSpec) -> FileReport:
                 num_ids += count_ids(remapped, spec.columns)
                 row += batch.num_rows
                 writer.write_batch(remapped)
+        if kind == "arrow-stream":
+            check_one_ipc(source, kind, reader)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as e:  # names that are not UTF-8 too
         raise ReindexError(f"cannot read Arrow {kind} data: {e}", path=source) from e
     return FileReport(source, output, kind, num_ids, row)
@@ -60,3 +70,35 @@ def validate(batch: pa.RecordBatch, columns: tuple[str, ...]) -> None:
         index = batch.schema.get_field_index(name)
         if index >= 0:
             batch.column(index).validate(full=True)
+
+
+def check_one_ipc(source: Path, kind: str, reader: object) -> None:
+    """Refuse bytes after the end of the one IPC stream (or file) just read: pyarrow stops at the
+    first end-of-stream marker, so a second stream concatenated behind it would be lost silently."""
+    size = source.stat().st_size
+    if kind == "arrow-stream":
+        end = reader.stream.tell()
+        what = "a second Arrow IPC stream (or other data)"
+    else:
+        try:
+            end = _file_end(source)
+        except (pa.ArrowException, OSError, struct.error) as e:
+            raise ReindexError(f"cannot read Arrow file: {e}", path=source) from e
+        what = "more data than one Arrow IPC file (a second file concatenated?)"
+    if end != size:
+        raise ReindexError(f"{what} starts at byte {end} of {size}", path=source,
+                           hint="reindex reads one stream per file: write all batches as one stream, "
+                                "or split the file at that byte")
+
+
+def _file_end(source: Path) -> int:
+    """Where the first IPC file in `source` ends: its message stream (walked through a memory map,
+    bodies never touched), then its footer, footer length and closing magic."""
+    with pa.memory_map(str(source)) as mm:
+        mm.seek(8)  # "ARROW1" and padding
+        for _ in pa.ipc.MessageReader.open_stream(mm):
+            pass
+        stream_end = mm.tell()
+        mm.seek(mm.size() - 10)
+        (footer,) = struct.unpack("<i", mm.read(4))
+    return stream_end + footer + 10

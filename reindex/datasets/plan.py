@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ReindexError
+from ..inputfile import check_regular
 
 SUFFIXES = {
     ".npy": "npy", ".pt": "pt", ".pth": "pt", ".safetensors": "safetensors",
@@ -32,6 +33,7 @@ def detect_format(path: Path) -> str:
     """
     if is_hf_dataset(path):
         return "hf-dataset"
+    check_regular(path, what="a dataset")
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is not None:
         return kind

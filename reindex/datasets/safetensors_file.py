@@ -17,6 +17,8 @@ def remap_safetensors(source: Path, output: Path, spec: RemapSpec) -> FileReport
     from safetensors import safe_open
     from safetensors.torch import save_file
 
+    from ..atomic import as_new_file
+
     try:
         # The "pt" framework reads every dtype (numpy has no bfloat16 for the untouched tensors).
         with safe_open(str(source), framework="pt") as f:
@@ -27,5 +29,6 @@ def remap_safetensors(source: Path, output: Path, spec: RemapSpec) -> FileReport
     result, num_ids, num_rows = remap_tensor_dict(tensors, spec, path=source)
     output.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in result.items()}, str(output), metadata=metadata)
+    as_new_file(output)  # safetensors creates the file 0600: give it the umask's mode, as any output
     canonicalize(output)  # byte-identical outputs for identical inputs (safetensors#584)
     return FileReport(source, output, "safetensors", num_ids, num_rows)

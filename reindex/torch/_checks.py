@@ -61,3 +61,9 @@ def rows_to_mask(rows: Tensor | Sequence[int], vocab_size: int, *, device: torch
     mask = torch.zeros(vocab_size, dtype=torch.bool, device=device)
     mask[rows] = True
     return mask
+
+
+def full(tensor: Tensor) -> Tensor:
+    """The whole tensor, detached: a sharded DTensor (FSDP2) is gathered first (a collective)."""
+    tensor = tensor.detach()
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor

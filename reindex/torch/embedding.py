@@ -6,6 +6,7 @@ optimizers only ever see the trainable rows.
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any, Sequence
 
 import torch
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 from ..errors import ReindexError
 from ._autograd import BlockLookup
-from ._checks import ID_DTYPES, check_permutation, check_rows, inverse, normalise_padding_idx, rows_to_mask
+from ._checks import ID_DTYPES, check_permutation, check_rows, full, inverse, normalise_padding_idx, rows_to_mask
 
 TRAINABLE_FORMAT = "reindex.trainable"
 
@@ -171,9 +172,15 @@ class SplitEmbedding(nn.Module):
         self._pack()
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_weight_ref", None)   # a weak reference cannot be pickled
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # copy.deepcopy and pickle rebuild the tensors one by one; re-join them.
         state.pop("_cached_block", None)
+        state.pop("_weight_ref", None)
         super().__setstate__(state)
         self._pack()
 
@@ -205,13 +212,30 @@ class SplitEmbedding(nn.Module):
                     hint="ids must come from the same run/vocabulary as this embedding")
 
     # -- the merged matrix and the trainable rows alone --------------------------------------------
+    @property
+    def weight(self) -> Tensor:
+        """The merged [V, D] weight in the order `forward` takes ids (detached; built when read).
+
+        For code that reads `.weight` (its dtype or device, a state-dict tool walking the keys).
+        While someone holds it, reading again returns the same tensor, so a tied head's `weight`
+        is this very tensor (savers that drop aliases see the tie).
+        """
+        key = (id(self.trainable), self.trainable._version, id(self.fixed), self.fixed._version)
+        cached = self.__dict__.get("_weight_ref")
+        weight = cached[1]() if cached is not None and cached[0] == key else None
+        if weight is None:
+            weight = self.merged_weight(order=self.input)
+            # A weak reference: the module never keeps a second [V, D] copy alive on its own.
+            self.__dict__["_weight_ref"] = (key, weakref.ref(weight))
+        return weight
+
     def merged_weight(self, *, order: str = "sorted") -> Tensor:
         """The [V, D] matrix (detached), in "sorted" or "original" id order.
 
         >>> SplitEmbedding(torch.zeros(1, 2), torch.ones(1, 2)).merged_weight().tolist()
         [[0.0, 0.0], [1.0, 1.0]]
         """
-        merged = torch.cat([self.fixed, self.trainable.detach().to(self.fixed.dtype)])
+        merged = torch.cat([self.fixed, full(self.trainable).to(self.fixed.dtype)])
         if order == "sorted":
             return merged
         if order != "original":
@@ -241,14 +265,17 @@ class SplitEmbedding(nn.Module):
         """
         from safetensors.torch import save_file
 
-        from ..atomic import atomic_file
+        from ..atomic import as_new_file, atomic_file
+        from ..outputs import replacer
 
         metadata = {"format": TRAINABLE_FORMAT, "format_version": "1", "num_fixed": str(self.num_fixed),
                     "num_trainable": str(self.num_trainable), "dim": str(self.embedding_dim)}
         tensor = self.trainable.detach().to("cpu", torch.float32).contiguous()
         # Overwriting is the normal case for a checkpoint; a crash never leaves half a file behind.
-        with atomic_file(path, force=True) as temporary:
+        # Only an earlier save_trainable file is replaced, never a file of the user's.
+        with atomic_file(path, force=True, replace=replacer("trainable")) as temporary:
             save_file({"trainable": tensor}, str(temporary), metadata=metadata)
+            as_new_file(temporary)
 
     def load_trainable(self, path: str | os.PathLike) -> None:
         """Read the trainable rows back from `save_trainable`'s file (or an embedding.safetensors)."""

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ..errors import ReindexError
 from ._autograd import BlockLinear
+from ._checks import full
 from .embedding import SplitEmbedding
 
 
@@ -82,8 +83,14 @@ class SplitLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         rows = self.rows
-        rows._pack()   # after load_state_dict(assign=True) the rows may sit apart; one block again
         block = rows._block()
+        if block is None:
+            # The rows sit apart (FSDP2 gathers `trainable` into its own buffer): two products, and
+            # autograd still gives the trainable rows alone their O(tokens x trainable x D) gradient.
+            logits = torch.cat([F.linear(x, rows.fixed.to(x.dtype)), F.linear(x, rows.trainable.to(x.dtype))], -1)
+            if self.bias_trainable is not None:
+                logits = logits + torch.cat([self.bias_fixed, self.bias_trainable]).to(x.dtype)
+            return self._to_model_order(logits)
         bias = None
         if self.bias_trainable is not None:
             bias = torch.cat([self.bias_fixed, self.bias_trainable.detach()]).to(x.dtype)
@@ -95,12 +102,24 @@ class SplitLinear(nn.Module):
                                        self.bias_trainable)
         else:
             logits = F.linear(x, block.to(x.dtype), bias)
+        return self._to_model_order(logits)
+
+    def _to_model_order(self, logits: Tensor) -> Tensor:
         # Sorted order -> the model's own order; nothing to do when the trainable rows are a suffix.
-        if rows.original_to_sorted is not None:
-            logits = logits.index_select(-1, rows.original_to_sorted)
-        return logits
+        table = self.rows.original_to_sorted
+        return logits if table is None else logits.index_select(-1, table)
 
     # -- the merged matrix -------------------------------------------------------------------------
+    @property
+    def weight(self) -> Tensor:
+        """The merged [V, D] weight in the model's id order (detached; a tied head's is its embedding's)."""
+        return self.rows.weight
+
+    @property
+    def bias(self) -> Tensor | None:
+        """The merged [V] bias in the model's id order (detached), or None."""
+        return self.merged_bias()
+
     def merged_weight(self) -> Tensor:
         """The [V, D] weight in the model's id order (detached)."""
         rows = self.rows
@@ -110,7 +129,7 @@ class SplitLinear(nn.Module):
         """The [V] bias in the model's id order (detached), or None."""
         if self.bias_trainable is None:
             return None
-        merged = torch.cat([self.bias_fixed, self.bias_trainable.detach()])
+        merged = torch.cat([self.bias_fixed, full(self.bias_trainable)])
         table = self.rows._original_order()
         return merged if table is None else merged[table]
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ReindexError
+from ._checks import full
 from .swap import Swap
 
 ROWS_FORMAT = "reindex.hf.trainable"
@@ -49,7 +50,7 @@ def save_rows(swap: Swap, path: str | os.PathLike) -> None:
     from ..atomic import atomic_file
 
     split = swap.embedding
-    tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in _tensors(swap).items()}
+    tensors = {name: full(tensor).to("cpu").contiguous() for name, tensor in _tensors(swap).items()}
     metadata = {"format": ROWS_FORMAT, "format_version": "1", "vocab_size": str(split.num_embeddings),
                 "dim": str(split.embedding_dim), "tied": str(swap.tied).lower(),
                 "frozen_sha256": frozen_fingerprint(swap)}

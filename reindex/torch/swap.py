@@ -78,11 +78,11 @@ class Swap:
             handle.remove()
         self._hooks = []
         for original, split, places in self._originals:
-            weight = split.merged_weight() if isinstance(split, SplitLinear) else _merged(split)
+            weight = split.weight
             original.to(weight.device)   # its own buffers (e.g. embed_scale) follow the rows
             original.weight.data = weight.clone()
             if isinstance(split, SplitLinear) and split.bias_trainable is not None:
-                original.bias.data = split.merged_bias().clone()
+                original.bias.data = split.bias.clone()
             for param in original.parameters(recurse=False):
                 param.requires_grad_(self._requires_grad[id(param)])
             for parent, name in places:
@@ -95,7 +95,8 @@ def swap_in(root: nn.Module, embedding: nn.Embedding, *, frozen_rows: Tensor | S
     """Replace `embedding` (and `head`, or whichever module shares its weight) inside `root` by split modules.
 
     Give `frozen_rows` (ids or a boolean mask: those rows stay exact) or a ready `split`.
-    `plain_state` keeps `state_dict()` in the model's own layout while swapped.
+    `plain_state` keeps `state_dict()` in the model's own layout while swapped (`weight`, `bias`;
+    a tied head's `weight` is the embedding's very tensor).
     """
     if isinstance(embedding, SplitEmbedding):
         raise ReindexError("the embedding is already split", hint="merge the model first")
@@ -126,6 +127,23 @@ def swap_in(root: nn.Module, embedding: nn.Embedding, *, frozen_rows: Tensor | S
     return swap
 
 
+def trainable_mask(token_ids: Tensor | Sequence[int], vocab_size: int, *, hint: str | None = None) -> Tensor:
+    """A boolean mask over [0, vocab_size), True at `token_ids`.
+
+    >>> trainable_mask([1, 3], 4).tolist()
+    [False, True, False, True]
+    """
+    ids = torch.as_tensor(token_ids)
+    if ids.is_floating_point() or ids.dtype == torch.bool or ids.dim() != 1 or ids.numel() == 0:
+        raise ReindexError(f"token_ids must be a non-empty list of ints, got {ids.dtype} {list(ids.shape)}")
+    bad = ids[(ids < 0) | (ids >= vocab_size)]
+    if bad.numel():
+        raise ReindexError(f"token id {int(bad[0])} is outside the model's vocabulary [0, {vocab_size})", hint=hint)
+    mask = torch.zeros(vocab_size, dtype=torch.bool)
+    mask[ids.long()] = True
+    return mask
+
+
 def _split_embedding(embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int] | None) -> SplitEmbedding:
     if frozen_rows is None:
         raise ReindexError("pass frozen_rows= or split=")
@@ -146,31 +164,16 @@ def _frozen_mask(split: SplitEmbedding) -> Tensor:
     return table < split.num_fixed
 
 
-def _merged(split: SplitEmbedding) -> Tensor:
-    """The merged weight in the model's order, computed once per version of the rows.
-
-    A tied head and its embedding must hand `state_dict()` the very same tensor, so that savers
-    that drop aliases (transformers' save_pretrained) see the tie.
-    """
-    key = (split.trainable._version, split.trainable.data_ptr(), split.fixed.data_ptr())
-    cached = split.__dict__.get("_merged_state")
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    merged = split.merged_weight(order="original" if split._original_order() is not None else "sorted")
-    split.__dict__["_merged_state"] = (key, merged)
-    return merged
-
-
 def _plain_embedding_state(module: SplitEmbedding, state: dict[str, Any], prefix: str, metadata: Any) -> None:
     for key in ("fixed", "trainable", "original_to_sorted"):
         state.pop(prefix + key, None)
-    state[prefix + "weight"] = _merged(module)
+    state[prefix + "weight"] = module.weight
 
 
 def _plain_head_state(module: SplitLinear, state: dict[str, Any], prefix: str, metadata: Any) -> None:
     for key in [k for k in state if k.startswith(prefix + "_own_rows.")] + [prefix + "bias_fixed", prefix + "bias_trainable"]:
         state.pop(key, None)
-    state[prefix + "weight"] = _merged(module.rows)
+    state[prefix + "weight"] = module.weight
     if module.bias_trainable is not None:
         state[prefix + "bias"] = module.merged_bias()
 

@@ -1,6 +1,8 @@
-"""Read pretrained vectors: GloVe text, word2vec/fastText text (`.vec`), word2vec binary (`.bin`).
+"""Read pretrained vectors: GloVe text, word2vec/fastText text (`.vec`), word2vec binary (`.bin`),
+fastText's native model (`.bin`, found by its magic number; see `fasttext.py`).
 
-Any of them may be gzip, bz2 or xz compressed (found from the first bytes, not the suffix).
+Any of them may be gzip, bz2, xz or zstd compressed (found from the first bytes, not the suffix);
+archives (zip, tar, 7z) are refused with a hint to extract the file.
 
 v = read_vectors("glove.6B.300d.txt.gz", keep={"the", "cat"})
 v.tokens, v.matrix.shape, v.format
@@ -16,10 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ReindexError, UsageError, ReindexWarning
-from ._format import detect_format, parse_header
-from ._open import BLOCK_BYTES, STREAM_ERRORS, iter_line_blocks, open_stream, read_or_fail
+from ._format import detect_format, header_problem, is_fasttext_head, parse_header
+from ._open import (BLOCK_BYTES, STREAM_ERRORS, FileDigest, iter_line_blocks, open_stream, read_or_fail,
+                    refuse_archive)
 
-FORMATS = ("glove", "word2vec-text", "word2vec-binary")
+FORMATS = ("glove", "word2vec-text", "word2vec-binary", "fasttext-bin")
 DUPLICATE_MODES = ("first", "last", "error")
 UNICODE_MODES = ("strict", "replace", "ignore")
 BOM = b"\xef\xbb\xbf"
@@ -38,15 +41,18 @@ class Vectors:
 
 
 def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None, format: str | None = None,
-                 duplicates: str = "first", unicode_errors: str = "strict") -> Vectors:
+                 duplicates: str = "first", unicode_errors: str = "strict",
+                 digest: FileDigest | None = None) -> Vectors:
     """Read a vector file, keeping only tokens in `keep` (all when None).
 
     `duplicates`: "first" (the first record of a token wins), "last", or "error".
     `unicode_errors`: "strict", "replace" or "ignore", for tokens that are not valid UTF-8.
     Raises ReindexError (naming the file and the line or byte) for any bad input. With `keep`, the
     records of other tokens are counted in `num_read` but their numbers are neither parsed nor
-    checked, and duplicates are counted among kept tokens only. A header whose count disagrees with
-    the records is accepted with a UserWarning.
+    checked, and duplicates are counted among kept tokens only. A text header whose count disagrees
+    with the records is accepted with a UserWarning; a header count of 0 before records, a negative
+    or huge count, a dimension below 1, and a binary file with more or fewer records than its header
+    says are refused. `digest` (a `FileDigest`) gets the sha256 of the file's bytes as they are read.
 
     read_vectors("vectors.txt").matrix.dtype
     dtype('float32')
@@ -54,7 +60,7 @@ def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None
     _check_options(format, duplicates, unicode_errors)
     try:
         return _read(path, keep=None if keep is None else set(keep), format=format,
-                     duplicates=duplicates, unicode_errors=unicode_errors)
+                     duplicates=duplicates, unicode_errors=unicode_errors, digest=digest)
     except ReindexError:
         raise
     except STREAM_ERRORS as e:
@@ -64,7 +70,7 @@ def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None
                            hint="pass keep= (the vocabulary) so only needed vectors are held") from e
     except Exception as e:  # pyarrow and numpy raise their own types on bytes we did not foresee
         raise ReindexError(f"cannot parse vector file ({type(e).__name__}: {e})", path=path,
-                           hint="check the format, or pass format= explicitly") from e
+                           hint="check the format, or pass --vectors-format") from e
 
 
 def _check_options(format: str | None, duplicates: str, unicode_errors: str) -> None:
@@ -81,22 +87,33 @@ def _size(stream, compression: str | None) -> int | None:
     return None if compression else os.fstat(stream.fileno()).st_size
 
 
-def _read(path, *, keep, format, duplicates, unicode_errors) -> Vectors:
+def _read(path, *, keep, format, duplicates, unicode_errors, digest) -> Vectors:
     # pyarrow is imported here, not at `import reindex.vectors`, to keep the CLI's start-up light
     from .binary import read_binary
     from .text import read_text
 
-    with open_stream(path) as (stream, compression):
+    with open_stream(path, digest=digest) as (stream, compression):
         first = read_or_fail(stream, BLOCK_BYTES, path=path, compression=compression, offset=0)
+        if compression:
+            refuse_archive(first, path=path, compression=compression)
+        if format == "fasttext-bin" or (format is None and is_fasttext_head(first)):
+            from .fasttext import read_fasttext  # memory-maps the file itself (refusing a compressed one)
+
+            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors)
         first = first.removeprefix(BOM)
         if not first.strip():
             raise ReindexError("empty file: no vectors", path=path, hint="check the --vectors path")
-        fmt = format or detect_format(first[:1 << 16])
         newline = first.find(b"\n")
-        header = None if fmt == "glove" else parse_header(first[:newline if newline >= 0 else None])
+        header = parse_header(first[:newline if newline >= 0 else None])
+        if format != "glove" and header is not None and header_problem(header):
+            raise ReindexError(f"line 1 looks like a word2vec `count dim` header, but {header_problem(header)}",
+                               path=path, line=1, hint="fix the header (or, if line 1 is a vector, "
+                                                       "pass --vectors-format glove)")
+        fmt = format or detect_format(first[:1 << 16])
+        header = None if fmt == "glove" else header
         if fmt != "glove" and header is None:
             raise ReindexError(f"line 1 is not a word2vec `count dim` header: {first[:40]!r}", path=path,
-                               line=1, hint="for a file without a header pass format='glove'")
+                               line=1, hint="for a file without a header pass --vectors-format glove")
         lenient = unicode_errors != "strict"
         body = first if header is None else first[newline + 1:]
         if fmt == "word2vec-binary":
@@ -107,6 +124,9 @@ def _read(path, *, keep, format, duplicates, unicode_errors) -> Vectors:
             blocks = iter_line_blocks(stream, first=body, path=path, compression=compression)
             collector, num_read = read_text(blocks, path=path, header=header, keep=keep,
                                             lenient_unicode=lenient, size_hint=_size(stream, compression))
+    if header is not None and header[0] == 0 and num_read:
+        raise ReindexError(f"the header says 0 vectors but the file holds {num_read}", path=path, line=1,
+                           hint="fix the header's first number (the number of vectors)")
     if header is not None and header[0] != num_read:
         warnings.warn(f"{os.fspath(path)}: the header says {header[0]} vectors but the file has {num_read}",
                       ReindexWarning, stacklevel=3)

@@ -46,6 +46,25 @@ class Collector:
         self.tokens.append(tokens)
         self.where.append(np.asarray(where, dtype=np.int64))
 
+    def extend(self, tokens: pa.Array, parts: list, where: np.ndarray) -> None:
+        """`add` for rows given as pieces, each copied once straight into the matrix: an array goes
+        after the one before it; a (row positions, array) pair goes to those rows."""
+        n = len(tokens)
+        if n == 0:
+            return
+        target = self.reserve(n)
+        start = 0
+        for part in parts:
+            if isinstance(part, tuple):
+                target[part[0]] = part[1]
+            else:
+                target[start:start + len(part)] = part
+                start += len(part)
+        del target  # a view of the matrix, which the next `reserve` may move
+        self.num_rows += n
+        self.tokens.append(tokens)
+        self.where.append(np.asarray(where, dtype=np.int64))
+
     def finish(self, *, path: str | os.PathLike, keep: Collection[str] | None, duplicates: str,
                unicode_errors: str, where_name: str) -> tuple[list[str], np.ndarray, int]:
         """Return (tokens, matrix, num_duplicates) after decoding, `keep` and duplicate handling."""

@@ -1,4 +1,8 @@
-"""Open a vector file, undoing gzip/bz2/xz (found from magic bytes), and read it in large blocks."""
+"""Open a vector file, undoing gzip/bz2/xz/zstd (found from magic bytes), and read it in large blocks.
+
+Archives (zip, tar, 7z) are refused: they hold files, not one stream. A `FileDigest` passed to
+`open_stream` sees every byte of the file as it is read, so the file is hashed in the same pass.
+"""
 from __future__ import annotations
 
 import bz2
@@ -16,16 +20,22 @@ from ..errors import ReindexError
 
 T = TypeVar("T")
 
+WORKERS = max(1, min(os.cpu_count() or 1, 8))  # threads that parse blocks
+IN_FLIGHT = WORKERS + 2  # buffers in the ring of `iter_line_blocks` (more than read_ahead holds)
+
 BLOCK_BYTES = 1 << 22  # 4 MB: one thread parses a block; a few blocks in flight keep memory small
-MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
+ARCHIVES = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"PK\x07\x08", "zip"),
+            (b"7z\xbc\xaf\x27\x1c", "7z"))
+HEAD_BYTES = 512  # enough for a tar header's "ustar" at byte 257
 STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 
 
 def detect_compression(head: bytes) -> str | None:
     """The compression named by a file's first bytes, or None.
 
-    >>> detect_compression(b"\\x1f\\x8b\\x08"), detect_compression(b"the 0.1")
-    ('gzip', None)
+    >>> detect_compression(b"\\x1f\\x8b\\x08"), detect_compression(b"(\\xb5/\\xfd"), detect_compression(b"the 0.1")
+    ('gzip', 'zstd', None)
     """
     for magic, name in MAGIC:
         if head.startswith(magic):
@@ -33,26 +43,166 @@ def detect_compression(head: bytes) -> str | None:
     return None
 
 
+def detect_archive(head: bytes) -> str | None:
+    """'zip', 'tar' or '7z' when the first bytes (after any compression) start an archive.
+
+    >>> detect_archive(b"PK\\x03\\x04"), detect_archive(bytes(257) + b"ustar\\x0000"), detect_archive(b"a 1")
+    ('zip', 'tar', None)
+    """
+    for magic, name in ARCHIVES:
+        if head.startswith(magic):
+            return name
+    return "tar" if head[257:262] == b"ustar" else None
+
+
+def refuse_archive(head: bytes, *, path: str | os.PathLike, compression: str | None) -> None:
+    """Raise for an archive: it holds files, and which one is meant is the user's choice."""
+    kind = detect_archive(head)
+    if kind is None:
+        return
+    what = f"a {compression}-compressed {kind} archive" if compression else f"a {kind} archive"
+    raise ReindexError(f"this is {what}, not a vector file", path=path, position="byte 0",
+                       hint=f"extract the vector file from it (e.g. `{_EXTRACT[kind]}`) and pass that file")
+
+
+_EXTRACT = {"zip": "unzip FILE", "tar": "tar -xf FILE", "7z": "7z x FILE"}
+
+
+class FileDigest:
+    """sha256 and size of a file's raw bytes, fed by `open_stream` as they are read.
+
+    `complete` is True once every byte of the file went through it.
+    """
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.complete = False
+
+    def update(self, data) -> None:
+        self.sha256.update(data)
+        self.size += len(data)
+
+    def record(self) -> dict:
+        """{"size", "sha256"}, as the manifest records a file."""
+        return {"size": self.size, "sha256": self.sha256.hexdigest()}
+
+
+class _Tap:
+    """A raw file that hands every byte it reads to a `FileDigest` (reads are sequential from 0)."""
+
+    def __init__(self, raw: BinaryIO, digest: FileDigest) -> None:
+        self.raw, self.digest = raw, digest
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.digest.update(data)
+        return data
+
+    def readinto(self, view) -> int:
+        got = self.raw.readinto(view) or 0
+        self.digest.update(memoryview(view)[:got])
+        return got
+
+    read1 = read
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+    def close(self) -> None:
+        """Closing is the caller's business (the raw file's `with`)."""
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def drain(self) -> None:
+        """Hash whatever the reader did not need (a decompressor may stop before the file ends)."""
+        while chunk := self.raw.read(1 << 22):
+            self.digest.update(chunk)
+        self.digest.complete = True
+
+
+class _Zstd:
+    """pyarrow's zstd decompressor as a file with `read`/`readinto`, its errors as OSError."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        import pyarrow as pa
+
+        self._pa = pa
+        self.stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd")
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.stream.read(None if size < 0 else size)
+        except self._pa.ArrowException as e:
+            raise OSError(f"zstd: {e}") from e
+
+    def readinto(self, view) -> int:
+        view = memoryview(view).cast("B")
+        filled = 0
+        while filled < len(view):  # fill the view (pyarrow returns one frame's worth at a time)
+            try:
+                got = self.stream.readinto(view[filled:])
+            except self._pa.ArrowException as e:
+                raise OSError(f"zstd: {e}") from e
+            if not got:
+                break
+            filled += got
+        return filled
+
+    def __enter__(self) -> "_Zstd":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stream.close()
+
+
 @contextlib.contextmanager
-def open_stream(path: str | os.PathLike) -> Iterator[tuple[BinaryIO, str | None]]:
-    """Yield (decompressed binary stream, compression name) for `path`."""
+def open_stream(path: str | os.PathLike, *, digest: FileDigest | None = None
+                ) -> Iterator[tuple[BinaryIO, str | None]]:
+    """Yield (decompressed binary stream, compression name) for `path`; refuse archives.
+
+    With `digest`, every byte of the file is hashed as it is read (and the rest at the end).
+    """
     try:
         raw = open(path, "rb")
     except OSError as e:
         raise ReindexError(f"cannot open vector file: {e.strerror or e}", path=path,
                            hint="check the --vectors path") from e
     with raw:
-        compression = detect_compression(raw.read(6))
+        head = raw.read(HEAD_BYTES)
         raw.seek(0)
+        compression = detect_compression(head)
         if compression is None:
-            yield raw, None
-            return
-        if compression == "gzip":
-            stream = gzip.GzipFile(fileobj=raw, mode="rb")
+            refuse_archive(head, path=path, compression=None)
+        source = raw if digest is None else _Tap(raw, digest)
+        if compression is None:
+            yield source, None
         else:
-            stream = (bz2.BZ2File if compression == "bz2" else lzma.LZMAFile)(raw, "rb")
-        with stream:
-            yield stream, compression
+            with _decompress(source, compression) as stream:
+                yield stream, compression
+        if digest is not None:
+            source.drain()
+
+
+def _decompress(source: BinaryIO, compression: str):
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=source, mode="rb")
+    if compression == "zstd":
+        return _Zstd(source)
+    return (bz2.BZ2File if compression == "bz2" else lzma.LZMAFile)(source, "rb")
 
 
 def read_or_fail(stream: BinaryIO, size: int, *, path: str | os.PathLike, compression: str | None,
@@ -72,16 +222,24 @@ def truncated(path: str | os.PathLike, compression: str | None, offset: int, e: 
 
 
 def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.PathLike,
-                     compression: str | None, block_bytes: int | None = None) -> Iterator[memoryview]:
+                     compression: str | None, block_bytes: int | None = None,
+                     ring: int = IN_FLIGHT) -> Iterator[memoryview]:
     """Yield blocks of whole lines (each ends in b"\\n", except perhaps the file's last).
 
     `first` is data already read from the stream; it starts the first block. Each block is a view of
-    its own buffer, read into once (no copy): the partial last line is carried to the next buffer.
+    a buffer read into once (no copy): the partial last line is carried to the next buffer. Buffers
+    are reused in a ring of `ring`: a block must be dropped before `ring` more blocks are taken
+    (`read_ahead` holds at most WORKERS + 1), so pages are faulted in once, not once per block.
     """
     size = max(block_bytes or BLOCK_BYTES, 1 << 10)
     carry, offset, eof = first, 0, False
+    buffers: collections.deque = collections.deque()
     while True:
-        buf = new_buffer(max(size, 2 * len(carry)))
+        need = max(size, 2 * len(carry))
+        buf = buffers.popleft() if len(buffers) >= ring else None
+        if buf is None or len(buf) < need:
+            buf = new_buffer(need)
+        buffers.append(buf)
         buf[:len(carry)] = carry
         filled = len(carry)
         while not eof and filled < len(buf):
@@ -125,7 +283,7 @@ def read_ahead(blocks: Iterator[T], read: Callable[[T], object]) -> Iterator[tup
     pyarrow releases the GIL while it parses, so the blocks are parsed in parallel while this thread
     reads the file and copies finished rows into the matrix; at most `workers + 1` blocks are in memory.
     """
-    workers = max(1, min(os.cpu_count() or 1, 8))
+    workers = WORKERS
     with ThreadPoolExecutor(workers, thread_name_prefix="reindex-vectors") as pool:
         pending: collections.deque = collections.deque()
         try:

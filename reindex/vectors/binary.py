@@ -17,20 +17,21 @@ import pyarrow.compute as pc
 from ..errors import ReindexError
 from ._collect import Collector
 from ._open import new_buffer, read_into
-from .text import not_finite
+from ._line import not_finite
 
 MAX_TOKEN_BYTES = 1 << 16
 CHUNK_BYTES = 1 << 24  # 16 MB read at a time: the file is never held whole
 
 
-def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(token starts, token ends, where parsing stopped) for the whole records in the uint8 `data`.
+def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """(token starts, token ends, where parsing stopped, whether each record began with a newline)
+    for the whole records in the uint8 `data`.
 
     Every space is a candidate token end; the record ending at space s ends at s + 1 + record_bytes, so
     the next token ends at the first space after that (one `searchsorted` for all of them). Following
     that chain from the first space is the only per-record step, a list lookup.
     >>> find_records(np.frombuffer(b"a " + bytes(4) + b"\\nbc " + bytes(4), np.uint8), 4)
-    (array([0, 7]), array([1, 9]), 14)
+    (array([0, 7]), array([1, 9]), 14, array([False,  True]))
     """
     spaces = np.flatnonzero(data == 32)
     fits = int(np.searchsorted(spaces, len(data) - 1 - record_bytes, side="right"))  # whole record in data
@@ -50,10 +51,11 @@ def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.nd
         ends = starts = np.zeros(0, np.int64)
     stop = int(ends[-1]) + 1 + record_bytes if len(ends) else 0
     newline = data[starts] == 10 if len(starts) else np.zeros(0, bool)
+    led = newline.copy()
     while newline.any():  # the newline after a vector (or several) belongs to no token
         starts = starts + (newline & (starts < ends))
         newline &= (starts < ends) & (data[np.minimum(starts, len(data) - 1)] == 10)
-    return starts, ends, stop
+    return starts, ends, stop, led
 
 
 def token_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
@@ -88,10 +90,11 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
                                                 pa.large_binary())
     capacity = min(count, size_hint // record + 16) if size_hint is not None else min(count, 1 << 16)
     collector = Collector(dim, capacity=min(capacity, len(keep)) if keep is not None else capacity)
-    num_read, base, buf, eof = 0, header_bytes, memoryview(first), False
+    num_read, base, buf, eof, lines = 0, header_bytes, memoryview(first), False, None
     while True:
         data = np.frombuffer(buf, np.uint8)
-        starts, ends, stop = find_records(data, record)
+        starts, ends, stop, led = find_records(data, record)
+        lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
         num_read += len(starts)
         tokens = token_array(data, starts, ends)
         if wanted is not None:
@@ -111,7 +114,36 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
             break
         buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base)
     _check_tail(rest, path=path, offset=base, record=record, count=num_read)
+    if num_read < count:
+        raise ReindexError(f"the header says {count} vectors but the file ends after {num_read} records",
+                           path=path, position=f"byte {base}", hint="the file was cut short; download it again")
     return collector, num_read
+
+
+def _check_alignment(led: np.ndarray, starts: np.ndarray, done: int, lines: bool | None, *, count: int,
+                     record: int, path: str | os.PathLike, base: int) -> bool | None:
+    """Refuse records past the header's count, and (when record 2 starts on a new line, as gensim and
+    the word2vec tool write them) a record that does not: the one before it was too short or too long,
+    so every record after it would be read out of alignment. Returns whether records start on new lines."""
+    if done + len(starts) > count:
+        k = count - done
+        raise ReindexError(f"the header says {count} vectors but record {count + 1} follows", path=path,
+                           position=f"byte {base + int(starts[k]) - int(led[k])}",
+                           hint=f"a record is longer or shorter than a token, a space and {record} bytes, "
+                                "or the header's count is wrong")
+    if lines is None and done + len(starts) >= 2:
+        lines = bool(led[1 - done])
+    if lines:
+        first = max(1 - done, 0)
+        wrong = np.flatnonzero(~led[first:])
+        if len(wrong):
+            k = first + int(wrong[0])
+            raise ReindexError(f"record {done + k + 1} does not start on a new line as the records before it "
+                               f"do: record {done + k} is shorter or longer than a token, a space and "
+                               f"{record} bytes", path=path,
+                               position=f"byte {base + int(starts[k])}",
+                               hint="the file is damaged (a record one number short or long); export it again")
+    return lines
 
 
 def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compression: str | None,
@@ -144,7 +176,7 @@ def _check_tail(rest: bytes, *, path: str | os.PathLike, offset: int, record: in
     if space < 0:
         raise ReindexError(f"no space ends the token of record {count + 1} within "
                            f"{min(len(rest), MAX_TOKEN_BYTES)} bytes", path=path, position=f"byte {offset}",
-                           hint="is this really a word2vec binary file? try --format word2vec-text")
+                           hint="is this really a word2vec binary file? try --vectors-format word2vec-text")
     raise ReindexError(f"truncated binary file: record {count + 1} needs {record} bytes of vector, "
                        f"only {len(rest) - space - 1} left", path=path, position=f"byte {offset}",
                        hint="the file was cut short; download it again")

@@ -171,6 +171,9 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
     if init not in INITS:
         raise UsageError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
     _check_subword_model(init=init, vectors=vectors, subword_model=subword_model)
+    if init == "pieces" and Path(vectors).exists() and not hf_model.is_hf_model(vectors):  # before any parsing
+        raise UsageError("--init pieces needs a Hugging Face model as --vectors", path=vectors,
+                         hint="its tokenizer splits each new token into old pieces")
     options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "case_fallback": case_fallback,
                "normalize": normalize, "limit": limit, "init": init, "seed": seed,
                "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,

@@ -146,6 +146,11 @@ def test_quiet_prints_nothing_and_verbose_names_each_file(tmp_path, cli):
     assert code == 0 and "6,336 ids, " not in err  # the per-file line is verbose only
     code, _, err = cli("remap", tmp_path / "q", tmp_path / "missing.npy", "--out", tmp_path / "e", "-q")
     assert code == 1 and "missing.npy: no such file or directory" in err  # errors still print
+    (tmp_path / "v.txt").write_text("zzz1\nzzz2\n")
+    code, out, err = cli("build", "--vocab", tmp_path / "v.txt", "--vectors", DATA / "vectors.txt", "--out",
+                         tmp_path / "w", "-q")
+    assert code == 0 and out == ""  # and warnings still print: the run is probably a mistake
+    assert err.splitlines()[0].startswith("warning: no vocabulary token has a pretrained vector (0 of 2)")
 
 
 # --- progress: bars on a terminal only -------------------------------------------------------
@@ -309,6 +314,8 @@ def test_ignore_index_passes_labels_through_in_every_format(small, cli, kind):
     counted = np.load(small["dir"] / "built" / "corpus_counts.npy")
     assert np.array_equal(counted, np.bincount(table[seen], minlength=len(VOCAB)))
     assert json.loads(out)["corpus"]["tokens"] == seen.size
+    code, out, err = cli("verify", small["dir"] / "built", "--json")  # the -100s are not taken for damage
+    assert code == 0 and json.loads(out)["ok"] is True, out
     got = expected
 
     code, _, err = cli("remap", small["dir"] / "run", source, "--out", small["dir"] / "enc", *columns,

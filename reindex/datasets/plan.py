@@ -21,9 +21,14 @@ HF_FILES = ("state.json", "dataset_info.json")
 
 
 def is_hf_dataset(path: Path) -> bool:
-    """A `save_to_disk` folder: a Dataset (state.json + dataset_info.json) or a DatasetDict."""
-    return path.is_dir() and ((path / "dataset_dict.json").is_file()
-                              or all((path / name).is_file() for name in HF_FILES))
+    """A `save_to_disk` folder: a Dataset (state.json, with dataset_info.json) or a DatasetDict.
+
+    state.json alone is enough: a missing dataset_info.json is then reported as such by the reader,
+    not as a folder of files of unknown type."""
+    return path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / HF_FILES[0]).is_file())
+
+
+UNKNOWN_TYPE = "unknown file type"
 
 
 def detect_format(path: Path) -> str:
@@ -44,7 +49,7 @@ def detect_format(path: Path) -> str:
         for magic, kind in MAGIC:
             if head.startswith(magic):
                 return kind
-    raise ReindexError("unknown file type", path=path,
+    raise ReindexError(UNKNOWN_TYPE, path=path,
                        hint="use .npy, .pt, .safetensors, .parquet, .arrow/.feather, .txt or a `save_to_disk` folder")
 
 
@@ -125,7 +130,9 @@ def _wanted(source: Path, tree: Path, include: Sequence[str]) -> bool:
         return True
     try:
         detect_format(source)
-    except ReindexError:
+    except ReindexError as e:
+        if e.message != UNKNOWN_TYPE:  # a FIFO, say: refused, never skipped
+            raise
         from .. import progress
 
         progress.note(f"note: skipping {source}: unknown file type (pass --include GLOB to choose files)")

@@ -41,8 +41,8 @@ class Vectors:
 
 
 def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None, format: str | None = None,
-                 duplicates: str = "first", unicode_errors: str = "strict", limit: int | None = None,
-                 digest: FileDigest | None = None) -> Vectors:
+                 duplicates: str = "first", unicode_errors: str = "strict",
+                 digest: FileDigest | None = None, limit: int | None = None) -> Vectors:
     """Read a vector file, keeping only tokens in `keep` (all when None), and only its first `limit` vectors.
 
     `duplicates`: "first" (the first record of a token wins), "last", or "error".
@@ -62,7 +62,7 @@ def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None
         raise UsageError(f"--limit must be at least 1, got {limit}")
     try:
         return _read(path, keep=None if keep is None else set(keep), format=format,
-                     duplicates=duplicates, unicode_errors=unicode_errors, limit=limit, digest=digest)
+                     duplicates=duplicates, unicode_errors=unicode_errors, digest=digest, limit=limit)
     except ReindexError:
         raise
     except STREAM_ERRORS as e:
@@ -84,8 +84,10 @@ def _check_options(format: str | None, duplicates: str, unicode_errors: str) -> 
         raise UsageError(f"unicode_errors must be one of {UNICODE_MODES}, got {unicode_errors!r}")
 
 
-def _file_position(stream):
+def _file_position(stream, digest=None):
     """How far into the file on disk the reader is (compressed bytes for a compressed file)."""
+    if digest is not None:  # it counts the raw bytes as they are read
+        return lambda: digest.size
     raw = getattr(stream, "fileobj", None) or getattr(stream, "_fp", None) or stream
     try:
         fd = raw.fileno()
@@ -114,7 +116,7 @@ def _first_lines(blocks, limit: int | None):
         yield block
 
 
-def _read(path, *, keep, format, duplicates, unicode_errors, limit=None, digest=None) -> Vectors:
+def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None) -> Vectors:
     # pyarrow is imported here, not at `import reindex.vectors`, to keep the CLI's start-up light
     from .. import progress
     from .binary import read_binary
@@ -122,14 +124,14 @@ def _read(path, *, keep, format, duplicates, unicode_errors, limit=None, digest=
 
     with open_stream(path, digest=digest) as (stream, compression), progress.step(
             f"reading {os.fspath(path)}", total=os.path.getsize(path), unit="bytes",
-            poll=_file_position(stream)):
+            poll=_file_position(stream, digest)):
         first = read_or_fail(stream, BLOCK_BYTES, path=path, compression=compression, offset=0)
         if compression:
             refuse_archive(first, path=path, compression=compression)
         if format == "fasttext-bin" or (format is None and is_fasttext_head(first)):
             from .fasttext import read_fasttext  # memory-maps the file itself (refusing a compressed one)
 
-            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors)
+            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors, limit=limit)
         first = first.removeprefix(BOM)
         if not first.strip():
             raise ReindexError("empty file: no vectors", path=path, hint="check the --vectors path")

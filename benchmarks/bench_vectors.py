@@ -121,7 +121,7 @@ def in_process(text: Path, vec: Path, binary: Path, tokens: list[str], *, repeat
         none = medians[f"reindex {label}, keep=None"]
         for name in ("keep all", "keep 50%", "keep 5%"):
             s = medians[f"reindex {label}, {name}"]
-            notes[f"reindex {label}, {name}"] = (s / none, f"{none / s:.2f}x faster than keep=None")
+            notes[f"reindex {label}, {name}"] = (s / none, f"{none / s:.2f}x the speed of keep=None")
     glove = medians["reindex GloVe, keep=None"]
     gensim = medians.get("gensim GloVe text (no_header=True)")
     notes["reindex GloVe, keep=None"] = (glove / medians["pyarrow.csv.read_csv"],
@@ -170,7 +170,7 @@ def big(lines: int, *, repeats: int, out: Path) -> None:
     tiny_vocab, tiny_vectors = WORK / "tiny_vocab.txt", WORK / "tiny_vectors.txt"
     tiny_vocab.write_text("a\nb\n")
     tiny_vectors.write_text("a " + " ".join(["0.5"] * DIM) + "\n")
-    got = fresh({"wc -l": wc_l(text), "zcat | wc -l": zcat_wc(gz),
+    got = fresh({"wc -l": wc_l(text), "zcat piped to wc -l": zcat_wc(gz),
                  "reindex build, 50k vocabulary": build_cmd(vocab, text, out),
                  "reindex build, 50k vocabulary, gzip": build_cmd(vocab, gz, out),
                  "reindex build, 2-word vocabulary (interpreter + imports)": build_cmd(tiny_vocab, tiny_vectors, out)},
@@ -179,7 +179,7 @@ def big(lines: int, *, repeats: int, out: Path) -> None:
     floor = got["reindex build, 2-word vocabulary (interpreter + imports)"][1]
     rows = []
     for name, (s, rss) in got.items():
-        versus = got["zcat | wc -l" if "gzip" in name else "wc -l"][0]
+        versus = got["zcat piped to wc -l" if "gzip" in name else "wc -l"][0]
         note = f"peak RSS {rss / 1e6:.0f} MB"
         if name.startswith("reindex build, 50k"):
             note += f" = {rss / (kept + floor):.2f}x (kept matrix {kept / 1e6:.0f} MB + {floor / 1e6:.0f} MB)"

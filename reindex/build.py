@@ -250,8 +250,7 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
                                 case_fallback=options["case_fallback"], normalize=options["normalize"],
                                 limit=options["limit"], vectors_format=options["vectors_format"],
                                 duplicates=options["duplicates"], unicode_errors=options["unicode_errors"],
-                                pad=pad_id, weights=options["weights"], vectors_key=options["vectors_key"],
-                                digest=digest)
+                                pad=pad_id, weights=options["weights"], vectors_key=options["vectors_key"], digest=digest)
     # Surprises that still give a correct result (a header count that disagrees with the lines):
     # said once on stderr and kept in the manifest, never a Python warning with a source line.
     notices = [str(w.message) for w in caught if issubclass(w.category, ReindexWarning)]

@@ -171,7 +171,6 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
     token_coverage = float((ranked * fixed).sum()) / total
     vocab_coverage = run.num_fixed / max(run.vocab_size, 1)
     name = Path(run.path).resolve().name
-    image = io.BytesIO()
     with plt.rc_context({"font.size": 13, "axes.titlesize": 15, "axes.labelsize": 14, "legend.fontsize": 12}):
         fig, ax = plt.subplots(figsize=(10, 6))  # 1200 x 720 pixels at dpi 120: readable on a laptop
         ranks = np.arange(1, ranked.shape[0] + 1)
@@ -188,6 +187,7 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
                      f"({run.num_fixed:,} of {run.vocab_size:,} tokens fixed; {total:,} corpus tokens)")
         ax.legend(loc="lower right")
         fig.tight_layout()
+        image = io.BytesIO()
         fig.savefig(image, dpi=120, format=Path(path).suffix.lower().lstrip("."))
         plt.close(fig)
     try:  # written here, not by matplotlib, whose image writers can lose a failed write (ENOSPC)

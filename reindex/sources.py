@@ -72,7 +72,7 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
     keep = None if needs_every_vector(normalize=normalize, case_fallback=case_fallback) \
         else wanted_forms(tokens, lowercase_fallback=lowercase_fallback)
     table = read_vectors(path, keep=keep, format=vectors_format, duplicates=duplicates,
-                         unicode_errors=unicode_errors, digest=digest, limit=limit)
+                         unicode_errors=unicode_errors, limit=limit, digest=digest)
     matched = match_vectors(tokens, table.tokens, table.matrix, **rules)
     matched.stats = {"vectors_read": table.num_read, "duplicate_vectors_skipped": table.num_duplicates,
                      "vectors_format": table.format}

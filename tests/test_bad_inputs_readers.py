@@ -620,7 +620,8 @@ def _gensim_dictionary(tmp: Path) -> Path:
 def test_a_vocabulary_that_is_another_kind_of_file_is_warned_about(tmp_path, make, cause):
     vocab = make(tmp_path)
     vectors = write(tmp_path / "vectors.txt", "the 1 2 3\ncat 4 5 6\nword1 7 8 9\n")
-    result = run_cli("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "run", "-q", cwd=tmp_path)
+    # Not -q: --quiet silences everything but errors, these warnings included (the manifest keeps them).
+    result = run_cli("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert any(f"looks like {cause}" in line and str(vocab) in line for line in warned), result.stderr

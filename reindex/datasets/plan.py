@@ -123,6 +123,9 @@ def _wanted(source: Path, tree: Path, include: Sequence[str]) -> bool:
             return False
         detect_format(source)  # included by the user: an unknown type is an error
         return True
+    if source.suffix.lower() in SUFFIXES:
+        detect_format(source)  # a dataset by its name: a FIFO or a broken one is an error, not a skip
+        return True
     try:
         detect_format(source)
     except ReindexError as e:

@@ -97,8 +97,8 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
     while True:
         data = np.frombuffer(buf, np.uint8)
         starts, ends, stop, led = find_records(data, record)
-        if limit is not None and num_read + len(starts) >= count:  # --limit: stop at the count-th record
-            keep_n = count - num_read
+        if limit is not None and num_read + len(starts) >= limit:  # --limit: stop at the limit-th record
+            keep_n = limit - num_read
             stop = int(ends[keep_n - 1]) + 1 + record if keep_n else 0
             starts, ends, led, eof = starts[:keep_n], ends[:keep_n], led[:keep_n], True
         lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
@@ -122,9 +122,9 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
         buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base)
     if limit is None or num_read < limit:
         _check_tail(rest, path=path, offset=base, record=record, count=num_read)
-    if num_read < count:
-        raise ReindexError(f"the header says {count} vectors but the file ends after {num_read} records",
-                           path=path, position=f"byte {base}", hint="the file was cut short; download it again")
+        if num_read < count:
+            raise ReindexError(f"the header says {count} vectors but the file ends after {num_read} records",
+                               path=path, position=f"byte {base}", hint="the file was cut short; download it again")
     return collector, num_read
 
 

@@ -20,7 +20,14 @@ $(DEV): $(RUNTIME) requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(DEV)
 
-demo: $(RUNTIME)
+# The run is rebuilt only when its inputs change; a second `make demo` just checks and shows it.
+demo: runs/demo/manifest.json
+	$(VENV)/bin/reindex verify runs/demo
+	$(VENV)/bin/reindex inspect runs/demo --top 5
+
+# --force is safe here and only here: reindex replaces an existing --out only when it is an earlier
+# run (runs/demo, written by this rule); it refuses any other folder or file, and any input.
+runs/demo/manifest.json: data/vocab.txt data/vectors.txt data/train.parquet data/train.pt | $(RUNTIME)
 	$(VENV)/bin/reindex build --vocab data/vocab.txt --vectors data/vectors.txt \
 		--pad '<pad>' --case-fallback --force --out runs/demo \
 		data/train.parquet data/train.pt

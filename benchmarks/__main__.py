@@ -14,7 +14,8 @@ import time
 import traceback
 
 MODULES = ("bench_remap", "bench_files", "bench_vectors", "bench_train", "bench_ray", "bench_memory", "bench_hf",
-           "bench_hf_init", "bench_fasttext", "bench_init", "bench_cli")
+           "bench_hf_init",
+           "bench_fasttext", "bench_init", "bench_cli")
 
 
 def describe_machine() -> str:

@@ -57,9 +57,11 @@ def as_float32(value: Any, *, key: str, path: Path) -> np.ndarray:
     if hasattr(value, "detach"):  # a torch tensor: float64 keeps every value of every dtype
         import torch
 
-        if value.is_nested or value.layout != torch.strided:
-            raise ReindexError(f"`{key}` is a sparse or nested tensor; weights must be dense", path=path,
-                               hint="save tensor.to_dense()")
+        if value.is_nested or value.layout != torch.strided or value.is_meta:
+            raise ReindexError(f"`{key}` is a sparse, nested or meta tensor; weights must be dense values",
+                               path=path, hint="save tensor.to_dense()")
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ReindexError(f"`{key}` holds {value.dtype} values; weights must be floats", path=path)
         value = value.detach().cpu().double().numpy()
     array = np.asarray(value)
     if array.dtype.kind not in "fiu":
@@ -86,7 +88,12 @@ def _read_state(path: Path) -> dict[str, Any]:
         try:
             return load_file(str(path))
         except Exception as e:
-            raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
+            if "bfloat16" not in str(e):
+                raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
+        # bfloat16 (numpy has no such dtype): torch reads it, and `as_float32` widens it exactly
+        from safetensors.torch import load_file as load_torch
+
+        return load_torch(str(path))
     if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
         from .datasets.pt import load_pt
 
@@ -111,7 +118,7 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
     from .run import load_run
 
     out = Path(out)
-    check_output(out, kind="export", force=force, inputs=[run_path, weights])  # first: the worse mistake
+    check_output(out, kind="export", force=force, inputs=[run_path, weights])  # first: the gravest reason
     format = format or _format_from_suffix(out)
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -164,8 +171,9 @@ def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: A
 
 
 def _write_npy(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
-    with open(path, "wb") as f:
-        np.save(f, matrix)
+    from .datasets.npy import save_npy
+
+    save_npy(path, matrix)
 
 
 def _write_pt(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:

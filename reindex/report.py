@@ -140,6 +140,8 @@ def check_plot_path(path: Any) -> None:
         raise UsageError(f"the folder {str(parent)!r} does not exist", path=path, hint="create it first")
     if path.is_dir():
         raise UsageError("is a directory", path=path, hint="name an image file to write")
+    if path.exists() and not path.is_file():  # a FIFO would block the write; a device is no image
+        raise UsageError("exists and is not a regular file", path=path, hint="name an image file to write")
     try:
         import matplotlib  # noqa: F401
     except ImportError as e:
@@ -151,9 +153,11 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
 
     The title names the run and its final token and vocabulary coverage; 1200 x 720 pixels for a PNG.
     """
-    from .errors import ReindexError, UsageError
+    from .errors import UsageError
+    from .outputs import check_output
 
     check_plot_path(path)
+    check_output(path, kind="plot", force=True, inputs=[run.path], option="--plot")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -171,6 +175,7 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
     token_coverage = float((ranked * fixed).sum()) / total
     vocab_coverage = run.num_fixed / max(run.vocab_size, 1)
     name = Path(run.path).resolve().name
+    image = io.BytesIO()
     with plt.rc_context({"font.size": 13, "axes.titlesize": 15, "axes.labelsize": 14, "legend.fontsize": 12}):
         fig, ax = plt.subplots(figsize=(10, 6))  # 1200 x 720 pixels at dpi 120: readable on a laptop
         ranks = np.arange(1, ranked.shape[0] + 1)
@@ -187,11 +192,13 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
                      f"({run.num_fixed:,} of {run.vocab_size:,} tokens fixed; {total:,} corpus tokens)")
         ax.legend(loc="lower right")
         fig.tight_layout()
-        image = io.BytesIO()
         fig.savefig(image, dpi=120, format=Path(path).suffix.lower().lstrip("."))
         plt.close(fig)
-    try:  # written here, not by matplotlib, whose image writers can lose a failed write (ENOSPC)
-        with open(path, "wb") as f:
-            f.write(image.getbuffer())
-    except OSError as e:  # no space left, permission denied, ...
-        raise ReindexError(f"cannot write the plot: {e.strerror or e}", path=path) from e
+    # Written here, not by matplotlib, whose image writers can lose a failed write (ENOSPC);
+    # atomically, and over an existing file only if it is an earlier plot (outputs.py).
+    from .atomic import atomic_file
+    from .outputs import PLOT_FORMAT, mark, replacer
+
+    with atomic_file(path, force=True, replace=replacer("plot")) as temporary:
+        temporary.write_bytes(image.getbuffer())
+        mark(temporary, PLOT_FORMAT)

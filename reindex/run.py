@@ -167,7 +167,9 @@ def write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sort
     write_vocab(directory / VOCAB_FILE, tokens_sorted)
     names = [EMBEDDING_FILE, VOCAB_FILE]
     if corpus_counts is not None:
-        np.save(directory / CORPUS_COUNTS_FILE, corpus_counts)
+        from .datasets.npy import save_npy
+
+        save_npy(directory / CORPUS_COUNTS_FILE, corpus_counts)
         names.append(CORPUS_COUNTS_FILE)
     names += [d["output"] for d in datasets]
     manifest = {

@@ -72,7 +72,7 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
     keep = None if needs_every_vector(normalize=normalize, case_fallback=case_fallback) \
         else wanted_forms(tokens, lowercase_fallback=lowercase_fallback)
     table = read_vectors(path, keep=keep, format=vectors_format, duplicates=duplicates,
-                         unicode_errors=unicode_errors, limit=limit, digest=digest)
+                         unicode_errors=unicode_errors, digest=digest, limit=limit)
     matched = match_vectors(tokens, table.tokens, table.matrix, **rules)
     matched.stats = {"vectors_read": table.num_read, "duplicate_vectors_skipped": table.num_duplicates,
                      "vectors_format": table.format}
@@ -122,10 +122,21 @@ def read_export(path: Path) -> tuple[list[str], np.ndarray]:
         raise
     except Exception as e:
         raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
-    tokens = json.loads(metadata["tokens"])
+    try:
+        tokens = json.loads(metadata["tokens"])
+    except (ValueError, RecursionError):
+        tokens = None
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise ReindexError("the `tokens` metadata is not a JSON list of strings", path=path,
+                           hint="pass a file written by `reindex export --format safetensors`")
+    if len(set(tokens)) != len(tokens):
+        raise ReindexError("the `tokens` metadata names a token twice", path=path,
+                           hint="pass a file written by `reindex export --format safetensors`")
     if weight.ndim != 2 or weight.shape[0] != len(tokens):
         raise ReindexError(f"weight {weight.shape} does not match {len(tokens)} tokens", path=path)
-    return tokens, np.ascontiguousarray(weight, dtype=np.float32)
+    from .export import as_float32
+
+    return tokens, np.ascontiguousarray(as_float32(weight, key="weight", path=path))
 
 
 def subword_vectors(model: str | os.PathLike, tokens: Sequence[str], *, dim: int) -> tuple[np.ndarray, np.ndarray]:

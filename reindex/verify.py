@@ -23,7 +23,6 @@ DTYPES = {"fixed": np.dtype("float32"), "trainable": np.dtype("float32"), "sorte
 NDIM = {"fixed": 2, "trainable": 2, "sorted_to_original": 1}
 
 
-
 def _check_outputs(path: Path, manifest: dict[str, Any]) -> list[str]:
     """Every listed output exists with the recorded size and sha256; the run's own files are listed."""
     from . import progress
@@ -36,6 +35,7 @@ def _check_outputs(path: Path, manifest: dict[str, Any]) -> list[str]:
     if manifest.get("datasets"):
         required.append(CORPUS_COUNTS_FILE)
     problems += [f"{name}: not listed in the manifest's outputs" for name in required if name not in listed]
+    entries = manifest.get("outputs", [])
     total = sum(e.get("size", 0) for e in entries if isinstance(e.get("size"), int))
     with progress.step(f"hashing {path}", total=total, unit="bytes") as advance:
         for entry in entries:

@@ -372,10 +372,6 @@ def test_limit_reads_only_the_first_vectors_in_text_and_binary(tmp_path, cli):
     assert code == 2 and "--limit" in err
     code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", run, "--limit", "5", "--out", tmp_path / "g")
     assert code == 2 and "--limit goes with a vector file, not a run directory" in err
-    code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt", "--limit", "5",
-                       "--vectors-format", "fasttext-bin", "--out", tmp_path / "ft")
-    assert code == 2 and "--limit goes with GloVe / word2vec files, not a fastText .bin" in err
-    assert not (tmp_path / "ft").exists()
 
 
 def test_workers_gives_the_same_files(tmp_path, cli):

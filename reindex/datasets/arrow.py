@@ -35,9 +35,15 @@ def output_schema(schema: pa.Schema, spec: RemapSpec, *, path: object = None) ->
         schema = schema.set(index, field.with_type(_out_type(field.type, spec, path, name)))
     metadata = schema.metadata or {}
     if spec.id_dtype is not None and b"huggingface" in metadata:
-        hf = json.loads(metadata[b"huggingface"])
-        update_features(hf.get("info", {}).get("features", {}), spec.columns, spec.id_dtype)
-        schema = schema.with_metadata({**metadata, b"huggingface": json.dumps(hf).encode()})
+        try:
+            hf = json.loads(metadata[b"huggingface"])
+        except (ValueError, RecursionError):
+            hf = None  # not Hugging Face's: kept as it is
+        features = hf.get("info", {}) if isinstance(hf, dict) else None
+        features = features.get("features") if isinstance(features, dict) else None
+        if isinstance(features, dict):
+            update_features(features, spec.columns, spec.id_dtype)
+            schema = schema.with_metadata({**metadata, b"huggingface": json.dumps(hf).encode()})
     return schema
 
 

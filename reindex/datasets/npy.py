@@ -45,6 +45,19 @@ def _header_bytes(shape: tuple[int, ...], fortran: bool, dtype: np.dtype) -> byt
     return buffer.getvalue()
 
 
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """`np.save` through Python's file writes: numpy's own (`tofile`) reports a full disk as
+    "N requested and M written", without the errno that says why.
+
+    save_npy(Path("counts.npy"), np.zeros(3, np.int64))
+    """
+    array = np.require(array, requirements="C")  # ascontiguousarray would make a 0-d array 1-d
+    with open(path, "wb") as f:
+        f.write(_header_bytes(array.shape, False, array.dtype))
+        if array.size:
+            f.write(memoryview(array.reshape(-1)).cast("B"))
+
+
 def remap_npy(source: Path, output: Path, spec: RemapSpec, *, chunk: int = CHUNK_IDS) -> FileReport:
     """Remap a .npy file to `output`; same header (shape, order, dtype unless `spec.id_dtype`).
 

@@ -21,9 +21,11 @@ HF_FILES = ("state.json", "dataset_info.json")
 
 
 def is_hf_dataset(path: Path) -> bool:
-    """A `save_to_disk` folder: a Dataset (state.json + dataset_info.json) or a DatasetDict."""
-    return path.is_dir() and ((path / "dataset_dict.json").is_file()
-                              or all((path / name).is_file() for name in HF_FILES))
+    """A `save_to_disk` folder: a Dataset (state.json, with dataset_info.json) or a DatasetDict.
+
+    state.json alone is enough: a missing dataset_info.json is then reported as such by the reader,
+    not as a folder of files of unknown type."""
+    return path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / HF_FILES[0]).is_file())
 
 
 UNKNOWN_TYPE = "unknown file type"

@@ -41,8 +41,8 @@ class Vectors:
 
 
 def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None, format: str | None = None,
-                 duplicates: str = "first", unicode_errors: str = "strict", limit: int | None = None,
-                 digest: FileDigest | None = None) -> Vectors:
+                 duplicates: str = "first", unicode_errors: str = "strict",
+                 digest: FileDigest | None = None, limit: int | None = None) -> Vectors:
     """Read a vector file, keeping only tokens in `keep` (all when None), and only its first `limit` vectors.
 
     `duplicates`: "first" (the first record of a token wins), "last", or "error".
@@ -62,7 +62,7 @@ def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None
         raise UsageError(f"--limit must be at least 1, got {limit}")
     try:
         return _read(path, keep=None if keep is None else set(keep), format=format,
-                     duplicates=duplicates, unicode_errors=unicode_errors, limit=limit, digest=digest)
+                     duplicates=duplicates, unicode_errors=unicode_errors, digest=digest, limit=limit)
     except ReindexError:
         raise
     except STREAM_ERRORS as e:
@@ -116,7 +116,7 @@ def _first_lines(blocks, limit: int | None):
         yield block
 
 
-def _read(path, *, keep, format, duplicates, unicode_errors, limit=None, digest=None) -> Vectors:
+def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None) -> Vectors:
     # pyarrow is imported here, not at `import reindex.vectors`, to keep the CLI's start-up light
     from .. import progress
     from .binary import read_binary
@@ -131,9 +131,7 @@ def _read(path, *, keep, format, duplicates, unicode_errors, limit=None, digest=
         if format == "fasttext-bin" or (format is None and is_fasttext_head(first)):
             from .fasttext import read_fasttext  # memory-maps the file itself (refusing a compressed one)
 
-            if limit is not None:  # its rows are read by vocabulary, not in file order
-                raise UsageError("--limit goes with GloVe / word2vec files, not a fastText .bin", path=path)
-            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors)
+            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors, limit=limit)
         first = first.removeprefix(BOM)
         if not first.strip():
             raise ReindexError("empty file: no vectors", path=path, hint="check the --vectors path")

@@ -55,7 +55,7 @@ INCLUDE = typer.Option([], "--include", metavar="GLOB",
                        help="In DATA directories, only files matching GLOB (repeatable); "
                             "without it, files of unknown type are skipped with a note.")
 WORKERS = typer.Option(None, "--workers", min=1, help="Threads (or Ray CPUs) for remapping files (default: all cores).")
-QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but warnings and errors.")
+QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors (warnings stay in the manifest).")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Print more detail (per file, per step timings).")
 JSON = typer.Option(False, "--json", help="Print one JSON object describing what was done on stdout.")
 ENGINE = typer.Option(Engine.local, "--engine",

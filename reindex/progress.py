@@ -15,7 +15,6 @@ import time
 from typing import Any, Callable, Iterator
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
-WARNING = "warning: "
 
 Advance = Callable[[int], None]
 
@@ -42,15 +41,8 @@ class Reporter:
         self._units: dict[str, list[Any]] = {}   # unit -> open tasks counting it, innermost last
 
     def note(self, message: str, *, verbose: bool = False) -> None:
-        """One line on stderr (above the bars on a terminal); `verbose` lines only with -v.
-
-        Warnings (`warning: ...`, a result that is probably not what was meant) print even when quiet.
-        """
-        if message.startswith(WARNING):
-            verbose = False
-        elif self.level == QUIET:
-            return
-        if verbose and self.level < VERBOSE:
+        """One line on stderr (above the bars on a terminal); `verbose` lines only with -v; none when quiet."""
+        if self.level == QUIET or (verbose and self.level < VERBOSE):
             return
         self.console.print(message, markup=False, highlight=False)
 

@@ -149,8 +149,9 @@ def test_quiet_prints_nothing_and_verbose_names_each_file(tmp_path, cli):
     (tmp_path / "v.txt").write_text("zzz1\nzzz2\n")
     code, out, err = cli("build", "--vocab", tmp_path / "v.txt", "--vectors", DATA / "vectors.txt", "--out",
                          tmp_path / "w", "-q")
-    assert code == 0 and out == ""  # and warnings still print: the run is probably a mistake
-    assert err.splitlines()[0].startswith("warning: no vocabulary token has a pretrained vector (0 of 2)")
+    assert code == 0 and out == "" and err == ""  # a warning too is silenced, and kept in the manifest
+    warnings = json.loads((tmp_path / "w" / "manifest.json").read_text())["counts"]["warnings"]
+    assert warnings[0].startswith("no vocabulary token has a pretrained vector (0 of 2)")
 
 
 # --- progress: bars on a terminal only -------------------------------------------------------

@@ -267,6 +267,7 @@ class SplitEmbedding(nn.Module):
 
         from ..atomic import as_new_file, atomic_file
         from ..outputs import replacer
+        from ..tensorfile import canonicalize
 
         metadata = {"format": TRAINABLE_FORMAT, "format_version": "1", "num_fixed": str(self.num_fixed),
                     "num_trainable": str(self.num_trainable), "dim": str(self.embedding_dim)}
@@ -275,6 +276,7 @@ class SplitEmbedding(nn.Module):
         # Only an earlier save_trainable file is replaced, never a file of the user's.
         with atomic_file(path, force=True, replace=replacer("trainable")) as temporary:
             save_file({"trainable": tensor}, str(temporary), metadata=metadata)
+            canonicalize(temporary)   # sorted header keys: the same rows give the same bytes
             as_new_file(temporary)
 
     def load_trainable(self, path: str | os.PathLike) -> None:

@@ -47,15 +47,20 @@ def save_rows(swap: Swap, path: str | os.PathLike) -> None:
     """Write the trainable rows of `swap` (and their ids and the frozen rows' fingerprint) to `path`."""
     from safetensors.torch import save_file
 
-    from ..atomic import atomic_file
+    from ..atomic import as_new_file, atomic_file
+    from ..outputs import replacer
+    from ..tensorfile import canonicalize
 
     split = swap.embedding
     tensors = {name: full(tensor).to("cpu").contiguous() for name, tensor in _tensors(swap).items()}
     metadata = {"format": ROWS_FORMAT, "format_version": "1", "vocab_size": str(split.num_embeddings),
                 "dim": str(split.embedding_dim), "tied": str(swap.tied).lower(),
                 "frozen_sha256": frozen_fingerprint(swap)}
-    with atomic_file(path, force=True) as temporary:
+    # Only an earlier save_trainable file is replaced, never a file of the user's.
+    with atomic_file(path, force=True, replace=replacer("trainable")) as temporary:
         save_file(tensors, str(temporary), metadata=metadata)
+        canonicalize(temporary)   # sorted header keys: the same rows give the same bytes
+        as_new_file(temporary)
 
 
 def _read(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:

@@ -113,12 +113,29 @@ class WordSet:
     (a false match only costs the parse of a line the end result drops)."""
 
     def __init__(self, tokens: Collection[str]) -> None:
-        words = [t.encode("utf-8", "surrogatepass").split(b" ", 1)[0] for t in tokens]
-        data = np.frombuffer(b"".join(words), np.uint8)
-        lengths = np.fromiter((len(w) for w in words), np.int64, len(words))
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if words else lengths
-        self.keys = np.unique(word_keys(data, starts, lengths))
-        self.words = set(words)  # for the odd lines met one at a time
+        self.tokens = tokens
+        try:  # one C-level conversion; a lone surrogate (not UTF-8) takes the per-token way
+            array = pa.array(list(tokens), pa.large_string())
+            offsets = np.frombuffer(array.buffers()[1], np.int64)[:len(array) + 1]
+            data = np.frombuffer(array.buffers()[2] or b"", np.uint8)
+            starts = offsets[:-1]
+            found = pc.find_substring(array, " ").to_numpy(zero_copy_only=False).astype(np.int64)
+            lengths = np.where(found >= 0, found, np.diff(offsets))
+        except (pa.ArrowInvalid, UnicodeEncodeError):
+            words = [t.encode("utf-8", "surrogatepass").split(b" ", 1)[0] for t in tokens]
+            data = np.frombuffer(b"".join(words), np.uint8)
+            lengths = np.fromiter((len(w) for w in words), np.int64, len(words))
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if words else lengths
+        keys = np.sort(word_keys(data, starts, lengths))  # sorted, then deduplicated (np.unique hashes: slower)
+        self.keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
+        self._words: set[bytes] | None = None
+
+    @property
+    def words(self) -> set[bytes]:
+        """The first words themselves, for the odd lines met one at a time (built on first use)."""
+        if self._words is None:
+            self._words = {t.encode("utf-8", "surrogatepass").split(b" ", 1)[0] for t in self.tokens}
+        return self._words
 
     def contains(self, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Bool per word: its key is among the kept words' keys."""

@@ -12,12 +12,12 @@ from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import ReindexError
 from ._collect import Collector
 from ._open import new_buffer, read_into
 from ._line import not_finite
+from ._lines import WordSet, not_utf8
 
 MAX_TOKEN_BYTES = 1 << 16
 CHUNK_BYTES = 1 << 24  # 16 MB read at a time: the file is never held whole
@@ -28,21 +28,17 @@ def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.nd
     for the whole records in the uint8 `data`.
 
     Every space is a candidate token end; the record ending at space s ends at s + 1 + record_bytes, so
-    the next token ends at the first space after that (one `searchsorted` for all of them). Following
-    that chain from the first space is the only per-record step, a list lookup.
+    the next token ends at the first space after that (one `searchsorted` for all of them). The chain
+    from the first space is then followed by pointer doubling (`chain_from_zero`), with no step per record.
     >>> find_records(np.frombuffer(b"a " + bytes(4) + b"\\nbc " + bytes(4), np.uint8), 4)
     (array([0, 7]), array([1, 9]), 14, array([False,  True]))
     """
     spaces = np.flatnonzero(data == 32)
     fits = int(np.searchsorted(spaces, len(data) - 1 - record_bytes, side="right"))  # whole record in data
-    following = np.searchsorted(spaces, spaces[:fits] + 1 + record_bytes).tolist()
-    chain, i, start, limit = [], 0, 0, MAX_TOKEN_BYTES
-    append = chain.append
+    limit = MAX_TOKEN_BYTES
     if fits and spaces[0] < limit:
-        while i < fits:  # the loop is a lookup per record; the vectors are copied in one gather
-            append(i)
-            i = following[i]
-        ends = spaces[chain]
+        following = np.minimum(np.searchsorted(spaces, spaces[:fits] + 1 + record_bytes), fits)
+        ends = spaces[chain_from_zero(following)]
         starts = np.concatenate([[0], ends[:-1] + 1 + record_bytes])
         long = np.flatnonzero(ends - starts >= limit)
         if len(long):  # a token with no space within the limit: stop before it (reported if it is last)
@@ -56,6 +52,25 @@ def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.nd
         starts = starts + (newline & (starts < ends))
         newline &= (starts < ends) & (data[np.minimum(starts, len(data) - 1)] == 10)
     return starts, ends, stop, led
+
+
+def chain_from_zero(following: np.ndarray) -> np.ndarray:
+    """The nodes 0, f(0), f(f(0)), ... below n = len(following), where f = `following` only rises
+    and n marks the end; found in log2(chain length) numpy steps by doubling the jump.
+
+    >>> chain_from_zero(np.array([2, 3, 4, 4]))
+    array([0, 2])
+    """
+    n = len(following)
+    jump = np.append(following, n)  # jump[i]: the node 2^k steps after i (n: past the end)
+    chain = np.zeros(1, np.int64)
+    while True:
+        ahead = jump[chain]
+        ahead = ahead[ahead < n]
+        if len(ahead) == 0:
+            return chain
+        chain = np.concatenate([chain, ahead])  # the next 2^k nodes of the chain, in order
+        jump = jump[jump]
 
 
 def token_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
@@ -82,27 +97,34 @@ def gather(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
 
 def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, compression: str | None,
                 header: tuple[int, int], header_bytes: int, keep: Collection[str] | None,
-                lenient_unicode: bool, size_hint: int | None = None) -> tuple[Collector, int]:
-    """Parse records from `first` (data after the header) and the rest of `stream`."""
+                lenient_unicode: bool, size_hint: int | None = None,
+                limit: int | None = None) -> tuple[Collector, int]:
+    """Parse records from `first` (data after the header) and the rest of `stream` (the first `limit`)."""
     count, dim = header
+    if limit is not None:  # --limit: the first `limit` records, as if the header said so
+        count = min(count, limit)
     record = 4 * dim
-    wanted = None if keep is None else pa.array([t.encode("utf-8", "surrogatepass") for t in keep],
-                                                pa.large_binary())
+    wanted = None if keep is None else WordSet(keep)
     capacity = min(count, size_hint // record + 16) if size_hint is not None else min(count, 1 << 16)
     collector = Collector(dim, capacity=min(capacity, len(keep)) if keep is not None else capacity)
     num_read, base, buf, eof, lines = 0, header_bytes, memoryview(first), False, None
+    ring: list = []  # two buffers taking turns: pages are faulted in once, not once per chunk
     while True:
         data = np.frombuffer(buf, np.uint8)
         starts, ends, stop, led = find_records(data, record)
+        if limit is not None and num_read + len(starts) >= count:  # --limit: stop at the count-th record
+            keep_n = count - num_read
+            stop = int(ends[keep_n - 1]) + 1 + record if keep_n else 0
+            starts, ends, led, eof = starts[:keep_n], ends[:keep_n], led[:keep_n], True
         lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
         num_read += len(starts)
+        if wanted is not None:  # a key lookup per token; the collector keeps exactly `keep`
+            mask = wanted.contains(data, starts, ends - starts)
+            if lenient_unicode:  # a token that is not UTF-8 may decode to a kept one
+                bad = not_utf8(token_array(data, starts, ends))
+                mask = mask if bad is None else mask | bad
+            starts, ends = starts[mask], ends[mask]
         tokens = token_array(data, starts, ends)
-        if wanted is not None:
-            mask = pc.is_in(tokens, value_set=wanted)
-            if lenient_unicode:
-                mask = pc.or_(mask, pc.invert(pc.string_is_ascii(tokens.view(pa.large_string()))))
-            mask = mask.to_numpy(zero_copy_only=False)
-            tokens, starts, ends = tokens.filter(pa.array(mask)), starts[mask], ends[mask]
         out = collector.reserve(len(starts))
         gather(data, ends + 1, out)
         _check_finite(out, starts, path=path, base=base)
@@ -112,8 +134,9 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
         base += stop
         if eof:
             break
-        buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base)
-    _check_tail(rest, path=path, offset=base, record=record, count=num_read)
+        buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base, ring=ring)
+    if limit is None or num_read < limit:
+        _check_tail(rest, path=path, offset=base, record=record, count=num_read)
     if num_read < count:
         raise ReindexError(f"the header says {count} vectors but the file ends after {num_read} records",
                            path=path, position=f"byte {base}", hint="the file was cut short; download it again")
@@ -147,9 +170,14 @@ def _check_alignment(led: np.ndarray, starts: np.ndarray, done: int, lines: bool
 
 
 def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compression: str | None,
-            offset: int) -> tuple[memoryview, bool]:
-    """(`rest` followed by the next CHUNK_BYTES of the stream, whether the stream ended), read in place."""
-    buf = new_buffer(len(rest) + CHUNK_BYTES)
+            offset: int, ring: list) -> tuple[memoryview, bool]:
+    """(`rest` followed by the next CHUNK_BYTES of the stream, whether the stream ended), read in place
+    into the older of the two buffers in `ring` (the chunk before the last is no longer looked at)."""
+    need = len(rest) + CHUNK_BYTES
+    buf = ring.pop(0) if len(ring) == 2 else None
+    if buf is None or len(buf) < need:
+        buf = new_buffer(need)
+    ring.append(buf)
     buf[:len(rest)] = rest
     filled, got = len(rest), 1
     while got and filled < len(buf):

@@ -1,0 +1,49 @@
+"""Crossings between features built apart: one writer's safety rule applied to another writer."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+pytest.importorskip("transformers")
+
+import reindex.hf as rh  # noqa: E402
+from _hf_models import MIDDLE_IDS, tiny_model  # noqa: E402
+from reindex.errors import ReindexError  # noqa: E402
+
+
+def test_hf_save_trainable_never_replaces_a_users_file(tmp_path):
+    model = rh.train_only(tiny_model("gpt2"), MIDDLE_IDS)
+    notes = tmp_path / "notes.safetensors"
+    notes.write_bytes(b"the user's own file")
+    with pytest.raises(ReindexError, match="refusing to replace"):
+        rh.save_trainable(model, notes)
+    assert notes.read_bytes() == b"the user's own file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.safetensors"]  # no temporary left
+
+
+def test_hf_save_trainable_replaces_its_own_file_with_the_umask_mode(tmp_path):
+    model = rh.train_only(tiny_model("llama"), MIDDLE_IDS)
+    path = tmp_path / "rows.safetensors"
+    old = os.umask(0o022)
+    try:
+        rh.save_trainable(model, path)
+        first = path.read_bytes()
+        rh.save_trainable(model, path)       # an earlier save_trainable file: replaced
+    finally:
+        os.umask(old)
+    assert path.read_bytes() == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_split_embedding_save_trainable_is_byte_identical_across_saves(tmp_path):
+    import torch
+
+    from reindex.torch import SplitEmbedding
+
+    embedding = SplitEmbedding.from_embedding(torch.nn.Embedding(10, 4), frozen_rows=[0, 1, 2, 5])
+    embedding.save_trainable(tmp_path / "a.safetensors")
+    for _ in range(5):  # safetensors writes metadata in a random order; reindex sorts it
+        embedding.save_trainable(tmp_path / "b.safetensors")
+        assert (tmp_path / "b.safetensors").read_bytes() == (tmp_path / "a.safetensors").read_bytes()

@@ -190,11 +190,11 @@ def contender_table(args: argparse.Namespace) -> None:
     steps = args.drift_steps
     print(f"\n### Training only the new rows: tiny Llama ({LAYERS} layers, hidden {DIM}, untied head), "
           f"batch {BATCH} x {SEQ}, AdamW(weight_decay={WEIGHT_DECAY}), {args.threads} thread(s)\n")
-    print(f"step ms: median of {args.timed} steps after {args.warmup} warm-up steps, every contender in one process, "
-          "steps in rounds A B C D; own-process columns: each contender alone in a fresh process "
-          f"(its step ms, peak RSS, checkpoint, and the drift after {steps} steps). Ratios against PEFT in the "
-          "same cell.\n")
     own = not args.timing_only
+    print(f"step ms: median of {args.timed} steps after {args.warmup} warm-up steps, every contender in one process, "
+          "steps in rounds A B C D" + ("; own-process columns: each contender alone in a fresh process "
+          f"(its step ms, peak RSS, checkpoint, and the drift after {steps} steps)" if own else "")
+          + ". Ratios against PEFT in the same cell.\n")
     header = "| vocab | new | contender | step ms | ratio |"
     rule = "|---:|---:|---|---:|---:|"
     if own:

@@ -1,29 +1,41 @@
-# `make demo`: set everything up and run `reindex build` on the sample inputs in data/.
-# `make test`: set everything up and run the test suite (what .ci/run calls).
+# `make demo`: a .venv with the runtime dependencies only, then `reindex build` on the sample inputs in data/.
+# `make test`: the development set-up on top (test tools, gensim, datasets, lightning, ray, matplotlib),
+#              then the test suite (what .ci/run calls).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime
+DEV := $(VENV)/.dev
 
 .PHONY: setup demo test bench clean
 
-setup: $(STAMP)
+setup: $(DEV)
 
-$(STAMP): pyproject.toml requirements-dev.txt
+$(RUNTIME): pyproject.toml requirements.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(RUNTIME)
 
-demo: $(STAMP)
+$(DEV): $(RUNTIME) requirements-dev.txt
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV)
+
+# The run is rebuilt only when its inputs change; a second `make demo` just checks and shows it.
+demo: runs/demo/manifest.json
+	$(VENV)/bin/reindex verify runs/demo
+	$(VENV)/bin/reindex inspect runs/demo --top 5
+
+# --force is safe here and only here: reindex replaces an existing --out only when it is an earlier
+# run (runs/demo, written by this rule); it refuses any other folder or file, and any input.
+runs/demo/manifest.json: data/vocab.txt data/vectors.txt data/train.parquet data/train.pt | $(RUNTIME)
 	$(VENV)/bin/reindex build --vocab data/vocab.txt --vectors data/vectors.txt \
-		--pad '<pad>' --lowercase-fallback --force --out runs/demo \
+		--pad '<pad>' --case-fallback --force --out runs/demo \
 		data/train.parquet data/train.pt
 
-test: $(STAMP)
+test: $(DEV)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(PY) -m benchmarks
 
 clean:

@@ -106,33 +106,40 @@ def save_checkpoint(contender: str, model, directory: Path) -> int:
     return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
 
 
-def worker(args: argparse.Namespace) -> None:
+def setup(contender: str, vocab: int, new: int):
+    """(model, optimizer, trainable params, batches, embedding and head before training) for one contender."""
     import torch
 
-    torch.set_num_threads(args.threads)
-    vocab = args.vocab + args.new
-    model = tiny_llama(vocab)
-    new_ids = list(range(args.vocab, vocab))
+    model = tiny_llama(vocab + new)
     before = (model.get_input_embeddings().weight.detach().clone(),
               model.get_output_embeddings().weight.detach().clone())
-    model = prepare(args.contender, model, new_ids)
+    model = prepare(contender, model, list(range(vocab, vocab + new)))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=WEIGHT_DECAY)
     generator = torch.Generator().manual_seed(1)
     batches = []
     for _ in range(4):   # half the positions are new tokens, so their rows get gradient
-        ids = torch.randint(0, args.vocab, (BATCH, SEQ), generator=generator)
-        new = torch.randint(args.vocab, vocab, (BATCH, SEQ), generator=generator)
-        batches.append(torch.where(torch.rand(BATCH, SEQ, generator=generator) < 0.5, new, ids))
-    times = []
-    for step in range(args.steps):
-        ids = batches[step % len(batches)]
-        start = time.perf_counter()
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - start)
+        ids = torch.randint(0, vocab, (BATCH, SEQ), generator=generator)
+        fresh = torch.randint(vocab, vocab + new, (BATCH, SEQ), generator=generator)
+        batches.append(torch.where(torch.rand(BATCH, SEQ, generator=generator) < 0.5, fresh, ids))
+    return model, optimizer, params, batches, before
+
+
+def train_step(model, optimizer, ids) -> float:
+    """One AdamW step; its seconds."""
+    start = time.perf_counter()
+    model(input_ids=ids, labels=ids).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    model, optimizer, params, batches, before = setup(args.contender, args.vocab, args.new)
+    times = [train_step(model, optimizer, batches[step % len(batches)]) for step in range(args.steps)]
     with tempfile.TemporaryDirectory() as tmp:
         size = save_checkpoint(args.contender, model, Path(tmp) / "ckpt")
     after = merged_matrices(args.contender, model)
@@ -145,48 +152,71 @@ def worker(args: argparse.Namespace) -> None:
         "trainable_params": sum(p.numel() for p in params)}))
 
 
+def interleaved_worker(args: argparse.Namespace) -> None:
+    """Every contender in one process, steps timed in rounds A B C D A B C D ...: a load that comes and
+    goes on a shared machine falls on all of them alike."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    states = {c: setup(c, args.vocab, args.new) for c in args.contenders}
+    times: dict[str, list[float]] = {c: [] for c in states}
+    for step in range(args.warmup + args.timed):
+        for contender, (model, optimizer, _, batches, _) in states.items():
+            times[contender].append(train_step(model, optimizer, batches[step % len(batches)]))
+    Path(args.result).write_text(json.dumps(
+        {c: 1000 * statistics.median(ts[args.warmup:]) for c, ts in times.items()}))
+
+
 # --- the driver: every cell, each contender in its own process ---------------------------------
 
-def run_cell(contender: str, vocab: int, new: int, *, steps: int, timed: int, threads: int) -> dict:
+def _worker(kind: str, vocab: int, new: int, *, steps: int, timed: int, threads: int,
+            contenders: list[str]) -> tuple[dict, int]:
+    """Run one worker process; (its JSON result, its peak RSS in bytes)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         result = Path(f.name)
     try:
-        cmd = [sys.executable, "-m", "benchmarks.bench_hf", "--worker", contender, "--vocab", str(vocab),
+        cmd = [sys.executable, "-m", "benchmarks.bench_hf", "--worker", kind, "--vocab", str(vocab),
                "--new", str(new), "--steps", str(steps), "--timed", str(timed), "--threads", str(threads),
-               "--result", str(result)]
+               "--contenders", ",".join(contenders), "--result", str(result)]
         _, peak = peak_rss_of(cmd)
-        return {**json.loads(result.read_text()), "peak_rss": peak}
+        return json.loads(result.read_text()), peak
     finally:
         result.unlink(missing_ok=True)
 
 
 def contender_table(args: argparse.Namespace) -> None:
-    vocabs = (32_000,) if args.quick else (32_000, 128_256)
-    news = (2, 64) if args.quick else (2, 64, 4_096)
+    vocabs = args.vocabs or ((32_000,) if args.quick else (32_000, 128_256))
+    news = args.news or ((2, 64) if args.quick else (2, 64, 4_096))
     steps = args.drift_steps
     print(f"\n### Training only the new rows: tiny Llama ({LAYERS} layers, hidden {DIM}, untied head), "
-          f"batch {BATCH} x {SEQ}, AdamW(weight_decay={WEIGHT_DECAY}), {args.threads} threads\n")
-    print(f"step ms: median of steps {args.warmup + 1}-{args.warmup + args.timed}; old-row drift: after {steps} steps; "
-          "ratios against PEFT in the same cell.\n")
-    print("| vocab | new | contender | step ms | ratio | peak RSS MB | ratio | checkpoint | trainable params "
-          "| old-row drift | new-row change |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f"batch {BATCH} x {SEQ}, AdamW(weight_decay={WEIGHT_DECAY}), {args.threads} thread(s)\n")
+    own = not args.timing_only
+    print(f"step ms: median of {args.timed} steps after {args.warmup} warm-up steps, every contender in one process, "
+          "steps in rounds A B C D" + ("; own-process columns: each contender alone in a fresh process "
+          f"(its step ms, peak RSS, checkpoint, and the drift after {steps} steps)" if own else "")
+          + ". Ratios against PEFT in the same cell.\n")
+    header = "| vocab | new | contender | step ms | ratio |"
+    rule = "|---:|---:|---|---:|---:|"
+    if own:
+        header += (" own-process step ms | peak RSS MB | ratio | checkpoint | trainable params | old-row drift "
+                   "| new-row change |")
+        rule += "---:|---:|---:|---:|---:|---:|---:|"
+    print(header + "\n" + rule)
     for vocab in vocabs:
         for new in news:
-            cells = {}
+            kwargs = {"steps": steps, "timed": args.timed, "threads": args.threads, "contenders": args.contenders}
+            timing, _ = _worker("interleaved", vocab, new, **kwargs)
+            cells = {c: {**r, "peak_rss": peak} for c in args.contenders if own
+                     for r, peak in [_worker(c, vocab, new, **kwargs)]}
             for contender in args.contenders:
-                try:
-                    cells[contender] = run_cell(contender, vocab, new, steps=steps, timed=args.timed,
-                                                threads=args.threads)
-                except RuntimeError as e:
-                    print(f"| {vocab:,} | {new:,} | {contender} | failed: {str(e).splitlines()[-1][:120]} |")
-            base = cells.get("peft")
-            for contender, c in cells.items():
-                step_ratio = f"{c['step_ms'] / base['step_ms']:.2f}" if base else ""
-                rss_ratio = f"{c['peak_rss'] / base['peak_rss']:.2f}" if base else ""
-                print(f"| {vocab:,} | {new:,} | {contender} | {c['step_ms']:.1f} | {step_ratio} | "
-                      f"{c['peak_rss'] / 2**20:,.0f} | {rss_ratio} | {_size(c['ckpt_bytes'])} | "
-                      f"{c['trainable_params']:,} | {c['old_drift']:.3g} | {c['new_change']:.3g} |")
+                ms, base = timing[contender], timing.get("peft", timing[contender])
+                line = f"| {vocab:,} | {new:,} | {contender} | {ms:.1f} | {ms / base:.2f} |"
+                if own:
+                    c, p = cells[contender], cells.get("peft", cells[contender])
+                    line += (f" {c['step_ms']:.1f} | {c['peak_rss'] / 2**20:,.0f} | {c['peak_rss'] / p['peak_rss']:.2f} | "
+                             f"{_size(c['ckpt_bytes'])} | {c['trainable_params']:,} | {c['old_drift']:.3g} | "
+                             f"{c['new_change']:.3g} |")
+                print(line)
             sys.stdout.flush()
 
 
@@ -197,22 +227,33 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_hf", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared machine more oversubscribe)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--timed", type=int, default=None, help="steps timed after the warm-up")
-    parser.add_argument("--drift-steps", type=int, default=None)
+    parser.add_argument("--drift-steps", type=int, default=None, help="training steps before the drift is measured")
+    parser.add_argument("--timing-only", action="store_true", help="only the interleaved step times")
+    parser.add_argument("--vocabs", type=_ints, default=None, help="e.g. 32000,128256")
+    parser.add_argument("--news", type=_ints, default=None, help="new tokens, e.g. 2,64,4096")
     # the worker's own options
-    parser.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=(*CONTENDERS, "interleaved"), help=argparse.SUPPRESS)
     parser.add_argument("--vocab", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--new", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.timed = args.timed or (5 if args.quick else 10)
+    if args.worker == "interleaved":
+        args.contenders = [c for c in args.contenders.split(",") if c]
+        interleaved_worker(args)
+        return 0
     if args.worker:
         args.contender = args.worker
         worker(args)

@@ -4,9 +4,9 @@
     python -m benchmarks.bench_init --quick    # 1 seed, 200 steps
 
 Set-up (fixed seeds, into benchmarks/_work): gensim's `FastText` (skipgram, 32 dimensions, min_count
-5, 30 epochs) trained on `lee_background.cor` and saved as a fastText `.bin`; the vocabulary is every word of the corpus,
-so the 1,750 words with count >= 5 are fixed (their fastText vectors) and the ~5,200 rarer words
-are trainable, started by `reindex build --init normal|mean|subwords`.
+5, 30 epochs) trained on `lee_background.cor` and saved as a fastText `.bin`; the vocabulary is
+every word of the corpus, so the 1,750 words with count >= 5 are fixed (their fastText vectors) and
+the ~5,200 rarer words are trainable, started by `reindex build --init normal|mean|subwords`.
 
 Task: skip-gram, predict each neighbour (within 2) of a word from its row (frozen fixed rows +
 trainable rows -> linear over the whole vocabulary). A fifth of the trainable words is held out:

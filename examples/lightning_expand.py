@@ -1,6 +1,7 @@
 """Grow a vocabulary with Lightning: the old rows stay exact, only the new ones train.
 
     python examples/lightning_expand.py --run runs/demo --epochs 2 --new-tokens 50
+    python examples/lightning_expand.py --run runs/demo --data train.pt    (any dataset of the run)
 
 1. Train a classifier on the run, its pretrained (fixed) rows kept exact by `EmbeddingConstraint`.
 2. Grow the vocabulary by `--new-tokens` ids appended at the end (as `reindex build --vectors OLD_RUN`
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from reindex.lightning import EmbeddingConstraint
 from reindex.run import read_embedding
 
-from train_classifier import load_examples
+from train_classifier import find_data, load_examples
 
 
 class Classifier(pl.LightningModule):
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", type=Path, required=True, help="a run directory written by `reindex build`")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=50)
+    parser.add_argument("--data", help="a dataset in sorted ids: a name under RUN/data/ or a path (default: the first)")
+    parser.add_argument("--column", default="input_ids", help="the column or key holding the ids")
     args = parser.parse_args(argv)
     pl.seed_everything(0, verbose=False)
 
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     fixed, trainable = torch.from_numpy(tensors["fixed"]), torch.from_numpy(tensors["trainable"])
     vocab_size, dim = fixed.shape[0] + trainable.shape[0], fixed.shape[1]
     pad = int(metadata["pad_id"]) if metadata.get("pad_id") else None
-    ids, mask, labels = load_examples(args.run, pad_id=pad or 0, num_fixed=fixed.shape[0])
+    ids, mask, labels = load_examples(find_data(args.run, args.data), column=args.column, pad_id=pad or 0,
+                                      num_fixed=fixed.shape[0])
 
     # 1. The first vocabulary: the run's rows (sorted ids), pretrained ones kept exact.
     old = Classifier(vocab_size, dim, padding_idx=pad)

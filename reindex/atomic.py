@@ -21,12 +21,12 @@ import os
 import shutil
 import signal
 import sys
-import re
 import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import ReindexError, UsageError
+from .write_error import OS_ERROR_TEXT, disk_full, user_path, write_error
 
 
 def _lock(path: Path, *, wait: bool) -> int | None:
@@ -159,53 +159,6 @@ def _publish(temporary: Path, final: Path, *, replace: Callable[[Path], str | No
         return old
     os.replace(temporary, final)
     return None
-
-
-_DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-              errno.EFBIG: "file too large"}
-_DISK_FULL_TEXT = re.compile(r"os error (\d+)|\[errno (\d+)\]|(no space left on device)|(disk quota exceeded)"
-                             r"|(file too large)", re.IGNORECASE)
-
-
-def disk_full(error: BaseException) -> str | None:
-    """"no space left on device" (or quota, file size) if that is why `error` (or its cause) happened.
-
-    Writers report it in their own words: OSError errno 28 (numpy, pyarrow), "os error 28"
-    (safetensors), and so a write error is told apart from a read error whatever wraps it.
-
-    >>> disk_full(OSError(28, "No space left on device"))
-    'no space left on device'
-    """
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in _DISK_FULL:
-            return _DISK_FULL[error.errno]
-        for match in _DISK_FULL_TEXT.finditer(str(error)):
-            number = match.group(1) or match.group(2)
-            if number is None:
-                return next(g for g in match.groups()[2:] if g).lower()
-            if int(number) in _DISK_FULL:
-                return _DISK_FULL[int(number)]
-        error = error.__cause__ or error.__context__
-    return None
-
-
-def _write_error(e: BaseException, temporary: Path, final: Path) -> ReindexError:
-    """One line saying why a write failed, naming the file as it would have been called."""
-    filename = getattr(e, "filename", None)
-    where = _user_path(os.fsdecode(filename) if filename else str(final), temporary, final)
-    reason = disk_full(e)
-    if reason is not None:
-        return ReindexError(f"cannot write: {reason}; nothing was written to {final}", path=where,
-                            hint="free some space or choose another --out")
-    reason = (getattr(e, "strerror", None) or str(e) or type(e).__name__)
-    return ReindexError(f"cannot write: {reason}; nothing was written to {final}", path=where)
-
-
-def _user_path(text: str, temporary: Path, final: Path) -> str:
-    """`text` with the temporary's name replaced by the name the user asked for."""
-    return text.replace(str(temporary), str(final))
 
 
 @contextlib.contextmanager
@@ -348,13 +301,15 @@ def _atomic(final: str | os.PathLike, *, force: bool, directory: bool,
         if temporary is not None:
             _remove(temporary)
             if isinstance(e, ReindexError):
-                text = _user_path(str(e), temporary, final)
+                text = user_path(str(e), temporary, final)
                 if e.__cause__ is not None and disk_full(e.__cause__) is not None:  # a writer's OSError
-                    raise _write_error(e, temporary, final) from e
+                    raise write_error(e, temporary, final) from e
                 if text != str(e):
                     raise type(e)(text) from e
-            elif isinstance(e, Exception) and (isinstance(e, OSError) or disk_full(e) is not None):
-                raise _write_error(e, temporary, final) from e
+            elif isinstance(e, Exception) and (isinstance(e, OSError) or disk_full(e) is not None
+                                               or OS_ERROR_TEXT.search(str(e))):
+                # a writer's I/O failure in its own words (safetensors: "Permission denied (os error 13)")
+                raise write_error(e, temporary, final) from e
         raise
     finally:
         _unlock(lock)

@@ -16,6 +16,7 @@ from .errors import ReindexError, ReindexWarning, UsageError
 from .init import INITS, describe_sources, init_pieces, initialise
 from .mapping import build_permutation, invert_permutation
 from .matching import Matched
+from .progress import step
 from .vocab import Vocab, misread_as, read_vocab
 
 #: Under this share of vocabulary tokens with a vector, `build` warns that the run is probably a mistake.
@@ -87,6 +88,22 @@ def _check_subword_model(*, init: str, vectors: str | os.PathLike,
                          hint="pass --subword-model FILE.bin (an unsupervised fastText model)")
 
 
+def _fasttext_models(vectors: Path, subword_model: str | os.PathLike | None) -> list[Path]:
+    """The fastText `.bin` files among the inputs (read through a memory map, not a stream)."""
+    from .vectors.fasttext import is_fasttext
+
+    paths = [vectors] + ([Path(subword_model)] if subword_model is not None else [])
+    return [p for p in paths if p.is_file() and is_fasttext(p)]
+
+
+def _with_subword_model(inputs: dict[str, Any], subword_model: str | os.PathLike | None, hashes: Any
+                        ) -> dict[str, Any]:
+    """The manifest's inputs, plus `subword_model` (path as given, size, sha256) when there is one."""
+    if subword_model is not None:
+        inputs["subword_model"] = hashes.describe(Path(subword_model), name=str(subword_model))
+    return inputs
+
+
 def pad_sorted_id(sorted_to_original: np.ndarray, pad: int) -> int:
     return int(np.flatnonzero(sorted_to_original == pad)[0])
 
@@ -125,20 +142,25 @@ class BuildResult:
 
 def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os.PathLike,
           data: Sequence[str | os.PathLike] = (), pad: str | None = None, lowercase_fallback: bool = False,
+          case_fallback: bool = False, normalize: str = "none", limit: int | None = None,
           init: str = "normal", seed: int = 0, vectors_format: str | None = None,
           duplicates: str = "first", unicode_errors: str = "strict",
-          columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, force: bool = False,
+          columns: Sequence[str] = ("input_ids",), id_dtype: str | None = None, unk: str | None = None,
+          ignore_index: Sequence[int] = (), include: Sequence[str] = (), force: bool = False,
           workers: int | None = None, progress: Callable[[str], None] | None = None,
           engine: str = "local", ray_address: str | None = None,
           weights: str | os.PathLike | None = None,
           subword_model: str | os.PathLike | None = None, vectors_key: str | None = None) -> BuildResult:
     """Build a run directory. Everything is validated before RUN appears; a failure leaves no RUN.
 
+    `vocab="-"` reads the vocabulary from stdin. Matching (`lowercase_fallback`, `case_fallback`,
+    `normalize`) follows `reindex.matching`; `limit` reads only the first vectors of the file;
+    `unk`, `ignore_index`, `include` and `columns` apply to the datasets as in `remap_files`.
+
     build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")
     """
     from . import run as run_dir
     from . import vocab_hf
-    from .datasets import RemapSpec, check_datasets, plan_outputs
     from .datasets.core import check_columns
     from .outputs import check_output, replacer
     from .vectors import hf_model
@@ -149,27 +171,28 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
     if init not in INITS:
         raise UsageError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
     _check_subword_model(init=init, vectors=vectors, subword_model=subword_model)
-    options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "init": init, "seed": seed,
+    if init == "pieces" and Path(vectors).exists() and not hf_model.is_hf_model(vectors):  # before any parsing
+        raise UsageError("--init pieces needs a Hugging Face model as --vectors", path=vectors,
+                         hint="its tokenizer splits each new token into old pieces")
+    options = {"pad": pad, "lowercase_fallback": lowercase_fallback, "case_fallback": case_fallback,
+               "normalize": normalize, "limit": limit, "init": init, "seed": seed,
                "vectors_format": vectors_format, "duplicates": duplicates, "unicode_errors": unicode_errors,
-               "columns": list(columns), "id_dtype": id_dtype,
+               "columns": list(columns), "id_dtype": id_dtype, "unk": unk,
+               "ignore_index": [int(i) for i in ignore_index], "include": list(include),
                "weights": None if weights is None else str(weights),
                "subword_model": None if subword_model is None else str(subword_model), "vectors_key": vectors_key}
     check_columns(columns)
     with run_dir.FileHashes() as hashes:
-        vocabulary = read_vocab(vocab)
-        misread = misread_as(vocabulary)
-        early = [] if misread is None else [f"the vocabulary {vocab} looks like {misread}"]
-        for notice in early:
-            note(f"warning: {notice}")
-        pairs = plan_outputs(list(data), out / run_dir.DATA_DIR) if data else []
-        # Fail fast: every dataset's format, columns and dtype are checked before the vectors are parsed.
-        check_datasets([src for src, _ in pairs], RemapSpec(table=np.zeros(len(vocabulary), np.int64),
-                       columns=tuple(columns), id_dtype=id_dtype, tokens=vocabulary.tokens))
+        vocabulary, pairs, misread, early = _read_inputs(
+            vocab, data, data_dir=out / run_dir.DATA_DIR, include=include, note=note,
+            spec=dict(columns=tuple(columns), id_dtype=id_dtype, unk=unk, ignore=tuple(int(i) for i in ignore_index)))
         files = run_dir.input_files(vocab=vocab_hf.source_file(vocab), vectors=hf_model.source_file(vectors),
                                     data=[src for src, _ in pairs], weights=weights)
         for path in [files["vocab"], *files["data"], files["weights"]]:
             if path is not None and (path.is_file() or path.is_dir()):  # never a FIFO: it would block
                 hashes.start(path)  # on a background thread while the vectors are parsed
+        for path in _fasttext_models(files["vectors"], subword_model):  # memory-mapped, so never streamed:
+            hashes.start(path)                                          # hashed on a thread meanwhile
         note(f"read {len(vocabulary):,} vocabulary tokens")
         from .vectors import FileDigest
 
@@ -181,18 +204,41 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         with run_dir.atomic_directory(out, force=force, replace=replacer("run")) as tmp:
             reports, corpus = _remap_data(pairs, split, out=out, tmp=tmp, options=options, workers=workers,
                                           engine=engine, ray_address=ray_address, note=note)
-            manifest, metadata = run_dir.write_run(
-                tmp, fixed=split.fixed, trainable=split.trainable, sorted_to_original=split.sorted_to_original,
-                tokens_sorted=tokens_sorted,
-                counts=split.counts, options=options, corpus_counts=corpus,
-                inputs=run_dir.describe_inputs(files, given={"vocab": vocab, "vectors": vectors, "weights": weights},
-                                               hashes=hashes),
-                datasets=[run_dir.describe_report(r, tmp) for r in reports], hashes=hashes)
+            with step(f"writing {out} (hashing inputs and outputs)"):
+                manifest, metadata = run_dir.write_run(
+                    tmp, fixed=split.fixed, trainable=split.trainable,
+                    sorted_to_original=split.sorted_to_original, tokens_sorted=tokens_sorted,
+                    counts=split.counts, options=options, corpus_counts=corpus,
+                    inputs=_with_subword_model(run_dir.describe_inputs(
+                        files, hashes=hashes, given={"vocab": vocab, "vectors": vectors, "weights": weights,
+                                                     "vocab_record": vocabulary.record}), subword_model, hashes),
+                    datasets=[run_dir.describe_report(r, tmp) for r in reports], hashes=hashes)
     written = run_dir.Run(path=out, sorted_to_original=split.sorted_to_original, num_fixed=split.fixed.shape[0],
                           num_trainable=split.trainable.shape[0], dim=split.fixed.shape[1], manifest=manifest,
                           metadata=metadata, tokens=tokens_sorted, fixed=split.fixed, trainable=split.trainable)
     return BuildResult(out=out, counts=split.counts, datasets=manifest["datasets"], manifest=manifest,
                        run=written, corpus_counts=corpus)
+
+
+def _read_inputs(vocab: str | os.PathLike, data: Sequence[str | os.PathLike], *, data_dir: Path,
+                 include: Sequence[str], spec: dict[str, Any], note: Callable[[str], None]
+                 ) -> tuple[Vocab, list[tuple[Path, Path]], str | None, list[str]]:
+    """Read the vocabulary (warning when it looks like another kind of file) and check every dataset's
+    format, columns and dtype, all before the vectors are parsed: a wrong column fails in a second.
+
+    Returns (vocabulary, (source, output) pairs, what the vocabulary looks like or None, warnings said).
+    """
+    from .datasets import RemapSpec, check_datasets, plan_outputs
+
+    vocabulary = read_vocab(vocab)
+    misread = misread_as(vocabulary)
+    early = [] if misread is None else [f"the vocabulary {vocab} looks like {misread}"]
+    for notice in early:
+        note(f"warning: {notice}")
+    pairs = plan_outputs(list(data), data_dir, include=include) if data else []
+    check_datasets([src for src, _ in pairs], RemapSpec(table=np.zeros(len(vocabulary), np.int64),
+                                                        tokens=vocabulary.tokens, **spec))
+    return vocabulary, pairs, misread, early
 
 
 @dataclass
@@ -235,9 +281,11 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ReindexWarning)  # ours only: other warnings go their usual way
         matched = sources.match(vectors, vocabulary.tokens, lowercase_fallback=options["lowercase_fallback"],
-                                vectors_format=options["vectors_format"], duplicates=options["duplicates"],
-                                unicode_errors=options["unicode_errors"], pad=pad_id, weights=options["weights"],
-                                vectors_key=options["vectors_key"], digest=digest)
+                                case_fallback=options["case_fallback"], normalize=options["normalize"],
+                                limit=options["limit"], vectors_format=options["vectors_format"],
+                                duplicates=options["duplicates"], unicode_errors=options["unicode_errors"],
+                                pad=pad_id, weights=options["weights"], vectors_key=options["vectors_key"],
+                                digest=digest)
     # Surprises that still give a correct result (a header count that disagrees with the lines):
     # said once on stderr and kept in the manifest, never a Python warning with a source line.
     notices = [str(w.message) for w in caught if issubclass(w.category, ReindexWarning)]
@@ -264,7 +312,8 @@ def _split(vocabulary: Vocab, vectors: str | os.PathLike, options: dict[str, Any
     pad_sorted = None if pad_id is None else pad_sorted_id(sorted_to_original, pad_id)
     counts = {"vocab": len(vocabulary), "fixed": int(fixed.shape[0]), "trainable": int(trainable.shape[0]),
               "dim": int(fixed.shape[1]), "pad_id": pad_sorted,
-              "lowercase_matches": int(np.count_nonzero(matched.lowercase)), **matched.stats,
+              "lowercase_matches": int(np.count_nonzero(matched.lowercase)),
+              "fallback": matched.fallback_counts(), "fallback_matches": matched.fallback, **matched.stats,
               "init_rows": describe_sources(init_sources, first=int(fixed.shape[0]))}
     if notices:
         counts["warnings"] = notices
@@ -281,9 +330,13 @@ def _remap_data(pairs: list[tuple[Path, Path]], split: Split, *, out: Path, tmp:
     if not pairs:
         return [], None
     corpus = np.zeros(len(split.tokens), dtype=np.int64)
+    from . import progress
+
     spec = RemapSpec(table=invert_permutation(split.sorted_to_original), columns=tuple(options["columns"]),
-                     id_dtype=options["id_dtype"], tokens=split.tokens, counts=corpus)
+                     id_dtype=options["id_dtype"], tokens=split.tokens, counts=corpus, unk=options["unk"],
+                     ignore=tuple(options["ignore_index"]))
     staged = [(src, tmp / dst.relative_to(out)) for src, dst in pairs]
-    reports = run_engine(engine, staged, spec, workers=workers, ray_address=ray_address)
+    with progress.files_step("remapping", len(staged)):
+        reports = run_engine(engine, staged, spec, workers=workers, ray_address=ray_address)
     note(f"remapped {sum(r.num_ids for r in reports):,} ids in {len(reports)} file(s)")
     return reports, corpus

@@ -1,8 +1,11 @@
 """`export`: one embedding matrix in ORIGINAL id order (row i = token with original id i).
 
 Formats: safetensors (`weight` + the tokens in metadata, readable back by `reindex build`), npy
-(the bare matrix), word2vec (text with an `N D` header), word2vec-binary, glove (text, no header).
-Text values are written with 9 significant digits, which round-trips every float32 exactly.
+(the bare matrix), pt (a dict of tensors `torch.load(path, weights_only=True)` reads), word2vec
+(text with an `N D` header), word2vec-binary, glove (text, no header), and word2vec-gz / glove-gz
+(the text formats gzip-compressed). Without `format`, the suffix decides, and only a known one:
+.safetensors .npy .pt .vec .bin .txt .vec.gz .txt.gz. Text values are written with 9 significant
+digits, which round-trips every float32 exactly.
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ import numpy as np
 from .errors import ReindexError, UsageError
 from .inputfile import check_regular
 
-FORMATS = ("safetensors", "npy", "word2vec", "word2vec-binary", "glove")
+FORMATS = ("safetensors", "npy", "pt", "word2vec", "word2vec-binary", "glove", "word2vec-gz", "glove-gz")
+SUFFIXES = {".safetensors": "safetensors", ".npy": "npy", ".pt": "pt", ".bin": "word2vec-binary",
+            ".vec": "word2vec", ".txt": "glove", ".vec.gz": "word2vec-gz", ".txt.gz": "glove-gz"}
 EXPORT_FORMAT = "reindex.export"
 
 
@@ -52,9 +57,11 @@ def as_float32(value: Any, *, key: str, path: Path) -> np.ndarray:
     if hasattr(value, "detach"):  # a torch tensor: float64 keeps every value of every dtype
         import torch
 
-        if value.is_nested or value.layout != torch.strided:
-            raise ReindexError(f"`{key}` is a sparse or nested tensor; weights must be dense", path=path,
-                               hint="save tensor.to_dense()")
+        if value.is_nested or value.layout != torch.strided or value.is_meta:
+            raise ReindexError(f"`{key}` is a sparse, nested or meta tensor; weights must be dense values",
+                               path=path, hint="save tensor.to_dense()")
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ReindexError(f"`{key}` holds {value.dtype} values; weights must be floats", path=path)
         value = value.detach().cpu().double().numpy()
     array = np.asarray(value)
     if array.dtype.kind not in "fiu":
@@ -81,7 +88,12 @@ def _read_state(path: Path) -> dict[str, Any]:
         try:
             return load_file(str(path))
         except Exception as e:
-            raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
+            if "bfloat16" not in str(e):
+                raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
+        # bfloat16 (numpy has no such dtype): torch reads it, and `as_float32` widens it exactly
+        from safetensors.torch import load_file as load_torch
+
+        return load_torch(str(path))
     if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
         from .datasets.pt import load_pt
 
@@ -97,15 +109,19 @@ def _read_state(path: Path) -> dict[str, Any]:
 
 def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str | os.PathLike | None = None,
            format: str | None = None, force: bool = False) -> dict[str, Any]:
-    """Write the merged matrix in original order to `out`; return what was written."""
+    """Write the merged matrix in original order to `out`; return what was written.
+
+    export("runs/demo", out="embedding.vec.gz")   # {"path": ..., "format": "word2vec-gz", "rows": ..., "dim": ...}
+    """
+    from . import progress
     from .outputs import check_output, recorded_inputs
     from .run import load_run
 
     out = Path(out)
+    check_output(out, kind="export", force=force, inputs=[run_path, weights])  # first: the gravest reason
     format = format or _format_from_suffix(out)
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-    check_output(out, kind="export", force=force, inputs=[run_path, weights])
     run = load_run(run_path)
     check_output(out, kind="export", force=force, inputs=recorded_inputs(run))
     if weights is not None:
@@ -116,14 +132,23 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
         raise ReindexError(f"row {row} (token {run.original_tokens[row]!r}) is not finite",
                            path=weights or run_path, hint="the trained weights diverged")
     tokens = run.original_tokens
-    _write_atomic(out, lambda tmp: WRITERS[format](tmp, tokens, matrix, run), force=force)
+    with progress.step(f"writing {out}", total=matrix.shape[0], unit="rows"):
+        _write_atomic(out, lambda tmp: WRITERS[format](tmp, tokens, matrix, run), force=force)
     return {"path": str(out), "format": format, "rows": matrix.shape[0], "dim": matrix.shape[1]}
 
 
 def _format_from_suffix(out: Path) -> str:
-    suffix = out.suffix.lower()
-    return {".safetensors": "safetensors", ".npy": "npy", ".bin": "word2vec-binary",
-            ".vec": "word2vec", ".txt": "glove"}.get(suffix, "safetensors")
+    """The format a known suffix names; any other suffix is a usage error asking for --format.
+
+    >>> _format_from_suffix(Path("emb.vec.gz")), _format_from_suffix(Path("emb.PT"))
+    ('word2vec-gz', 'pt')
+    """
+    name = out.name.lower()
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return SUFFIXES[suffix]
+    raise UsageError(f"cannot tell the format from the name {out.name!r}", path=out,
+                     hint=f"pass --format ({', '.join(FORMATS)}) or use one of {' '.join(SUFFIXES)}")
 
 
 def _write_atomic(out: Path, write: Any, *, force: bool) -> None:
@@ -146,15 +171,28 @@ def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: A
 
 
 def _write_npy(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
-    with open(path, "wb") as f:
-        np.save(f, matrix)
+    from .datasets.npy import save_npy
+
+    save_npy(path, matrix)
+
+
+def _write_pt(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
+    """`{"weight": [V, D] float32, "fixed_rows": int64}`: plain tensors, so weights_only loading reads it."""
+    import torch
+
+    fixed_rows = np.sort(run.sorted_to_original[: run.num_fixed])
+    torch.save({"weight": torch.from_numpy(np.ascontiguousarray(matrix)),
+                "fixed_rows": torch.from_numpy(np.ascontiguousarray(fixed_rows, dtype=np.int64))}, path)
 
 
 def _text_lines(tokens: list[str], matrix: np.ndarray) -> Any:
     """Yield `token v1 ... vD\\n` lines in blocks; %.9g round-trips float32 exactly."""
+    from . import progress
+
     block = 4096
     row_format = " ".join(["%.9g"] * matrix.shape[1])
     for start in range(0, matrix.shape[0], block):
+        progress.tally("rows", min(block, matrix.shape[0] - start))
         rows = matrix[start:start + block].astype(np.float64)
         yield "".join(f"{tokens[start + i]} {row_format % tuple(row)}\n" for i, row in enumerate(rows.tolist()))
 
@@ -166,10 +204,14 @@ def _refuse_whitespace(tokens: list[str], path: Path, *, hint: str) -> None:
             raise ReindexError(f"token {token!r} (original id {i}) contains whitespace", path=path, hint=hint)
 
 
-def _write_text(path: Path, tokens: list[str], matrix: np.ndarray, *, header: bool) -> None:
+def _write_text(path: Path, tokens: list[str], matrix: np.ndarray, *, header: bool, gz: bool = False) -> None:
+    import gzip
+    import io
+
     if header:
         _refuse_whitespace(tokens, path, hint="use --format glove (parsed from the right) or safetensors")
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
+    raw = gzip.GzipFile(path, "wb", mtime=0) if gz else open(path, "wb")  # mtime 0: same bytes every time
+    with raw, io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as f:
         if header:
             f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n")
         for text in _text_lines(tokens, matrix):
@@ -188,7 +230,10 @@ def _write_binary(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -
 WRITERS = {
     "safetensors": _write_safetensors,
     "npy": _write_npy,
+    "pt": _write_pt,
     "word2vec": lambda p, t, m, r: _write_text(p, t, m, header=True),
     "word2vec-binary": _write_binary,
     "glove": lambda p, t, m, r: _write_text(p, t, m, header=False),
+    "word2vec-gz": lambda p, t, m, r: _write_text(p, t, m, header=True, gz=True),
+    "glove-gz": lambda p, t, m, r: _write_text(p, t, m, header=False, gz=True),
 }

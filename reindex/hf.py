@@ -1,6 +1,6 @@
 """Train only some token rows of a Hugging Face model's embedding and output head (optional extra).
 
-    pip install 'reindex[hf]'
+    pip install 'reindex-vocab[hf]'
 
     model = reindex.hf.train_only(model, new_token_ids)   # in place; returns the model
     ...train with any optimizer...

@@ -1,6 +1,6 @@
 """A Lightning 2.x callback that keeps chosen embedding rows exact while the rest train (optional extra).
 
-    pip install 'reindex[lightning]'
+    pip install 'reindex-vocab[lightning]'
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .torch.swap import Swap, swap_in
 try:
     from lightning.pytorch import Callback, LightningModule, Trainer
 except ImportError as e:  # the extra is optional: say how to get it
-    raise ImportError("reindex.lightning needs Lightning 2.x: pip install 'reindex[lightning]'") from e
+    raise ImportError("reindex.lightning needs Lightning 2.x: pip install 'reindex-vocab[lightning]'") from e
 
 
 class EmbeddingConstraint(Callback):

@@ -92,10 +92,7 @@ def mark_export(path: str | os.PathLike) -> None:
     """Mark `path` as written by `export` (best effort: a file system may not keep xattrs)."""
     from .export import EXPORT_FORMAT
 
-    try:
-        os.setxattr(path, EXPORT_XATTR, EXPORT_FORMAT.encode())
-    except (AttributeError, OSError):
-        pass
+    mark(path, EXPORT_FORMAT)
 
 
 def looks_like_export(head: bytes) -> bool:
@@ -146,17 +143,67 @@ def _is_trainable(path: Path) -> str | None:
     """None if `path` is a file written by `SplitEmbedding.save_trainable` or `reindex.hf.save_trainable`."""
     if not path.is_file():
         return "it is not a regular file"
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as e:
+        return f"it cannot be read ({e.strerror})"
     if safetensors_format(head) not in (TRAINABLE_FORMAT, HF_TRAINABLE_FORMAT):
         return "it is not a file written by `save_trainable`"
     return None
 
 
+#: The first bytes of each image format `inspect --plot` writes, by suffix.
+IMAGE_MAGIC = {".png": (b"\x89PNG",), ".pdf": (b"%PDF",), ".svg": (b"<?xml", b"<svg"), ".svgz": (b"\x1f\x8b",),
+               ".jpg": (b"\xff\xd8",), ".jpeg": (b"\xff\xd8",), ".tif": (b"II*", b"MM\x00*"),
+               ".tiff": (b"II*", b"MM\x00*"), ".webp": (b"RIFF",), ".eps": (b"%!PS",), ".ps": (b"%!PS",)}
+PLOT_FORMAT = "reindex.plot"
+
+
+def _is_plot(path: Path) -> str | None:
+    """None if `path` is an earlier `inspect --plot` image (marked, or, without xattrs, an image)."""
+    if not path.is_file():
+        return "it is not a regular file"
+    try:
+        if os.getxattr(path, EXPORT_XATTR) == PLOT_FORMAT.encode():
+            return None
+    except AttributeError:
+        pass
+    except OSError as e:
+        if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+            return "it is not a plot written by `reindex inspect --plot`"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        return f"it cannot be read ({e.strerror})"
+    if head.startswith(IMAGE_MAGIC.get(path.suffix.lower(), (b"\0\0\0\0\0",))) and not _has_xattrs(path):
+        return None
+    return "it is not a plot written by `reindex inspect --plot`"
+
+
+def _has_xattrs(path: Path) -> bool:
+    try:
+        os.listxattr(path)
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+def mark(path: str | os.PathLike, format: str) -> None:
+    """Mark `path` as written by reindex (`format`); best effort: a file system may not keep xattrs."""
+    try:
+        os.setxattr(path, EXPORT_XATTR, format.encode())
+    except (AttributeError, OSError):
+        pass
+
+
 REPLACEABLE: dict[str, Callable[[Path], str | None]] = {
-    "run": _is_run, "datasets": _is_datasets, "export": _is_export, "trainable": _is_trainable}
+    "run": _is_run, "datasets": _is_datasets, "export": _is_export, "trainable": _is_trainable,
+    "plot": _is_plot}
 WHAT = {"run": "an earlier run", "datasets": "an earlier remap/invert output",
-        "export": "an earlier export file", "trainable": "an earlier save_trainable file"}
+        "export": "an earlier export file", "trainable": "an earlier save_trainable file",
+        "plot": "an earlier plot"}
 
 
 def refusal(out: Path, *, kind: str) -> str | None:
@@ -166,6 +213,8 @@ def refusal(out: Path, *, kind: str) -> str | None:
     why = REPLACEABLE[kind](out)
     if why is None:
         return None
+    if kind == "plot":
+        return f"refusing to replace {out}: {why} (choose another --plot)"
     return f"refusing to replace {out}: {why}; --force replaces only {WHAT[kind]}"
 
 
@@ -178,8 +227,16 @@ def _real(path: str | os.PathLike) -> Path:
     return Path(os.path.realpath(path))
 
 
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True if `a` and `b` are one file (a hard link counts); False if either cannot be looked at."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def check_output(out: str | os.PathLike, *, kind: str, force: bool,
-                 inputs: Sequence[str | os.PathLike | None]) -> None:
+                 inputs: Sequence[str | os.PathLike | None], option: str = "--out") -> None:
     """Refuse (UsageError, exit 2) an `out` that is, holds or lies inside an input, or that exists
     and may not be replaced. Symlinks and `..` are resolved before comparing."""
     out = Path(out)
@@ -188,7 +245,7 @@ def check_output(out: str | os.PathLike, *, kind: str, force: bool,
         if given is None:
             continue
         source = _real(given)
-        if source == real or (os.path.exists(out) and os.path.exists(given) and os.path.samefile(out, given)):
+        if source == real or _same_file(out, given):
             relation = "is"
         elif source in real.parents:
             relation = "lies inside"
@@ -196,8 +253,8 @@ def check_output(out: str | os.PathLike, *, kind: str, force: bool,
             relation = "contains"
         else:
             continue
-        raise UsageError(f"--out {out} {relation} the input {given}",
-                         hint="choose another --out: reindex never writes over its inputs")
+        raise UsageError(f"{option} {out} {relation} the input {given}",
+                         hint=f"choose another {option}: reindex never writes over its inputs")
     if not os.path.lexists(out):
         return
     if not force:

@@ -31,8 +31,13 @@ def corpus_summary(counts: np.ndarray, tokens: list[str], num_fixed: int, *, top
             "top_trainable": top_trainable}
 
 
-def summarize(run: Any, *, corpus_counts: np.ndarray | None = None, top: int = 20) -> dict[str, Any]:
-    """The numbers `inspect` shows for a loaded run (and `build` prints at its end)."""
+def summarize(run: Any, *, corpus_counts: np.ndarray | None = None, top: int = 20,
+              all_fallback: bool = False) -> dict[str, Any]:
+    """The numbers `inspect` shows for a loaded run (and `build` prints at its end).
+
+    `fallback_matches` lists the first `top` tokens matched through a fallback form (all of them
+    with `all_fallback`); `fallback` counts them by kind.
+    """
     counts = run.manifest.get("counts", {})
     vocab = run.vocab_size
     summary: dict[str, Any] = {
@@ -44,6 +49,8 @@ def summarize(run: Any, *, corpus_counts: np.ndarray | None = None, top: int = 2
         "lowercase_matches": counts.get("lowercase_matches", 0),
         "duplicate_vectors_skipped": counts.get("duplicate_vectors_skipped", 0),
         "vectors_read": counts.get("vectors_read"),
+        "fallback": counts.get("fallback", {}),
+        "fallback_matches": counts.get("fallback_matches", [])[:None if all_fallback else top],
         "init_rows": counts.get("init_rows"),   # per --init rule: rows and sorted-id ranges (runs since 0.1)
     }
     if corpus_counts is None:
@@ -76,6 +83,9 @@ def render(summary: dict[str, Any], console: Any = None) -> None:
     table.add_row("fixed (pretrained)", f"{summary['fixed']:,}", f"{summary['fixed_share']:.1%}")
     table.add_row("trainable", f"{summary['trainable']:,}", f"{summary['trainable_share']:.1%}")
     table.add_row("lowercase matches", f"{summary['lowercase_matches']:,}", "")
+    for kind, count in summary.get("fallback", {}).items():
+        if count and kind != "lowercase":
+            table.add_row(f"{kind} matches", f"{count:,}", "")
     table.add_row("duplicate vectors skipped", f"{summary['duplicate_vectors_skipped']:,}", "")
     if summary.get("vectors_read") is not None:
         table.add_row("vectors read", f"{summary['vectors_read']:,}", "")
@@ -88,6 +98,14 @@ def render(summary: dict[str, Any], console: Any = None) -> None:
         table.add_row("corpus tokens", f"{corpus['tokens']:,}", "")
         table.add_row("corpus tokens fixed", f"{corpus['fixed_tokens']:,}", f"{corpus['fixed_share']:.1%}")
     console.print(table)
+    if summary.get("fallback_matches"):
+        matches = Table(title=f"fallback matches (first {len(summary['fallback_matches'])} of "
+                              f"{sum(summary['fallback'].values()):,})")
+        for name in ("token", "vector token", "kind"):
+            matches.add_column(name)
+        for entry in summary["fallback_matches"]:
+            matches.add_row(Text(repr(entry["token"])), Text(repr(entry["vector"])), entry["kind"])
+        console.print(matches)
     if corpus and corpus["top_trainable"]:
         top = Table(title="most frequent trainable tokens")
         top.add_column("token")
@@ -122,21 +140,29 @@ def check_plot_path(path: Any) -> None:
         raise UsageError(f"the folder {str(parent)!r} does not exist", path=path, hint="create it first")
     if path.is_dir():
         raise UsageError("is a directory", path=path, hint="name an image file to write")
+    if path.exists() and not path.is_file():  # a FIFO would block the write; a device is no image
+        raise UsageError("exists and is not a regular file", path=path, hint="name an image file to write")
     try:
         import matplotlib  # noqa: F401
     except ImportError as e:
-        raise UsageError("--plot needs matplotlib", hint="pip install 'reindex[plot]'") from e
+        raise UsageError("--plot needs matplotlib", hint="pip install 'reindex-vocab[plot]'") from e
 
 
 def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = None) -> None:
-    """Draw the share of corpus tokens covered by fixed rows against frequency rank (needs matplotlib)."""
-    from .errors import ReindexError, UsageError
+    """Draw the share of corpus tokens covered by fixed rows against frequency rank (needs matplotlib).
+
+    The title names the run and its final token and vocabulary coverage; 1200 x 720 pixels for a PNG.
+    """
+    from .errors import UsageError
+    from .outputs import check_output
 
     check_plot_path(path)
+    check_output(path, kind="plot", force=True, inputs=[run.path], option="--plot")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
 
     counts = corpus_counts if corpus_counts is not None else stored_corpus_counts(run)
     if counts is None:
@@ -146,20 +172,33 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
     ranked = counts[order]
     fixed = order < run.num_fixed
     total = max(int(ranked.sum()), 1)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ranks = np.arange(1, ranked.shape[0] + 1)
-    ax.plot(ranks, np.cumsum(ranked * fixed) / total, label="corpus tokens with a pretrained vector")
-    ax.plot(ranks, np.cumsum(ranked) / total, label="all corpus tokens", linestyle="--")
-    ax.set_xscale("log")
-    ax.set_xlabel("vocabulary rank by corpus frequency")
-    ax.set_ylabel("cumulative share of corpus tokens")
-    ax.legend()
-    fig.tight_layout()
+    token_coverage = float((ranked * fixed).sum()) / total
+    vocab_coverage = run.num_fixed / max(run.vocab_size, 1)
+    name = Path(run.path).resolve().name
     image = io.BytesIO()
-    fig.savefig(image, dpi=100, format=Path(path).suffix.lower().lstrip("."))
-    plt.close(fig)
-    try:  # written here, not by matplotlib, whose image writers can lose a failed write (ENOSPC)
-        with open(path, "wb") as f:
-            f.write(image.getbuffer())
-    except OSError as e:  # no space left, permission denied, ...
-        raise ReindexError(f"cannot write the plot: {e.strerror or e}", path=path) from e
+    with plt.rc_context({"font.size": 13, "axes.titlesize": 15, "axes.labelsize": 14, "legend.fontsize": 12}):
+        fig, ax = plt.subplots(figsize=(10, 6))  # 1200 x 720 pixels at dpi 120: readable on a laptop
+        ranks = np.arange(1, ranked.shape[0] + 1)
+        ax.plot(ranks, np.cumsum(ranked * fixed) / total, linewidth=2.5,
+                label="corpus tokens with a pretrained vector (fixed)")
+        ax.plot(ranks, np.cumsum(ranked) / total, linewidth=2, linestyle="--", label="all corpus tokens")
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.grid(True, which="major", alpha=0.3)
+        ax.set_xlabel("vocabulary rank by corpus frequency (log scale)")
+        ax.set_ylabel("cumulative share of corpus tokens")
+        ax.set_title(f"{name}: token coverage {token_coverage:.1%}, vocabulary coverage {vocab_coverage:.1%}\n"
+                     f"({run.num_fixed:,} of {run.vocab_size:,} tokens fixed; {total:,} corpus tokens)")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        fig.savefig(image, dpi=120, format=Path(path).suffix.lower().lstrip("."))
+        plt.close(fig)
+    # Written here, not by matplotlib, whose image writers can lose a failed write (ENOSPC);
+    # atomically, and over an existing file only if it is an earlier plot (outputs.py).
+    from .atomic import atomic_file
+    from .outputs import PLOT_FORMAT, mark, replacer
+
+    with atomic_file(path, force=True, replace=replacer("plot")) as temporary:
+        temporary.write_bytes(image.getbuffer())
+        mark(temporary, PLOT_FORMAT)

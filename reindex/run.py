@@ -45,18 +45,22 @@ def folder_files(path: str | os.PathLike) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:
+def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22, advance: Any = None) -> str:
     """Hex sha256 of a file, read in chunks; of a folder (a `save_to_disk` dataset), a digest of
-    its files' relative paths and sha256s, so any change to any file, name or set of files shows."""
+    its files' relative paths and sha256s, so any change to any file, name or set of files shows.
+    `advance(n)` (a progress bar) is told the size of each chunk read."""
     if os.path.isdir(path):
         digest = hashlib.sha256()
         for name, file in folder_files(path):
-            digest.update(f"{name}\0{sha256_file(file, chunk_bytes=chunk_bytes)}\n".encode("utf-8", "surrogateescape"))
+            hashed = sha256_file(file, chunk_bytes=chunk_bytes, advance=advance)
+            digest.update(f"{name}\0{hashed}\n".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk_bytes):
             digest.update(block)
+            if advance is not None:
+                advance(len(block))
     return digest.hexdigest()
 
 
@@ -163,7 +167,9 @@ def write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sort
     write_vocab(directory / VOCAB_FILE, tokens_sorted)
     names = [EMBEDDING_FILE, VOCAB_FILE]
     if corpus_counts is not None:
-        np.save(directory / CORPUS_COUNTS_FILE, corpus_counts)
+        from .datasets.npy import save_npy
+
+        save_npy(directory / CORPUS_COUNTS_FILE, corpus_counts)
         names.append(CORPUS_COUNTS_FILE)
     names += [d["output"] for d in datasets]
     manifest = {
@@ -185,7 +191,7 @@ def input_files(*, vocab: str | os.PathLike, vectors: str | os.PathLike, data: l
 
 def describe_inputs(files: dict[str, Any], *, given: dict[str, Any], hashes: FileHashes) -> dict[str, Any]:
     """The manifest's record of the `input_files`: each path as the user gave it, size and sha256."""
-    inputs = {"vocab": hashes.describe(files["vocab"], name=str(given["vocab"])),
+    inputs = {"vocab": given.get("vocab_record") or hashes.describe(files["vocab"], name=str(given["vocab"])),
               "vectors": hashes.describe(files["vectors"], name=str(given["vectors"])),
               "data": [hashes.describe(p) for p in files["data"]]}
     if files["weights"] is not None:
@@ -268,6 +274,7 @@ class Run:
         self._vectors: dict[str, np.ndarray] = {k: v for k, v in (("fixed", fixed), ("trainable", trainable))
                                                 if v is not None}
         self._lookups: dict = {}   # converted tables, see _apply
+        self._token_index: dict[str, int] | None = None
 
     def __repr__(self) -> str:
         return (f"Run({str(self.path)!r}, vocab_size={self.vocab_size}, num_fixed={self.num_fixed}, "
@@ -321,6 +328,27 @@ class Run:
         """Tokens in original-id order."""
         tokens = self.tokens
         return [tokens[s] for s in self.original_to_sorted.tolist()]
+
+    def token_id(self, token: str, *, order: str = "sorted") -> int:
+        """The id of `token` in "sorted" or "original" order; KeyError names a token not in the run.
+
+        run.token_id("the"), run.token_id("the", order="original")
+        """
+        if self._token_index is None:
+            self._token_index = {t: s for s, t in enumerate(self.tokens)}
+        try:
+            sorted_id = self._token_index[token]
+        except KeyError:
+            raise KeyError(f"{token!r} is not in the vocabulary of {self.path}") from None
+        if order == "sorted":
+            return sorted_id
+        if order != "original":
+            raise UsageError(f"order must be 'sorted' or 'original', got {order!r}")
+        return int(self.sorted_to_original[sorted_id])
+
+    def token_ids(self, tokens: Any, *, order: str = "sorted") -> np.ndarray:
+        """int64 ids of several tokens: `run.token_ids("the cat sat".split())`."""
+        return np.array([self.token_id(t, order=order) for t in tokens], dtype=np.int64)
 
     def to_sorted(self, ids: Any, *, dtype: Any = None, out: Any = None) -> Any:
         """Original ids -> sorted ids, for a numpy array or a torch tensor (same kind out).

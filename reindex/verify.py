@@ -25,22 +25,27 @@ NDIM = {"fixed": 2, "trainable": 2, "sorted_to_original": 1}
 
 def _check_outputs(path: Path, manifest: dict[str, Any]) -> list[str]:
     """Every listed output exists with the recorded size and sha256; the run's own files are listed."""
+    from . import progress
     from .run import CORPUS_COUNTS_FILE, EMBEDDING_FILE, VOCAB_FILE, sha256_file, size_of
 
     problems = []
-    listed = [entry["path"] for entry in manifest.get("outputs", [])]
+    entries = manifest.get("outputs", [])
+    listed = [entry["path"] for entry in entries]
     required = [EMBEDDING_FILE, VOCAB_FILE] + [d["output"] for d in manifest.get("datasets", [])]
     if manifest.get("datasets"):
         required.append(CORPUS_COUNTS_FILE)
     problems += [f"{name}: not listed in the manifest's outputs" for name in required if name not in listed]
-    for entry in manifest.get("outputs", []):
-        file = path / entry["path"]
-        if not (file.is_file() or file.is_dir()):  # a dataset saved as a Hugging Face folder is a directory
-            problems.append(f"{entry['path']}: missing")
-        elif size_of(file) != entry["size"]:
-            problems.append(f"{entry['path']}: size {size_of(file)}, manifest says {entry['size']}")
-        elif sha256_file(file) != entry["sha256"]:
-            problems.append(f"{entry['path']}: sha256 differs from the manifest")
+    entries = manifest.get("outputs", [])
+    total = sum(e.get("size", 0) for e in entries if isinstance(e.get("size"), int))
+    with progress.step(f"hashing {path}", total=total, unit="bytes") as advance:
+        for entry in entries:
+            file = path / entry["path"]
+            if not (file.is_file() or file.is_dir()):  # a dataset saved as a Hugging Face folder is a directory
+                problems.append(f"{entry['path']}: missing")
+            elif size_of(file) != entry["size"]:
+                problems.append(f"{entry['path']}: size {size_of(file)}, manifest says {entry['size']}")
+            elif sha256_file(file, advance=advance) != entry["sha256"]:
+                problems.append(f"{entry['path']}: sha256 differs from the manifest")
     return problems
 
 
@@ -144,10 +149,15 @@ def _check_data(path: Path, manifest: dict[str, Any]) -> list[str]:
         return []
     vocab_size = manifest["counts"]["vocab"]
     recount = np.zeros(vocab_size, dtype=np.int64)
+    options = manifest.get("options", {})
     spec = RemapSpec(table=np.arange(vocab_size, dtype=np.int64), counts=recount,
-                     columns=tuple(manifest.get("options", {}).get("columns", ["input_ids"])))
+                     columns=tuple(options.get("columns", ["input_ids"])),
+                     ignore=tuple(options.get("ignore_index") or ()))  # --ignore-index ids stay as written
+    from . import progress
+
     problems, complete = [], True
-    with tempfile.TemporaryDirectory(prefix="reindex-verify-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="reindex-verify-") as tmp, \
+            progress.files_step("checking datasets", len(datasets)):
         for i, entry in enumerate(datasets):
             source = path / entry["output"]
             if not source.exists():

@@ -15,7 +15,7 @@ import numpy as np
 from .errors import ReindexError
 from .inputfile import check_regular
 
-_COUNTED = re.compile(r"^(.*)\t(\d+)$", re.DOTALL)
+_COUNTED = re.compile(r"^(.*)\t *(\d+) *$", re.DOTALL)  # spaces around a count are an editor's, not data
 #: A first line whose last tab-separated field looks like a number (even a bad one: -3, 1.5, 1e9)
 #: makes the file `token<TAB>count`; every line is then checked, so a bad count is an error, not
 #: part of a token.
@@ -32,6 +32,7 @@ class Vocab:
     counts: np.ndarray | None
     format: str  # "lines" | "counts" | "json"
     path: Path
+    record: dict | None = None  # read from stdin: {"path": "-", "size", "sha256"} for the manifest
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -53,8 +54,9 @@ def parse_lines(text: str, *, path: str | os.PathLike = "<vocab>") -> Vocab:
     counted = _COUNT_LIKE.match(lines[0]) is not None
     tokens, counts = (_split_counts(lines, path) if counted else (lines, None))
     _check_tokens(tokens, path)
-    for i, token in enumerate(tokens):
-        _check_storable(token, path, line=i + 1)
+    if "\r" in text or _SURROGATE.search(text):  # one scan of the text; tokens only when needed
+        for i, token in enumerate(tokens):
+            _check_storable(token, path, line=i + 1)
     return Vocab(tokens=tokens, counts=counts, format="counts" if counted else "lines", path=Path(path))
 
 
@@ -85,7 +87,7 @@ def _split_counts(lines: list[str], path: str | os.PathLike) -> tuple[list[str],
 
 def _check_storable(token: str, path: str | os.PathLike, *, line: int | None = None,
                     token_id: int | None = None) -> None:
-    """Refuse a token that the run's vocab.txt (UTF-8, one token per line) cannot hold exactly.
+    r"""Refuse a token that the run's vocab.txt (UTF-8, one token per line) cannot hold exactly.
 
     "\n" would split it; "\r" would too for any reader in text mode (universal newlines), and a
     CRLF-tolerant reader drops it at a line's end; a lone surrogate is not encodable as UTF-8.
@@ -128,6 +130,9 @@ def parse_json(text: str, *, path: str | os.PathLike = "<vocab.json>") -> Vocab:
         mapping = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_refuse_duplicate_keys(path))
     except json.JSONDecodeError as e:
         raise ReindexError(f"invalid JSON: {e.msg}", path=path, line=e.lineno) from e
+    except RecursionError:
+        raise ReindexError("invalid JSON: nested too deeply", path=path,
+                           hint="a vocab.json is one flat object token -> id") from None
     if not isinstance(mapping, dict) or not mapping:
         raise ReindexError("expected a non-empty JSON object token -> id", path=path)
     tokens: list[str | None] = [None] * len(mapping)
@@ -161,9 +166,18 @@ def _refuse_duplicate_keys(path: str | os.PathLike):
 
 
 def read_vocab(path: str | os.PathLike) -> Vocab:
-    """Read a vocabulary file (the format follows the suffix `.json` or the first character `{`) or a tokenizer."""
+    """Read a vocabulary file (`-`: stdin; the format follows the suffix `.json` or the first character `{`)
+    or a tokenizer."""
     from .vocab_hf import is_tokenizer, read_tokenizer_vocab
 
+    if os.fspath(path) == "-":
+        import hashlib
+        import sys
+
+        raw = sys.stdin.buffer.read()
+        vocab = _parse(raw, Path(STDIN))
+        vocab.record = {"path": "-", "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+        return vocab
     path = Path(path)
     if is_tokenizer(path):  # tokenizer.json or a saved tokenizer directory: the tokenizer's own ids
         return read_tokenizer_vocab(path)
@@ -176,12 +190,22 @@ def read_vocab(path: str | os.PathLike) -> Vocab:
         raise ReindexError("is a directory, not a vocabulary file", path=path) from e
     except OSError as e:
         raise ReindexError(f"cannot read: {e.strerror}", path=path) from e
+    return _parse(raw, path)
+
+
+STDIN = "<stdin>"
+
+
+def _parse(raw: bytes, path: Path) -> Vocab:
+    raw = _decompress(raw, path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        raise ReindexError(f"invalid UTF-8 at byte {e.start}", path=path, line=line,
-                           hint="vocabularies must be UTF-8") from e
+        utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+        raise ReindexError(f"invalid UTF-8 at byte {e.start}" + (" (the file is UTF-16)" if utf16 else ""),
+                           path=path, line=line,
+                           hint="convert it: iconv -f UTF-16 -t UTF-8" if utf16 else "vocabularies must be UTF-8") from e
     if path.suffix.lower() == ".json":
         return parse_json(text, path=path)
     if text.lstrip("\ufeff \t\r\n").startswith("{"):
@@ -189,8 +213,39 @@ def read_vocab(path: str | os.PathLike) -> Vocab:
             json.loads(text.removeprefix("\ufeff"))
         except json.JSONDecodeError:
             return parse_lines(text, path=path)  # a token that starts with "{", not JSON
+        except RecursionError:
+            pass  # JSON too deep to parse: parse_json says so
         return parse_json(text, path=path)
     return parse_lines(text, path=path)
+
+
+#: Compressed vocabularies are read as Python's standard library can; archives and zstd are refused.
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+_REFUSED = ((b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first: zstd -d FILE"),
+            (b"PK\x03\x04", "a zip archive", "extract the vocabulary from it first: unzip FILE"))
+
+
+def _decompress(raw: bytes, path: Path) -> bytes:
+    """The bytes of a gzip/bz2/xz vocabulary uncompressed (found by magic bytes, not the suffix)."""
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    for magic, name, hint in _REFUSED:
+        if raw.startswith(magic):
+            raise ReindexError(f"is {name}, not a vocabulary text file", path=path, hint=hint)
+    if raw[257:262] == b"ustar":
+        raise ReindexError("is a tar archive, not a vocabulary text file", path=path,
+                           hint="extract the vocabulary from it first: tar -xf FILE")
+    for magic, name in _COMPRESSED:
+        if raw.startswith(magic):
+            module = {"gzip": gzip, "bz2": bz2, "xz": lzma}[name]
+            try:
+                return module.decompress(raw)
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
+                raise ReindexError(f"corrupt or truncated {name} data: {e}", path=path) from e
+    return raw
 
 
 #: Lines sampled from the top of a vocabulary to guess whether it is some other kind of file.

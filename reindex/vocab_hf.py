@@ -63,7 +63,8 @@ def load_tokenizer(path: str | os.PathLike) -> Any:
         raise
     except Exception as e:  # tokenizers raises a bare Exception for a malformed file
         reason = " ".join(str(e).split()) or type(e).__name__
-        raise ReindexError(f"cannot read the tokenizer: {reason}", path=path, hint=HINT) from e
+        raise ReindexError(f"cannot read the tokenizer: {reason}", path=path,
+                           hint="write it again with tokenizer.save_pretrained(DIR)") from e
 
 
 def _from_transformers(directory: Path) -> Any:

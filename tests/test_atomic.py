@@ -288,6 +288,8 @@ REFUSED = [
                  id="build --out inside a dataset folder"),
     pytest.param(("build", "-q", "--vocab", "mydata/vocab.txt", "--vectors", "run", "--out", "run", "--force"),
                  "is the input run", id="build --out the old run it expands"),
+    pytest.param((*BUILD, "--out", "hardlink.txt", "--force"), "is the input mydata/vocab.txt",
+                 id="build --out a hard link to the vocabulary"),
     pytest.param((*BUILD, "--out", "somedir", "--force"), "not a run directory", id="build --force over a user dir"),
     pytest.param((*BUILD, "--out", "notes.txt", "--force"), "not a directory", id="build --force over a file"),
     pytest.param((*BUILD, "--out", "link", "--force"), "symbolic link", id="build --force over a symlink to a run"),
@@ -310,6 +312,10 @@ REFUSED = [
                  id="invert --out inside the run"),
     pytest.param(("remap", "run", "mydata/ids.npy", "--out", "encoded"), "already exists",
                  id="remap over its own earlier output without --force"),
+    pytest.param(("inspect", "run", "mydata/ids.npy", "--plot", "mine.png"), "not a plot written by `reindex inspect --plot`",
+                 id="inspect --plot over a user's image"),
+    pytest.param(("inspect", "run", "mydata/ids.npy", "--plot", "run/p.png"), "--plot run/p.png lies inside the input run",
+                 id="inspect --plot inside the run"),
 ]
 
 
@@ -321,6 +327,8 @@ def user_tree(tmp_path, monkeypatch, cli):
     assert cli("remap", "run", "mydata/ids.npy", "--out", "encoded")[0] == 0
     (tmp_path / "link").symlink_to("run")
     np.save(tmp_path / "w.npy", np.zeros(3))
+    (tmp_path / "mine.png").write_bytes(b"\x89PNG\r\n\x1a\n a user's picture")
+    os.link(tmp_path / "mydata" / "vocab.txt", tmp_path / "hardlink.txt")
     return tmp_path, before
 
 
@@ -342,14 +350,18 @@ def test_out_that_is_not_ours_or_is_an_input_is_refused(user_tree, cli, args, re
     ("remap", "run", "mydata/ids.npy", "--out", "encoded", "--force"),
     ("invert", "run", "encoded/ids.npy", "--out", "decoded"),
     ("export", "run", "--out", "e.npy"),
-], ids=["build over a run", "remap over a remap output", "invert (new)", "export (new)"])
+    ("inspect", "run", "mydata/ids.npy", "--plot", "p.png"),
+], ids=["build over a run", "remap over a remap output", "invert (new)", "export (new)", "plot (new)"])
 def test_force_replaces_an_earlier_output_of_the_same_kind(user_tree, cli, args):
     tmp, before = user_tree
     code, _, stderr = cli(*args)
     assert code == 0, stderr
     assert _snapshot(tmp).items() >= before.items()   # the user's files are all still there
-    out = Path(args[args.index("--out") + 1])
+    out = Path(args[args.index("--out" if "--out" in args else "--plot") + 1])
     assert out.exists() and not list(tmp.glob(f".{out.name}.tmp-*"))
+    if args[0] == "inspect":   # a second plot replaces the first: inspect has no --force
+        out.write_bytes(out.read_bytes()[:100])
+        assert cli(*args)[0] == 0 and len(out.read_bytes()) > 100
 
 
 def test_export_replaces_only_an_export(user_tree, cli):
@@ -489,9 +501,225 @@ def test_outputs_get_the_permissions_of_new_files_under_the_umask(small, tmp_pat
     export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.safetensors")
     export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.npy")
     export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.txt")
+    from reindex.report import plot_coverage
+    from reindex.run import load_run
+
+    plot_coverage(load_run(tmp_path / "out" / "run"), tmp_path / "out" / "p.png")
     written = [p for p in (tmp_path / "out").rglob("*")]
-    assert len(written) >= 15
+    assert len(written) >= 16
     for path in written:
         mode = path.stat().st_mode & 0o777
         expected = (0o777 if path.is_dir() else 0o666) & ~mask
         assert mode == expected, f"{path.relative_to(tmp_path)}: {oct(mode)}, umask {oct(mask)} gives {oct(expected)}"
+
+
+# ---------------------------------------------------------------- issue 10: disk full on every writer
+#
+# Each case runs the real CLI with its output on a small file system that fills up at one chosen
+# file: a tmpfs mounted in a private mount namespace (`unshare -rm`, no privileges needed where
+# user namespaces are on), pre-filled so that the files written before the target fit and the
+# target does not (sizes from a reference run on the normal disk). Where no tmpfs can be mounted,
+# the same cases run under RLIMIT_FSIZE (writes past half the target's size fail with EFBIG).
+# Either way: exit 1, one error line naming the --out the user gave (never a temporary), the
+# reason ("no space left on device" / "file too large"), no traceback, nothing under the final name.
+
+def _tmpfs_works(tmp: Path) -> bool:
+    (tmp / "probe").mkdir(exist_ok=True)
+    try:
+        probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {tmp / 'probe'}"],
+                               capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+# Inside the namespace: fill the disk to leave `free` bytes, run the command, report what is there.
+FULL_DISK_DRIVER = """
+import json, os, subprocess, sys
+disk, free, command = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+stat = os.statvfs(disk)
+with open(os.path.join(disk, ".filler"), "wb") as f:
+    f.write(b"\\0" * max(0, stat.f_bavail * stat.f_frsize - free))
+result = subprocess.run(command, capture_output=True, text=True)
+left = sorted(os.path.relpath(os.path.join(root, name), disk) for root, dirs, files in os.walk(disk)
+              for name in dirs + files)
+print(json.dumps({"code": result.returncode, "stderr": result.stderr, "left": left}))
+"""
+
+PAGE = 4096
+
+
+def _pages(size: int) -> int:
+    return -(-size // PAGE) * PAGE
+
+
+def _disk_full_inputs(tmp: Path, target: str) -> tuple[list[str], str, list[str]]:
+    """Inputs in `tmp` for a command whose write of `target` should fail; (args, out name, write order)."""
+    import pyarrow as pa
+    import pyarrow.feather
+    import pyarrow.parquet as pq
+    import torch
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    vocab_size = 1500 if target == "vocab.txt" else 100_000
+    long = "x" * 1000 if target == "vocab.txt" else ""
+    tokens = [f"t{i}{long}" for i in range(vocab_size)]
+    (tmp / "vocab.txt").write_text("".join(t + "\n" for t in tokens))
+    dim = 600 if target == "embedding.safetensors" else 1
+    (tmp / "vectors.txt").write_text(f"{tokens[0]} " + " ".join(["0.5"] * dim) + "\n")
+    if target == "embedding.safetensors":
+        (tmp / "vocab.txt").write_text("".join(t + "\n" for t in tokens[:1000]))
+    ids = rng.integers(0, vocab_size if target not in ("vocab.txt", "embedding.safetensors") else 1000,
+                       size=(1000, 300) if target.startswith("data/") else (2, 3), dtype=np.int64)
+    flat = pa.array(ids.reshape(-1))
+    data = {"data/ids.npy": lambda p: np.save(p, ids),
+            "data/ids.pt": lambda p: torch.save(torch.from_numpy(ids), p),
+            "data/ids.safetensors": lambda p: save_file({"input_ids": ids}, str(p)),
+            "data/ids.parquet": lambda p: pq.write_table(pa.table({"input_ids": flat}), p, compression="none"),
+            "data/ids.arrow": lambda p: pyarrow.feather.write_feather(pa.table({"input_ids": flat}), p,
+                                                                      compression="uncompressed"),
+            "data/ids.txt": lambda p: p.write_text("\n".join(" ".join(tokens[i] for i in row) for row in ids))}
+    name = target.split(":")[-1] if target.split(":")[-1] in data else "data/ids.npy"
+    data[name](tmp / Path(name).name)
+    dataset = str(tmp / Path(name).name)
+    build = ["build", "-q", "--vocab", str(tmp / "vocab.txt"), "--vectors", str(tmp / "vectors.txt")]
+    if target.startswith("export:"):
+        from reindex.build import build as build_run
+
+        build_run(vocab=tmp / "vocab.txt", vectors=tmp / "vectors.txt", out=tmp / "base")
+        fmt = target.split(":")[1]
+        return ["export", str(tmp / "base"), "--format", fmt], "e.out", ["e.out"]
+    if target.startswith("remap:"):
+        from reindex.build import build as build_run
+
+        build_run(vocab=tmp / "vocab.txt", vectors=tmp / "vectors.txt", out=tmp / "base")
+        return ["remap", str(tmp / "base"), dataset], "enc", [Path(name).name]
+    order = [name.replace(".txt", ".parquet"), "embedding.safetensors", "vocab.txt", "corpus_counts.npy",
+             "manifest.json"]
+    return [*build, dataset], "run", order
+
+
+DISK_FULL = ["data/ids.npy", "data/ids.pt", "data/ids.safetensors", "data/ids.parquet", "data/ids.arrow",
+             "data/ids.txt", "embedding.safetensors", "vocab.txt", "corpus_counts.npy", "manifest.json",
+             "export:safetensors", "export:npy", "export:word2vec", "export:word2vec-binary", "export:glove",
+             "remap:data/ids.parquet"]
+
+
+@pytest.fixture(scope="module")
+def tmpfs(tmp_path_factory) -> bool:
+    return _tmpfs_works(tmp_path_factory.mktemp("probe"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", DISK_FULL)
+def test_disk_full_on_every_writer(tmp_path, tmpfs, target):
+    import resource
+
+    args, out_name, order = _disk_full_inputs(tmp_path, target)
+    # Reference run on the normal disk: the size of every file the command writes.
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    done = subprocess.run([sys.executable, "-m", "reindex", *args, "--out", str(reference / out_name)], env=ENV,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    final = reference / out_name
+    sizes = {name: (final / name if final.is_dir() else final).stat().st_size
+             for name in ([out_name] if final.is_file() else order)}
+    aim = order[0] if target.startswith(("data/", "remap:", "export:")) else target
+    before = list(sizes)[: list(sizes).index(aim)]
+    free = sum(_pages(sizes[name]) for name in before) + (_pages(sizes[aim]) // 2 // PAGE) * PAGE
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    out = disk / out_name
+    command = [sys.executable, "-m", "reindex", *args, "--out", str(out)]
+    if tmpfs:
+        size = _pages(sum(sizes.values())) + (1 << 20)
+        script = (f"mount -t tmpfs -o size={size} tmpfs {disk} && "
+                  f"exec {sys.executable} -c '{FULL_DISK_DRIVER}' {disk} {free} '{json.dumps(command)}'")
+        ran = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=ENV, capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr
+        result = json.loads(ran.stdout)
+        reason = "no space left on device"
+    else:
+        limit = max(PAGE, sizes[aim] // 2)
+
+        def cap() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        ran = subprocess.run(command, env=ENV, capture_output=True, text=True, preexec_fn=cap)
+        result = {"code": ran.returncode, "stderr": ran.stderr,
+                  "left": sorted(str(p.relative_to(disk)) for p in disk.rglob("*"))}
+        reason = "file too large"
+    stderr = result["stderr"]
+    lines = [line for line in stderr.strip().splitlines() if line.startswith("reindex: error: ")]
+    assert result["code"] == 1, stderr
+    assert len(lines) == 1 and stderr.strip().splitlines()[-1] == lines[0], stderr   # progress notes may precede
+    assert reason in lines[0] and f"nothing was written to {out}" in lines[0], lines[0]
+    assert "Traceback" not in stderr and ".tmp-" not in stderr and "cannot read" not in stderr
+    if tmpfs:
+        assert lines[0].startswith(f"reindex: error: {out}"), lines[0]
+    assert [name for name in result["left"] if name != ".filler"] == []   # no output, no temporary
+
+
+@pytest.mark.parametrize("error, said", [
+    (OSError(28, "No space left on device"), "no space left on device"),
+    (OSError(28, "Error writing bytes to file. Detail: [errno 28] No space left on device"), "no space left on device"),
+    (RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"),
+     "no space left on device"),                                      # safetensors
+    (OSError(27, "File too large"), "file too large"),
+    (OSError(122, "Disk quota exceeded"), "disk quota exceeded"),
+    (OSError(2, "No such file or directory"), None),
+    (ValueError("os error 2"), None),
+])
+def test_disk_full_is_recognised_in_every_writers_words(error, said):
+    from reindex.write_error import disk_full
+
+    assert disk_full(error) == said
+    wrapped = ReindexError("cannot read Parquet file: ...")   # how a reader wraps a writer's error
+    wrapped.__cause__ = error
+    assert disk_full(wrapped) == said
+
+
+@pytest.mark.parametrize("array", [np.arange(5), np.zeros((3, 4), np.float32), np.zeros((0, 2), np.float32),
+                                   np.arange(6).reshape(2, 3)[:, ::2], np.array(3.0, np.float32)])
+def test_save_npy_writes_what_np_save_writes(tmp_path, array):
+    from reindex.datasets.npy import save_npy
+
+    save_npy(tmp_path / "a.npy", array)
+    np.save(tmp_path / "b.npy", array)
+    assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def big_run(big, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bigrun") / "run"
+    subprocess.run(build_command(big, out), env=ENV, check=True)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["export", "remap"])
+def test_killed_export_or_remap_leaves_nothing_under_the_final_name(big, big_run, tmp_path, command):
+    """SIGKILL at four points of the write: no output, or a complete one; never a partial file."""
+    from reindex.run import load_run
+
+    run = load_run(big_run)
+    for i, delay in enumerate((0.0, 0.02, 0.1, 0.3)):
+        out = tmp_path / (f"e{i}.npy" if command == "export" else f"enc{i}")
+        args = ["export", str(big_run), "--out", str(out)] if command == "export" else \
+            ["remap", str(big_run), str(big["ids"]), "--out", str(out)]
+        kill_at([sys.executable, "-m", "reindex", *args], out, "", delay)
+        if out.exists():   # killed after the rename: complete
+            if command == "export":
+                assert np.load(out).shape == (run.vocab_size, run.dim)
+            else:
+                np.testing.assert_array_equal(np.load(out / "ids.npy"), run.to_sorted(np.load(big["ids"])))
+    # what a kill left behind is a `.NAME.tmp-*` sibling, never NAME; the next write removes it
+    out = tmp_path / ("e0.npy" if command == "export" else "enc0")
+    if not out.exists():
+        subprocess.run([sys.executable, "-m", "reindex", *(["export", str(big_run)] if command == "export" else
+                                                           ["remap", str(big_run), str(big["ids"])]),
+                        "--out", str(out)], env=ENV, check=True)
+    assert out.exists() and siblings(out) == []

@@ -108,7 +108,9 @@ def test_two_concatenated_ipc_streams_are_refused_naming_the_byte(tmp_path, name
     import pyarrow as pa
 
     one = _ipc_bytes(pa.table({"input_ids": pa.array([[1, 2], [3]])}), file=file)
-    two = _ipc_bytes(pa.table({"input_ids": pa.array([[4, 0]])}), file=file)
+    # A second schema: its footer has another length, so the end of the first file must be found
+    # from the first file's own footer, not the last one.
+    two = _ipc_bytes(pa.table({"input_ids": pa.array([[4, 0]]), "label": pa.array([1])}), file=file)
     data = write(tmp_path / name, one + two)
     # Where the first stream ends: after it, for a file, come its footer, footer length and magic.
     end = len(one)
@@ -171,16 +173,76 @@ def test_a_token_the_run_cannot_store_is_refused(tmp_path, name, data, where):
     refused(result, 1, where, out=tmp_path / "out")
 
 
-def test_odd_tokens_the_run_can_store_round_trip_and_pass_verify(tmp_path):
+@pytest.mark.parametrize("name", ["vocab.json", "vocab.txt"])
+def test_odd_tokens_the_run_can_store_round_trip_and_pass_verify(tmp_path, name):
     """Line separators other than \\n and \\r (U+0085, U+2028, \\x0b, \\x0c, \\x1c) are real tokens."""
     tokens = ["<pad>", "the", "a\x85b", "c\u2028d", "e\x0bf", "g\x0ch", "\x1c", "tab\tin"]
-    write(tmp_path / "vocab.json", json.dumps({t: i for i, t in enumerate(tokens)}))
-    _, vectors = inputs(tmp_path)
-    result = invoke("build", "--vocab", tmp_path / "vocab.json", "--vectors", vectors, "--out", tmp_path / "run")
+    text = (json.dumps({t: i for i, t in enumerate(tokens)}) if name.endswith(".json") else
+            "".join(t + "\n" for t in tokens))
+    vocab = write(tmp_path / name, text)
+    vectors = write(tmp_path / "vectors.txt", GLOVE)
+    result = invoke("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.stderr
     assert load_run(tmp_path / "run").original_tokens == tokens
     verified = invoke("verify", tmp_path / "run")
     assert verified.exit_code == 0 and "ok" in verified.stdout, verified.stderr
+
+
+@pytest.mark.parametrize("compress", ["gzip", "bz2", "lzma"])
+def test_a_compressed_vocabulary_is_read(tmp_path, compress):
+    import importlib
+
+    module = importlib.import_module(compress)
+    write(tmp_path / "vocab.txt.z", module.compress("".join(t + "\n" for t in VOCAB).encode()))
+    write(tmp_path / "vocab.json.z", module.compress(json.dumps({t: i for i, t in enumerate(VOCAB)}).encode()))
+    vectors = write(tmp_path / "vectors.txt", GLOVE)
+    for name in ("vocab.txt.z", "vocab.json.z"):
+        out = tmp_path / ("run-" + name.split(".")[1])
+        result = invoke("build", "--vocab", tmp_path / name, "--vectors", vectors, "--out", out)
+        assert result.exit_code == 0, result.stderr
+        assert load_run(out).original_tokens == VOCAB
+
+
+def _tar(path: Path) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        data = b"the\ncat\n"
+        info = tarfile.TarInfo("vocab.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+def _zip(path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("vocab.txt", "the\ncat\n")
+
+
+@pytest.mark.parametrize("make, where", [
+    (_tar, "is a tar archive.*tar -xf"), (_zip, "is a zip archive.*unzip"),
+    (lambda p: write(p, b"\x28\xb5\x2f\xfd" + b"\x00" * 16), "is zstd-compressed.*zstd -d"),
+    (lambda p: write(p, __import__("gzip").compress(b"the\ncat\n" * 100)[:30]), "corrupt or truncated gzip"),
+], ids=["tar", "zip", "zstd", "truncated-gzip"])
+def test_an_archive_or_unreadable_compression_as_vocabulary_is_refused(tmp_path, make, where):
+    make(tmp_path / "vocab.bin")
+    vectors = write(tmp_path / "vectors.txt", GLOVE)
+    result = invoke("build", "--vocab", tmp_path / "vocab.bin", "--vectors", vectors, "--out", tmp_path / "out")
+    refused(result, 1, r"vocab\.bin: " + where, out=tmp_path / "out")
+
+
+@pytest.mark.parametrize("name, data, where", [
+    ("vocab.json", b"[" * 100_000 + b"]" * 100_000, r"vocab\.json: invalid JSON: nested too deeply"),
+    ("deep.txt", b'{"a":' * 100_000 + b"0" + b"}" * 100_000, r"deep\.txt: invalid JSON: nested too deeply"),
+    ("vocab.txt", "the\ncat\n".encode("utf-16"), r"vocab\.txt:1: invalid UTF-8 at byte 0 \(the file is UTF-16\)"),
+], ids=["deep-json", "deep-json-by-content", "utf-16"])
+def test_vocabularies_python_cannot_parse_plainly_are_one_line(tmp_path, name, data, where):
+    vocab = write(tmp_path / name, data)
+    vectors = write(tmp_path / "vectors.txt", GLOVE)
+    result = invoke("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "out")
+    refused(result, 1, where, out=tmp_path / "out")
 
 
 # ---------------------------------------------------------------- counts in token<TAB>count
@@ -199,6 +261,14 @@ def test_a_bad_count_names_the_line(tmp_path, data, where):
     vectors = write(tmp_path / "vectors.txt", GLOVE)
     result = invoke("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "out")
     refused(result, 1, r"counts\.tsv" + where, out=tmp_path / "out")
+
+
+def test_spaces_around_a_count_are_accepted(tmp_path):
+    from reindex.vocab import read_vocab
+
+    vocab = read_vocab(write(tmp_path / "counts.tsv", "the\t5 \ncat\t 3\nNew York\t2\n"))
+    assert vocab.format == "counts" and vocab.tokens == ["the", "cat", "New York"]
+    assert vocab.counts.tolist() == [5, 3, 2]
 
 
 def test_the_largest_int64_count_is_kept(tmp_path):
@@ -240,6 +310,43 @@ def test_weights_must_be_finite_and_fit_float32(tmp_path, name, bad, shown, comm
         result = invoke("export", base, "--weights", weights, "--out", tmp_path / "out.npy")
     out = tmp_path / ("out" if command == "build" else "out.npy")
     refused(result, 1, re.escape(name), r"`trainable` row 1 holds " + shown, "float32", out=out)
+
+
+@pytest.mark.parametrize("make", [lambda torch: torch.zeros(2, 3).to_sparse(),
+                                  lambda torch: torch.empty(2, 3, device="meta")], ids=["sparse", "meta"])
+def test_weights_that_hold_no_dense_values_are_refused(tmp_path, make):
+    import torch
+
+    base = base_run(tmp_path)
+    torch.save({"trainable": make(torch)}, tmp_path / "w.pt")
+    result = invoke("export", base, "--weights", tmp_path / "w.pt", "--out", tmp_path / "e.npy")
+    refused(result, 1, r"w\.pt: `trainable` is a sparse, nested or meta tensor", out=tmp_path / "e.npy")
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "bool"])
+def test_weights_that_are_not_real_numbers_are_refused(tmp_path, dtype):
+    import torch
+
+    base = base_run(tmp_path)
+    torch.save({"trainable": torch.ones(2, 3, dtype=getattr(torch, dtype))}, tmp_path / "w.pt")
+    result = run_cli("export", base, "--weights", "w.pt", "--out", "e.npy", cwd=tmp_path)
+    refused(result, 1, rf"w\.pt: `trainable` holds torch\.{dtype} values; weights must be floats",
+            out=tmp_path / "e.npy")
+    no_foreign_warning(result.stderr)
+
+
+def test_bfloat16_safetensors_weights_are_read_exactly(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    base = base_run(tmp_path)
+    values = torch.tensor([[0.5, -2.0, 3.0], [1.0, 0.0, -7.5]], dtype=torch.bfloat16)
+    save_file({"trainable": values}, str(tmp_path / "w.safetensors"))
+    result = invoke("export", base, "--weights", tmp_path / "w.safetensors", "--out", tmp_path / "e.npy")
+    assert result.exit_code == 0, result.stderr
+    run = load_run(base)
+    exported = np.load(tmp_path / "e.npy")
+    assert exported[run.sorted_to_original[run.num_fixed:]].tolist() == values.float().tolist()
 
 
 def test_float64_weights_that_fit_are_accepted_exactly(tmp_path):
@@ -352,7 +459,9 @@ def _torchscript(path: Path) -> None:
                                                                 layout=torch.jagged)}),
      r"cannot load with weights_only=True"),   # torch itself refuses to unpickle a jagged tensor
     (_torchscript, r"TorchScript archive"),
-], ids=["sparse-coo", "sparse-csr", "nested", "nested-jagged", "torchscript"])
+    (_pt(lambda torch: {"input_ids": torch.empty(2, 3, dtype=torch.long, device="meta")}),
+     r"key 'input_ids': a meta tensor, which holds no data"),
+], ids=["sparse-coo", "sparse-csr", "nested", "nested-jagged", "torchscript", "meta"])
 @pytest.mark.parametrize("command", ["build", "remap"])
 def test_pt_tensors_that_are_not_dense_ids_are_refused_without_torch_warnings(tmp_path, make, where, command):
     import warnings
@@ -455,6 +564,10 @@ def test_a_folder_digest_covers_names_and_contents(tmp_path):
     ("dataset_info.json", '{"features": ', r"dataset_info\.json:1: invalid JSON"),
     ("dataset_dict.json", "null", r"dataset_dict\.json: expected a JSON object, got NoneType"),
     ("dataset_dict.json", '{"splits": "train"}', r"dataset_dict\.json: expected `splits`"),
+    ("dataset_dict.json", '{"splits": ["train", "test", "train"]}', r"dataset_dict\.json: split 'train' is listed twice"),
+    ("state.json", '{"_data_files": [{"filename": "nope.arrow"}]}', r"state\.json: .*'nope\.arrow', which is missing"),
+    ("dataset_info.json", None, r"dataset_info\.json: missing file of a `save_to_disk` folder"),
+    ("state.json", "[" * 100_000 + "]" * 100_000, r"state\.json: invalid JSON: nested too deeply"),
 ])
 @pytest.mark.parametrize("command", ["build", "remap"])
 def test_malformed_save_to_disk_json_is_one_line(tmp_path, file, content, where, command):
@@ -462,7 +575,10 @@ def test_malformed_save_to_disk_json_is_one_line(tmp_path, file, content, where,
         folder = _hf_dict(tmp_path / "hf")
     else:
         folder = _hf_dataset(tmp_path / "hf")
-    write(folder / file, content)
+    if content is None:
+        (folder / file).unlink()
+    else:
+        write(folder / file, content)
     if command == "build":
         vocab, vectors = inputs(tmp_path)
         result = invoke("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "out", folder)
@@ -478,9 +594,11 @@ def test_malformed_save_to_disk_json_is_one_line(tmp_path, file, content, where,
     ("p.txt", r"p\.txt: --plot needs an image suffix, got '\.txt'"),
     ("p", r"--plot needs an image suffix, got 'none'"),
     ("adir.png", r"adir\.png: is a directory"),
+    ("fifo.png", r"fifo\.png: exists and is not a regular file"),
 ])
 def test_plot_paths_that_cannot_be_written_are_usage_errors_before_any_work(tmp_path, plot, where):
     (tmp_path / "adir.png").mkdir()
+    os.mkfifo(tmp_path / "fifo.png")
     # The run does not exist: the --plot error coming first shows that nothing was read before it.
     result = run_cli("inspect", tmp_path / "no_run", "--plot", plot, cwd=tmp_path)
     refused(result, 2, where)
@@ -504,7 +622,7 @@ def test_a_failed_plot_write_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "reindex", "inspect", str(run), "--plot", "p.png"],
                             cwd=tmp_path, env=env, text=True, capture_output=True, timeout=60,
                             preexec_fn=limit_file_size)
-    refused(result, 1, r"p\.png: cannot write the plot: File too large")
+    refused(result, 1, r"p\.png: cannot write: file too large; nothing was written to p\.png")
 
 
 def test_a_valid_plot_is_written(tmp_path):
@@ -620,7 +738,8 @@ def _gensim_dictionary(tmp: Path) -> Path:
 def test_a_vocabulary_that_is_another_kind_of_file_is_warned_about(tmp_path, make, cause):
     vocab = make(tmp_path)
     vectors = write(tmp_path / "vectors.txt", "the 1 2 3\ncat 4 5 6\nword1 7 8 9\n")
-    result = run_cli("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "run", "-q", cwd=tmp_path)
+    # Not -q: --quiet silences everything but errors, these warnings included (the manifest keeps them).
+    result = run_cli("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert any(f"looks like {cause}" in line and str(vocab) in line for line in warned), result.stderr
@@ -690,3 +809,44 @@ def test_no_foreign_warning_on_odd_inputs(tmp_path):
         assert result.returncode == 1
         error_line(result.stderr)
         no_foreign_warning(result.stderr)
+
+
+# ---------------------------------------------------------------- an export given as --vectors
+
+@pytest.mark.parametrize("tokens, weight, where", [
+    ("not json", None, "the `tokens` metadata is not a JSON list of strings"),
+    ('{"the": 0, "cat": 1}', None, "the `tokens` metadata is not a JSON list of strings"),
+    ('["the", "the"]', None, "the `tokens` metadata names a token twice"),
+    ('["the", "cat"]', (1, 1, float("nan")), r"`weight` row 1 holds nan"),
+    ('["the", "cat"]', (0, 2, 1e39), r"`weight` row 0 holds 1e\+39"),
+], ids=["not-json", "not-a-list", "duplicate", "nan", "beyond-float32"])
+def test_a_damaged_export_as_vectors_is_one_line(tmp_path, tokens, weight, where):
+    from safetensors.numpy import save_file
+
+    matrix = np.ones((2, 3))
+    if weight is not None:
+        matrix[weight[0], weight[1]] = weight[2]
+    save_file({"weight": matrix}, str(tmp_path / "export.safetensors"), metadata={"tokens": tokens})
+    vocab, _ = inputs(tmp_path)
+    result = run_cli("build", "--vocab", vocab, "--vectors", "export.safetensors", "--out", "out", cwd=tmp_path)
+    refused(result, 1, r"export\.safetensors: " + where, out=tmp_path / "out")
+    no_foreign_warning(result.stderr)
+
+
+@pytest.mark.parametrize("metadata", [b"not json", b"[1]", b'{"info": 3}'])
+def test_foreign_huggingface_schema_metadata_is_kept_not_a_crash(tmp_path, metadata):
+    """`--id-dtype` updates Hugging Face's features in the schema metadata; metadata that is not
+    theirs is left as it was."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"input_ids": pa.array([[1, 2], [3]])}).replace_schema_metadata({b"huggingface": metadata})
+    pq.write_table(table, tmp_path / "train.parquet")
+    run = base_run(tmp_path)
+    result = invoke("remap", run, tmp_path / "train.parquet", "--out", tmp_path / "enc", "--id-dtype", "int32")
+    assert result.exit_code == 0, result.stderr
+    written = pq.read_table(tmp_path / "enc" / "train.parquet")
+    assert written.schema.metadata[b"huggingface"] == metadata
+    assert pa.types.is_int32(written.schema.field("input_ids").type.value_type)
+    loaded = load_run(run)
+    assert written["input_ids"].to_pylist() == [loaded.to_sorted(np.array(r)).tolist() for r in ([1, 2], [3])]

@@ -112,7 +112,7 @@ def test_cli_commands_do_not_import_pandas(tmp_path):
         return proc.stderr
 
     run = tmp_path / "run"
-    log = stderr_of("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt", "--out", run, "-q",
+    log = stderr_of("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt", "--out", run,
                     DATA / "train.parquet")
     assert "remapped" in log and "pandas loaded: False" in log
     log = stderr_of("remap", run, DATA / "train.parquet", "--out", tmp_path / "enc")

@@ -58,8 +58,12 @@ def test_collisions_missing_and_unknown_inputs(tmp_path):
     with pytest.raises(ReindexError, match=r"nope.npy: no such file or directory"):
         plan_outputs([tmp_path / "nope.npy"], tmp_path / "out")
     (tmp_path / "corpus" / "notes.docx").write_text("?")
+    # In a tree an unknown file is skipped (with a note, see test_cli_options); named, it is an error.
+    assert "notes.docx" not in {s.name for s, _ in plan_outputs([tmp_path / "corpus"], tmp_path / "out")}
     with pytest.raises(ReindexError, match=r"notes.docx: unknown file type"):
-        plan_outputs([tmp_path / "corpus"], tmp_path / "out")
+        plan_outputs([tmp_path / "corpus" / "notes.docx"], tmp_path / "out")
+    with pytest.raises(ReindexError, match=r"notes.docx: unknown file type"):  # chosen by --include
+        plan_outputs([tmp_path / "corpus"], tmp_path / "out", include=["*.docx"])
 
 
 def test_format_sniffed_from_content_when_suffix_is_unknown(tmp_path):

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from reindex.build import build
 from reindex.errors import ReindexError, UsageError
-from reindex.run import load_run
+from reindex.run import load_run, sha256_file
 from reindex.vectors import read_vectors
 from reindex.vectors.fasttext import open_model, read_fasttext
 from reindex.vectors.ngrams import fnv1a, subword_rows
@@ -80,6 +80,12 @@ def test_keep_reads_only_the_asked_words(model):
         np.testing.assert_allclose(row, model["kv"][token], rtol=0, atol=1e-6)
 
 
+def test_limit_takes_the_most_frequent_dictionary_words(model):
+    vectors = read_vectors(model["path"], keep={"the", "hospital", model["words"][2]}, limit=3)
+    assert vectors.tokens == ["the", model["words"][2]] and vectors.num_read == 3
+    np.testing.assert_allclose(vectors.matrix[1], model["kv"][model["words"][2]], rtol=0, atol=1e-6)
+
+
 def test_build_fixes_dictionary_words_and_subwords_fill_the_rest(model, tmp_path):
     words = model["words"][:200:3]
     vocab = write_vocab(tmp_path / "vocab.txt", ["<pad>", *words[:30], *OOV, *words[30:]])
@@ -91,6 +97,7 @@ def test_build_fixes_dictionary_words_and_subwords_fill_the_rest(model, tmp_path
         np.testing.assert_allclose(rows[token], model["kv"][token], rtol=0, atol=1e-6)
     counts = result.manifest["counts"]
     assert counts["vectors_format"] == "fasttext-bin"
+    assert result.manifest["inputs"]["vectors"]["sha256"] == sha256_file(model["path"])
     assert counts["init_rows"] == {"subwords": {"rows": len(OOV), "sorted_ids": [[run.num_fixed, run.vocab_size]]}}
 
 
@@ -108,6 +115,12 @@ def test_glove_rows_stay_fixed_and_the_fasttext_model_fills_only_the_gaps(model,
     for token in [*only_fasttext, *OOV]:
         np.testing.assert_allclose(rows[token], model["kv"][token], rtol=0, atol=1e-6)
     assert run.manifest["options"]["subword_model"] == str(model["path"])
+    recorded = run.manifest["inputs"]["subword_model"]
+    assert recorded == {"path": str(model["path"]), "size": model["path"].stat().st_size,
+                        "sha256": sha256_file(model["path"])}
+    from reindex.verify import verify_run
+
+    assert verify_run(tmp_path / "run") == []
 
 
 def test_subword_model_of_another_dimension_is_refused(model, tmp_path):
@@ -333,3 +346,11 @@ def test_growing_a_run_fills_new_words_from_a_subword_model(model, tmp_path):
     for token in ["hospitalization", "漢字"]:
         np.testing.assert_allclose(rows[token], model["kv"][token], rtol=0, atol=1e-6)
     assert result.manifest["counts"]["init_rows"] == {"subwords": {"rows": 2, "sorted_ids": [[22, 24]]}}
+
+
+def test_the_format_can_be_named_and_is_checked(model, tmp_path):
+    named = read_vectors(model["path"], keep={"the"}, format="fasttext-bin")
+    np.testing.assert_allclose(named.matrix[0], model["kv"]["the"], rtol=0, atol=1e-6)
+    glove = write_glove(tmp_path / "glove.txt", {"the": [1.0, 2.0]})
+    with pytest.raises(ReindexError, match=r"glove\.txt: at byte 0: not a fastText model"):
+        read_vectors(glove, format="fasttext-bin")

@@ -103,3 +103,30 @@ def test_no_grad_forward_matches_and_a_bad_bias_is_refused():
         assert torch.equal(head(x), linear(x))
     with pytest.raises(ValueError, match=r"bias has shape \[3\], the head has 12 rows"):
         SplitLinear(head.rows, bias=torch.zeros(3))
+
+
+def test_rows_kept_apart_give_the_same_logits_and_gradients():
+    # FSDP2 gathers `trainable` into a buffer of its own: the head then computes two products.
+    torch.manual_seed(2)
+    linear = nn.Linear(D, V, dtype=torch.float64)
+    joined = SplitLinear.from_linear(linear, frozen_except(MIDDLE))
+    apart = SplitLinear.from_linear(linear, frozen_except(MIDDLE))
+    apart.rows.trainable = nn.Parameter(apart.rows.trainable.detach().clone())
+    assert apart.rows._block() is None and joined.rows._block() is not None
+    x = torch.randn(3, D, dtype=torch.float64)
+    target = torch.randn(3, V, dtype=torch.float64)
+    (joined(x) * target).sum().backward()
+    (apart(x) * target).sum().backward()
+    torch.testing.assert_close(apart(x), joined(x), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(apart.rows.trainable.grad, joined.rows.trainable.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(apart.bias_trainable.grad, joined.bias_trainable.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_tied_head_weight_is_the_embeddings_very_tensor_and_bfloat16_works():
+    split = SplitEmbedding.from_embedding(nn.Embedding(V, D), frozen_except(MIDDLE))
+    head = SplitLinear.tied_to(split)
+    weight = split.weight
+    assert head.weight is weight and weight.shape == (V, D)   # savers that drop aliases see the tie
+    assert list(head.state_dict()) == []                       # the rows are saved where the embedding lives
+    model = nn.Sequential(split, head).to(torch.bfloat16)
+    assert model(torch.tensor([[3, 4]])).dtype == torch.bfloat16 and head.rows.trainable.dtype == torch.bfloat16

@@ -181,3 +181,93 @@ def test_save_and_load_trainable_rows_only(family, tmp_path):
         rh.load_trainable(other_base, path)
     with pytest.raises(ReindexError, match="other ids than this model trains"):
         rh.load_trainable(rh.train_only(tiny_model(family), [7, 8]), path)
+
+
+def test_composes_with_lora(tmp_path):
+    peft = pytest.importorskip("peft")
+    model = tiny_model("llama")
+    old_embedding, old_head, _ = plain_weights(model)
+    wrapped = peft.get_peft_model(model, peft.LoraConfig(target_modules=["q_proj", "v_proj"], r=4))
+    rh.train_only(wrapped, MIDDLE_IDS)   # after wrapping: PEFT freezes every base parameter
+    trainable = [n for n, p in wrapped.named_parameters() if p.requires_grad]
+    assert sum("lora_" in n for n in trainable) == 4
+    assert [n for n in trainable if "lora_" not in n] == ["base_model.model.model.embed_tokens.trainable",
+                                                          "base_model.model.lm_head._own_rows.trainable"]
+    train(wrapped, 5)
+    embedding, head, _ = plain_weights(model)
+    assert torch.equal(embedding[FROZEN], old_embedding[FROZEN]) and torch.equal(head[FROZEN], old_head[FROZEN])
+    assert (embedding[MIDDLE_IDS] != old_embedding[MIDDLE_IDS]).any(dim=1).all()
+    rh.save_trainable(wrapped, tmp_path / "rows.safetensors")
+    rh.merge(wrapped)
+    assert type(model.get_input_embeddings()) is torch.nn.Embedding
+    assert torch.equal(model.get_input_embeddings().weight.detach(), embedding)
+
+
+def test_import_reindex_hf_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, reindex.hf; assert 'transformers' not in sys.modules and 'peft' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_a_deep_copy_is_an_independent_patched_model_that_merges():
+    import copy
+
+    model = rh.train_only(tiny_model("gpt2"), MIDDLE_IDS).eval()
+    twin = copy.deepcopy(model)
+    ids = batch()
+    assert torch.equal(twin(ids).logits, model(ids).logits)
+    assert twin.get_output_embeddings().rows is twin.get_input_embeddings() is not model.get_input_embeddings()
+    with torch.no_grad():
+        twin.get_input_embeddings().trainable.add_(1.0)
+    assert not torch.equal(twin(ids).logits, model(ids).logits)
+    rh.merge(twin)
+    assert twin.lm_head.weight is twin.transformer.wte.weight and twin.lm_head.weight.requires_grad
+
+
+@pytest.mark.parametrize("family", ["gpt2", "phi"])   # tied; untied with a head bias
+def test_bfloat16_after_patching_saves_and_merges(family, tmp_path):
+    model = rh.train_only(tiny_model(family), MIDDLE_IDS).to(torch.bfloat16).eval()
+    ids = batch()
+    logits = model(ids).logits
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert model.get_input_embeddings().trainable.grad.dtype == torch.bfloat16
+    model.save_pretrained(tmp_path)
+    vanilla = type(model).from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    assert logits.dtype == torch.bfloat16 and torch.equal(vanilla(ids).logits, logits)
+    rh.merge(model)
+    assert model.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert torch.equal(model(ids).logits, logits)
+
+
+class _Windows(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict:
+        ids = batch(i)[0]
+        return {"input_ids": ids, "labels": ids}
+
+
+def test_hf_trainer_checkpoints_and_resumes(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    def trainer(model, steps: int) -> Trainer:
+        args = TrainingArguments(output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=4,
+                                 learning_rate=0.05, weight_decay=0.1, save_steps=2, report_to=[], use_cpu=True,
+                                 disable_tqdm=True, logging_strategy="no", lr_scheduler_type="constant")
+        return Trainer(model=model, args=args, train_dataset=_Windows())
+
+    model = tiny_model("gpt2")
+    old_embedding, _, _ = plain_weights(model)
+    trainer(rh.train_only(model, MIDDLE_IDS), 2).train()
+    embedding, _, _ = plain_weights(model)
+    assert torch.equal(embedding[FROZEN], old_embedding[FROZEN])
+    assert (embedding[MIDDLE_IDS] != old_embedding[MIDDLE_IDS]).any(dim=1).all()
+    # The checkpoint Trainer wrote loads into a patched model (plain layout) and training resumes.
+    resumed = rh.train_only(tiny_model("gpt2", seed=5), MIDDLE_IDS)
+    trainer(resumed, 3).train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    after, _, _ = plain_weights(resumed)
+    assert torch.equal(after[FROZEN], old_embedding[FROZEN])      # the checkpoint's frozen rows, not seed 5's
+    assert not torch.equal(after[MIDDLE_IDS], embedding[MIDDLE_IDS])   # one more step trained them

@@ -156,6 +156,15 @@ def test_tokenizer_with_a_hole_in_its_ids_is_refused(cli, hf, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_malformed_tokenizer_is_one_line_naming_it(cli, hf, tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text('{"version": "1.0", "added_tokens": [], "model": {"type": "Nope"}}')
+    code, err = one_line_error(cli, "build", "--vocab", path, "--vectors", hf["root"] / "model",
+                               "--out", tmp_path / "run")
+    assert code == 1 and err.startswith(f"reindex: error: {path}: cannot read the tokenizer: ")
+    assert not (tmp_path / "run").exists()
+
+
 def test_directory_without_tokenizer_is_refused(hf, tmp_path):
     with pytest.raises(ReindexError, match="is a directory"):
         read_vocab(tmp_path)
@@ -403,3 +412,13 @@ def test_readers_import_nothing_heavy():
             "print(sorted(m for m in ('tokenizers', 'transformers', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_pad_token_of_a_tokenizer_gets_sorted_id_zero(cli, hf, tmp_path):
+    code, _, err = cli("build", "--vocab", hf["root"] / "new_dir", "--vectors", hf["root"] / "model", "--pad", "<pad>",
+                       "--init", "pieces", "--out", tmp_path / "run", "-q")
+    assert code == 0, err
+    run = load_run(tmp_path / "run")
+    assert run.sorted_to_original[0] == hf["new"].token_to_id("<pad>") and run.tokens[0] == "<pad>"
+    np.testing.assert_array_equal(run.fixed[0], np.zeros(run.dim, np.float32))
+    np.testing.assert_array_equal(run.fixed[1:], hf["weight"][[hf["old"].token_to_id(t) for t in run.tokens[1:run.num_fixed]]])

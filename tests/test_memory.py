@@ -88,21 +88,23 @@ def write_npy(path: Path, nbytes: int) -> int:
 
 # Caps on the GROWTH of the resident set during the remap (peak - before, so the interpreter and
 # the imports, ~40-80 MB and different from one install to the next, are not counted), set from a
-# measured distribution. Measured 2026-11-30, 10 runs per size, with
+# measured distribution: 10 runs per size, twice (2026-11-30; before = 78.8 MB for Parquet, 39.5 MB
+# for .npy), the second time with the command anyone can run:
 #     PYTHONPATH=$PWD python tests/test_memory.py 10
-# (prints every peak; before = 78.8 MB for Parquet, 39.5 MB for .npy):
-#     parquet, 128 MB of ids: peak 173.3-175.4 MB, growth 94.5-96.6 MB
-#     parquet, 256 MB of ids: peak 170.1-175.8 MB, growth 91.4-97.0 MB
-#     npy,     256 MB of ids: peak 169.2-169.4 MB, growth 129.7-129.9 MB
-#     npy,     512 MB of ids: peak 169.2-169.5 MB, growth 129.7-129.9 MB
+#                                 first 10 runs                second 10 runs (after a merge of main)
+#     parquet, 128 MB of ids: growth 94.5-96.6 MB (peak 175)  growth 83.0-87.7 MB (peak 162-167)
+#     parquet, 256 MB of ids: growth 91.3-97.0 MB (peak 176)  growth 86.0-94.5 MB (peak 165-173)
+#     npy,     256 MB of ids: growth 129.7-129.9 MB           growth 129.7-130.0 MB (peak 169-170)
+#     npy,     512 MB of ids: growth 129.7-129.9 MB           growth 129.8-130.0 MB (peak 169-170)
 # The old cap (peak < 200 MB) left Parquet 25 MB of margin here, and none on a fresh clone, where
 # issue 10 saw peaks of 199-201 MB. The caps below are twice the largest growth measured (97 MB ->
 # 192 MB, 130 MB -> 256 MB), still under the data they are measured on (256 and 512 MB of ids at
 # the doubled size), so a remap that held the data would fail them. What the test proves rests on
-# the second check: the growth does not follow the data when it doubles. Measured, the growth at
-# twice the data is 0.95-1.03x the growth at once the data; the bound is 1.25x.
+# the second check: the growth does not follow the data when it doubles (it would be ~2x if it
+# did). The worst pair measured (largest growth at twice the data over smallest at once the data)
+# is 94.5 / 83.0 = 1.14x; the bound is 1.4x.
 GROWTH_CAP = {"parquet": 192 * MB, "npy": 256 * MB}
-DOUBLING_BOUND = 1.25
+DOUBLING_BOUND = 1.4
 
 
 @pytest.mark.slow

@@ -159,7 +159,7 @@ def test_ray_address_needs_engine_ray(corpus: Path, tmp_path: Path) -> None:
 
 def test_missing_ray_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
-    with pytest.raises(UsageError, match=r"\(pip install 'reindex\[ray\]'"):
+    with pytest.raises(UsageError, match=r"\(pip install 'reindex-vocab\[ray\]'"):
         import_ray()
 
 

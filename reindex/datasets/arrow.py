@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import ReindexError
-from .core import OutOfRange, RemapSpec, add_counts, gather, in_range, out_of_range_error, output_dtype, table_as
+from .core import (OutOfRange, RemapSpec, add_counts, gather, ignored, in_range, out_of_range_error, output_dtype,
+                   table_as)
 
 
 def output_schema(schema: pa.Schema, spec: RemapSpec, *, path: object = None) -> pa.Schema:
@@ -34,9 +35,15 @@ def output_schema(schema: pa.Schema, spec: RemapSpec, *, path: object = None) ->
         schema = schema.set(index, field.with_type(_out_type(field.type, spec, path, name)))
     metadata = schema.metadata or {}
     if spec.id_dtype is not None and b"huggingface" in metadata:
-        hf = json.loads(metadata[b"huggingface"])
-        update_features(hf.get("info", {}).get("features", {}), spec.columns, spec.id_dtype)
-        schema = schema.with_metadata({**metadata, b"huggingface": json.dumps(hf).encode()})
+        try:
+            hf = json.loads(metadata[b"huggingface"])
+        except (ValueError, RecursionError):
+            hf = None  # not Hugging Face's: kept as it is
+        features = hf.get("info", {}) if isinstance(hf, dict) else None
+        features = features.get("features") if isinstance(features, dict) else None
+        if isinstance(features, dict):
+            update_features(features, spec.columns, spec.id_dtype)
+            schema = schema.with_metadata({**metadata, b"huggingface": json.dumps(hf).encode()})
     return schema
 
 
@@ -148,16 +155,22 @@ def _remap_integers(arr: pa.Array, out_type: pa.DataType, spec: RemapSpec, table
                         count=arr.offset + n)[arr.offset:]
     valid = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else None
     shown = valid if visible is None else (visible if valid is None else valid & visible)
+    skipped = ignored(ids, spec.ignore)
     if not in_range(ids, spec.vocab_size):
         bad = (ids < 0) | (ids >= spec.vocab_size)
         if shown is not None:
             bad &= shown  # garbage under a null is not the user's data
+        if skipped is not None:
+            bad &= ~skipped  # --ignore-index ids pass through
         if bad.any():
             index = int(np.argmax(bad))
             raise OutOfRange(index, int(ids[index]))
     out = np.empty(n, out_dtype)
-    gather(ids, tables[out_dtype], out, check=False)
-    add_counts(spec.counts, out if shown is None else out[shown])
+    gather(ids, tables[out_dtype], out, check=False, ignore=spec.ignore)
+    counted = None if skipped is None else ~skipped
+    if shown is not None:
+        counted = shown if counted is None else counted & shown
+    add_counts(spec.counts, out if counted is None else out[counted])
     return numpy_to_arrow(out, out_type, valid=valid)
 
 

@@ -43,6 +43,7 @@ class RemapSpec:
     tokens: Sequence[str] | None = None   # vocabulary in INPUT-id order, for whitespace text
     unk: str | None = None                # text: token for unknown words (else an error)
     counts: np.ndarray | None = None      # int64 [V]; += bincount of the output ids
+    ignore: tuple[int, ...] = ()          # ids written through unchanged and not counted (e.g. -100)
     # `table` converted to each output dtype, made once per spec rather than once per record batch
     tables: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -104,13 +105,42 @@ def table_as(table: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(table).astype(dtype, copy=False)
 
 
+def ignored(ids: np.ndarray, ignore: Sequence[int]) -> np.ndarray | None:
+    """Where `ids` holds one of the `ignore` ids (`--ignore-index`), or None when nowhere.
+
+    >>> ignored(np.array([5, -100, 2]), (-100,)).tolist()
+    [False, True, False]
+    """
+    if not ignore or not ids.size:
+        return None
+    info = np.iinfo(ids.dtype)
+    values = [v for v in ignore if info.min <= v <= info.max]  # an id the dtype cannot hold is never there
+    if not values:
+        return None
+    mask = np.isin(ids, values)
+    return mask if mask.any() else None
+
+
 def gather(ids: np.ndarray, table: np.ndarray, out: np.ndarray, *,
-           scratch: np.ndarray | None = None, check: bool = True) -> None:
+           scratch: np.ndarray | None = None, check: bool = True,
+           ignore: Sequence[int] = ()) -> np.ndarray | None:
     """`out[:] = table[ids]` for a 1-D chunk, raising OutOfRange for the first bad id.
+
+    Ids in `ignore` are copied through unchanged; the mask of where they were is returned.
 
     >>> out = np.empty(3, np.int64); gather(np.array([2, 0, 2]), np.array([7, 8, 9]), out); out
     array([9, 7, 9])
+    >>> gather(np.array([2, -100]), np.array([7, 8, 9]), out[:2], ignore=(-100,)).tolist(), out[:2]
+    ([False, True], array([   9, -100]))
     """
+    skipped = ignored(ids, ignore)
+    if skipped is not None:
+        gather(np.where(skipped, 0, ids), table, out, scratch=scratch, check=check)
+        out[skipped] = ids[skipped]
+        return skipped
+    from .. import progress
+
+    progress.tally("ids", int(ids.size))
     if check and ids.size and not in_range(ids, table.shape[0]):
         index, value = first_out_of_range(ids, table.shape[0])
         raise OutOfRange(index, value)
@@ -122,6 +152,7 @@ def gather(ids: np.ndarray, table: np.ndarray, out: np.ndarray, *,
     # Bounds were checked (or the ids are hidden behind nulls), so "clip" never changes a
     # visible id: it only skips numpy's slower wrap-around handling and keeps memory safe.
     np.take(table, ids, out=out, mode="clip")
+    return None
 
 
 def in_range(ids: np.ndarray, vocab_size: int) -> bool:
@@ -131,8 +162,10 @@ def in_range(ids: np.ndarray, vocab_size: int) -> bool:
     return int(ids.max()) < vocab_size
 
 
-def add_counts(counts: np.ndarray | None, out_ids: np.ndarray) -> None:
-    """`counts += bincount(out_ids)` (output ids are in range by construction)."""
+def add_counts(counts: np.ndarray | None, out_ids: np.ndarray, skipped: np.ndarray | None = None) -> None:
+    """`counts += bincount(out_ids)` (output ids are in range by construction), leaving out `skipped`."""
+    if skipped is not None:
+        out_ids = out_ids[~skipped]
     if counts is not None and out_ids.size:
         counts += np.bincount(out_ids.reshape(-1), minlength=counts.shape[0])[: counts.shape[0]]
 
@@ -152,11 +185,12 @@ def remap_array(ids: np.ndarray, spec: RemapSpec, *, path: object, key: str | No
     scratch = np.empty(min(chunk, flat_in.size), np.intp) if flat_in.dtype != np.intp else None
     for start in range(0, flat_in.size, chunk):
         try:
-            gather(flat_in[start:start + chunk], table, flat_out[start:start + chunk], scratch=scratch)
+            skipped = gather(flat_in[start:start + chunk], table, flat_out[start:start + chunk], scratch=scratch,
+                             ignore=spec.ignore)
         except OutOfRange as e:
             position = describe_index(ids.shape, start + e.index)
             if key is not None:
                 position = f"key {key!r}, {position}"
             raise out_of_range_error(e.value, spec.vocab_size, path=path, position=position) from None
-    add_counts(spec.counts, flat_out)
+        add_counts(spec.counts, flat_out[start:start + chunk], skipped)
     return out

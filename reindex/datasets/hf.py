@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReindexError
+from ..inputfile import check_regular
 from ..run import write_json
 from .arrow import update_features
 from .core import FileReport, RemapSpec
@@ -21,6 +22,7 @@ from .ipc import remap_ipc
 
 def _read_json(path: Path) -> dict[str, Any]:
     """A JSON object from a `save_to_disk` folder; anything else is a one-line error naming the file."""
+    check_regular(path, what="a JSON")  # a FIFO would block the read
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
@@ -30,6 +32,8 @@ def _read_json(path: Path) -> dict[str, Any]:
                            hint="rewrite the folder with datasets' save_to_disk") from e
     except UnicodeDecodeError as e:
         raise ReindexError(f"invalid UTF-8 at byte {e.start}", path=path) from e
+    except RecursionError:
+        raise ReindexError("invalid JSON: nested too deeply", path=path) from None
     except OSError as e:
         raise ReindexError(f"cannot read: {e.strerror or e}", path=path) from e
     if not isinstance(obj, dict):
@@ -46,6 +50,13 @@ def data_files(source: Path) -> list[str]:
     if not files or len(files) != len(entries) or not all(_plain_name(f) for f in files):
         raise ReindexError("state.json lists no usable `_data_files` (a list of {\"filename\": NAME})",
                            path=source / "state.json", hint="rewrite the folder with datasets' save_to_disk")
+    missing = [f for f in files if not (source / f).exists()]
+    if missing:
+        raise ReindexError(f"state.json lists {missing[0]!r}, which is missing", path=source / "state.json",
+                           hint="the folder is incomplete; copy it again or rewrite it with save_to_disk")
+    if len(set(files)) != len(files):
+        raise ReindexError("state.json lists a data file twice", path=source / "state.json",
+                           hint="its rows would be read twice; rewrite the folder with save_to_disk")
     return files
 
 
@@ -55,6 +66,9 @@ def split_names(source: Path) -> list[str]:
     if not isinstance(splits, list) or not all(_plain_name(s) for s in splits):
         raise ReindexError("expected `splits`: a list of plain split names", path=source / "dataset_dict.json",
                            hint="a split name must not hold '/' or be '.' or '..'")
+    if len(set(splits)) != len(splits):
+        raise ReindexError(f"split {next(s for i, s in enumerate(splits) if s in splits[:i])!r} is listed twice",
+                           path=source / "dataset_dict.json", hint="its rows would be counted twice; list it once")
     return splits
 
 

@@ -93,12 +93,20 @@ def check_one_ipc(source: Path, kind: str, reader: object) -> None:
 
 def _file_end(source: Path) -> int:
     """Where the first IPC file in `source` ends: its message stream (walked through a memory map,
-    bodies never touched), then its footer, footer length and closing magic."""
+    bodies never touched), then its footer, the footer's length (int32) and the closing "ARROW1"."""
+    import mmap
+
     with pa.memory_map(str(source)) as mm:
         mm.seek(8)  # "ARROW1" and padding
         for _ in pa.ipc.MessageReader.open_stream(mm):
             pass
         stream_end = mm.tell()
-        mm.seek(mm.size() - 10)
-        (footer,) = struct.unpack("<i", mm.read(4))
-    return stream_end + footer + 10
+    with open(source, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        # The first "ARROW1" after the stream whose preceding length reaches back to the stream's
+        # end closes the first file (the footer itself is a flatbuffer of unknown length).
+        at = data.find(b"ARROW1", stream_end)
+        while at >= 0:
+            if at - 4 >= stream_end and struct.unpack_from("<i", data, at - 4)[0] == at - 4 - stream_end:
+                return at + 6
+            at = data.find(b"ARROW1", at + 1)
+    return stream_end

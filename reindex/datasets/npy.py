@@ -45,6 +45,19 @@ def _header_bytes(shape: tuple[int, ...], fortran: bool, dtype: np.dtype) -> byt
     return buffer.getvalue()
 
 
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """`np.save` through Python's file writes: numpy's own (`tofile`) reports a full disk as
+    "N requested and M written", without the errno that says why.
+
+    save_npy(Path("counts.npy"), np.zeros(3, np.int64))
+    """
+    array = np.require(array, requirements="C")  # ascontiguousarray would make a 0-d array 1-d
+    with open(path, "wb") as f:
+        f.write(_header_bytes(array.shape, False, array.dtype))
+        if array.size:
+            f.write(memoryview(array.reshape(-1)).cast("B"))
+
+
 def remap_npy(source: Path, output: Path, spec: RemapSpec, *, chunk: int = CHUNK_IDS) -> FileReport:
     """Remap a .npy file to `output`; same header (shape, order, dtype unless `spec.id_dtype`).
 
@@ -97,11 +110,11 @@ def _stream(f: BinaryIO, g: BinaryIO, size: int, dtype: np.dtype, out_dtype: np.
             reading = io_pool.submit(read, i + 1) if i + 1 < len(starts) else None
             out = out_buffers[i % 2][: ids.shape[0]]
             try:
-                gather(ids, table, out, scratch=scratch)
+                skipped = gather(ids, table, out, scratch=scratch, ignore=spec.ignore)
             except OutOfRange as e:
                 raise out_of_range_error(e.value, spec.vocab_size, path=path,
                                          position=describe(start + e.index)) from None
-            add_counts(spec.counts, out)
+            add_counts(spec.counts, out, skipped)
             if written is not None:
                 written.result()
             written = io_pool.submit(g.write, memoryview(out).cast("B"))

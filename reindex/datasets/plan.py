@@ -1,6 +1,7 @@
 """Which files to remap and where to: formats by suffix or content, directories, globs, collisions."""
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 from pathlib import Path
@@ -20,9 +21,14 @@ HF_FILES = ("state.json", "dataset_info.json")
 
 
 def is_hf_dataset(path: Path) -> bool:
-    """A `save_to_disk` folder: a Dataset (state.json + dataset_info.json) or a DatasetDict."""
-    return path.is_dir() and ((path / "dataset_dict.json").is_file()
-                              or all((path / name).is_file() for name in HF_FILES))
+    """A `save_to_disk` folder: a Dataset (state.json, with dataset_info.json) or a DatasetDict.
+
+    state.json alone is enough: a missing dataset_info.json is then reported as such by the reader,
+    not as a folder of files of unknown type."""
+    return path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / HF_FILES[0]).is_file())
+
+
+UNKNOWN_TYPE = "unknown file type"
 
 
 def detect_format(path: Path) -> str:
@@ -43,7 +49,7 @@ def detect_format(path: Path) -> str:
         for magic, kind in MAGIC:
             if head.startswith(magic):
                 return kind
-    raise ReindexError("unknown file type", path=path,
+    raise ReindexError(UNKNOWN_TYPE, path=path,
                        hint="use .npy, .pt, .safetensors, .parquet, .arrow/.feather, .txt or a `save_to_disk` folder")
 
 
@@ -52,8 +58,13 @@ def output_name(path: Path) -> str:
     return path.stem + ".parquet" if path.is_file() and detect_format(path) == "text" else path.name
 
 
-def plan_outputs(inputs: Sequence[str | Path], out_dir: Path) -> list[tuple[Path, Path]]:
+def plan_outputs(inputs: Sequence[str | Path], out_dir: Path, *,
+                 include: Sequence[str] = ()) -> list[tuple[Path, Path]]:
     """Expand files, directories and globs into (source, output) pairs; writes nothing.
+
+    In a directory, only files matching an `include` glob (on the name or the path below the
+    directory) are taken when `include` is given; otherwise files of unknown type are skipped
+    with a note. A file named directly must be of a known type.
 
     plan_outputs(["a.npy", "corpus/"], Path("run/data"))
     [(a.npy, run/data/a.npy), (corpus/x.parquet, run/data/corpus/x.parquet), ...]
@@ -63,9 +74,9 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: Path) -> list[tuple[Path
     for item in inputs:
         path = Path(item)
         if path.exists():
-            pairs += _expand(path, out_dir)
+            pairs += _expand(path, out_dir, include=include)
         elif glob.has_magic(str(item)):
-            pairs += _expand_glob(str(item), out_dir)
+            pairs += _expand_glob(str(item), out_dir, include=include)
         else:
             raise ReindexError("no such file or directory", path=path)
     seen: dict[Path, Path] = {}
@@ -77,7 +88,7 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: Path) -> list[tuple[Path
     return pairs
 
 
-def _expand(path: Path, out_dir: Path) -> list[tuple[Path, Path]]:
+def _expand(path: Path, out_dir: Path, *, include: Sequence[str] = ()) -> list[tuple[Path, Path]]:
     """A file or a `save_to_disk` folder maps to out_dir/<name>; a plain directory is mirrored."""
     if not path.is_dir() or is_hf_dataset(path):
         detect_format(path)  # refuse an unknown type now, before anything is written
@@ -99,13 +110,37 @@ def _expand(path: Path, out_dir: Path) -> list[tuple[Path, Path]]:
         pairs += [root_path / f for f in sorted(files) if not f.startswith(".")]
     result = []
     for source in sorted(pairs):
-        detect_format(source)
+        if not _wanted(source, path, include):
+            continue
         relative = source.relative_to(path).parent
         result.append((source, out_dir / name / relative / output_name(source)))
     return result
 
 
-def _expand_glob(pattern: str, out_dir: Path) -> list[tuple[Path, Path]]:
+def _wanted(source: Path, tree: Path, include: Sequence[str]) -> bool:
+    """Whether a file found in the directory `tree` is remapped (`--include`, else: a known type)."""
+    if include:
+        relative = source.relative_to(tree).as_posix()
+        if not any(fnmatch.fnmatchcase(source.name, g) or fnmatch.fnmatchcase(relative, g) for g in include):
+            return False
+        detect_format(source)  # included by the user: an unknown type is an error
+        return True
+    if source.suffix.lower() in SUFFIXES:
+        detect_format(source)  # a dataset by its name: a FIFO or a broken one is an error, not a skip
+        return True
+    try:
+        detect_format(source)
+    except ReindexError as e:
+        if e.message != UNKNOWN_TYPE:  # a FIFO, say: refused, never skipped
+            raise
+        from .. import progress
+
+        progress.note(f"note: skipping {source}: unknown file type (pass --include GLOB to choose files)")
+        return False
+    return True
+
+
+def _expand_glob(pattern: str, out_dir: Path, *, include: Sequence[str] = ()) -> list[tuple[Path, Path]]:
     """Matches keep their path below the pattern's fixed prefix: `c/**/*.npy` -> out/<sub>/x.npy."""
     matches = sorted(Path(m) for m in glob.glob(pattern, recursive=True))
     if not matches:
@@ -115,6 +150,6 @@ def _expand_glob(pattern: str, out_dir: Path) -> list[tuple[Path, Path]]:
     pairs = []
     for match in matches:
         relative = match.relative_to(fixed).parent if match.is_relative_to(fixed) else Path()
-        for source, output in _expand(match, out_dir / relative):
+        for source, output in _expand(match, out_dir / relative, include=include):
             pairs.append((source, output))
     return pairs

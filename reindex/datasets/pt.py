@@ -42,6 +42,9 @@ def check_tensor(tensor: Any, spec: RemapSpec, *, path: Path, key: str | None = 
     if tensor.layout != torch.strided:
         raise ReindexError(f"{where}a sparse tensor ({tensor.layout}); ids must be dense", path=path,
                            hint="save tensor.to_dense() instead")
+    if tensor.is_meta:
+        raise ReindexError(f"{where}a meta tensor, which holds no data", path=path,
+                           hint="save the tensor after its values were computed")
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
         raise ReindexError(f"{where}ids must be integers, got {tensor.dtype}", path=path,
                            hint="pass token ids, not floats")

@@ -38,14 +38,19 @@ def remap_dataset(source: Path, output: Path, spec: RemapSpec) -> FileReport:
     remap_dataset(Path("train.parquet"), Path("run/data/train.parquet"), spec)
     FileReport(source=..., format='parquet', num_ids=..., num_rows=...)
     """
+    from .. import progress
+
     source, output = Path(source), Path(output)
     fn = _reader(detect_format(source))
     if spec.counts is None:
-        return fn(source, output, spec)
-    # Count into a private array: a file that fails half-way leaves the caller's counts alone.
-    local = np.zeros_like(spec.counts)
-    report = fn(source, output, replace(spec, counts=local))
-    spec.counts += local
+        report = fn(source, output, spec)
+    else:
+        # Count into a private array: a file that fails half-way leaves the caller's counts alone.
+        local = np.zeros_like(spec.counts)
+        report = fn(source, output, replace(spec, counts=local))
+        spec.counts += local
+    progress.tally("files", 1)
+    progress.note(f"{source}: {report.num_ids:,} ids, {report.num_rows:,} rows ({report.format})", verbose=True)
     return report
 
 

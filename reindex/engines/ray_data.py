@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import ReindexError, UsageError
 
-INSTALL_HINT = "pip install 'reindex[ray]' (on every node of the cluster)"
+INSTALL_HINT = "pip install 'reindex-vocab[ray]' (on every node of the cluster)"
 
 
 def import_ray() -> Any:

@@ -43,8 +43,9 @@ class Swap:
         self._hooks: list[Any] = []
         # Each original parameter's requires_grad, given back by restore(): the split modules'
         # trainable rows always train, whatever the rest of the model does (LoRA freezes it).
-        self._requires_grad = {id(p): p.requires_grad for original, _, _ in self._originals
-                               for p in original.parameters(recurse=False)}
+        # Keyed by name, not id(): a deep copy of the model must restore just as well.
+        self._requires_grad = [{name: p.requires_grad for name, p in original.named_parameters(recurse=False)}
+                               for original, _, _ in self._originals]
 
     @property
     def tied(self) -> bool:
@@ -77,14 +78,14 @@ class Swap:
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
-        for original, split, places in self._originals:
+        for (original, split, places), requires_grad in zip(self._originals, self._requires_grad):
             weight = split.weight
             original.to(weight.device)   # its own buffers (e.g. embed_scale) follow the rows
             original.weight.data = weight.clone()
             if isinstance(split, SplitLinear) and split.bias_trainable is not None:
                 original.bias.data = split.bias.clone()
-            for param in original.parameters(recurse=False):
-                param.requires_grad_(self._requires_grad[id(param)])
+            for name, param in original.named_parameters(recurse=False):
+                param.requires_grad_(requires_grad[name])
             for parent, name in places:
                 setattr(parent, name, original)
 

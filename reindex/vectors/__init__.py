@@ -42,8 +42,8 @@ class Vectors:
 
 def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None, format: str | None = None,
                  duplicates: str = "first", unicode_errors: str = "strict",
-                 digest: FileDigest | None = None) -> Vectors:
-    """Read a vector file, keeping only tokens in `keep` (all when None).
+                 digest: FileDigest | None = None, limit: int | None = None) -> Vectors:
+    """Read a vector file, keeping only tokens in `keep` (all when None), and only its first `limit` vectors.
 
     `duplicates`: "first" (the first record of a token wins), "last", or "error".
     `unicode_errors`: "strict", "replace" or "ignore", for tokens that are not valid UTF-8.
@@ -58,9 +58,11 @@ def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None
     dtype('float32')
     """
     _check_options(format, duplicates, unicode_errors)
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}")
     try:
         return _read(path, keep=None if keep is None else set(keep), format=format,
-                     duplicates=duplicates, unicode_errors=unicode_errors, digest=digest)
+                     duplicates=duplicates, unicode_errors=unicode_errors, digest=digest, limit=limit)
     except ReindexError:
         raise
     except STREAM_ERRORS as e:
@@ -82,24 +84,54 @@ def _check_options(format: str | None, duplicates: str, unicode_errors: str) -> 
         raise UsageError(f"unicode_errors must be one of {UNICODE_MODES}, got {unicode_errors!r}")
 
 
+def _file_position(stream, digest=None):
+    """How far into the file on disk the reader is (compressed bytes for a compressed file)."""
+    if digest is not None:  # it counts the raw bytes as they are read
+        return lambda: digest.size
+    raw = getattr(stream, "fileobj", None) or getattr(stream, "_fp", None) or stream
+    try:
+        fd = raw.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return lambda: os.lseek(fd, 0, os.SEEK_CUR)
+
+
 def _size(stream, compression: str | None) -> int | None:
     """The file's size when it is not compressed (it sizes the matrix once), else None."""
     return None if compression else os.fstat(stream.fileno()).st_size
 
 
-def _read(path, *, keep, format, duplicates, unicode_errors, digest) -> Vectors:
+def _first_lines(blocks, limit: int | None):
+    """The blocks cut after their `limit`-th line (`--limit`); views of the same buffers."""
+    if limit is None:
+        yield from blocks
+        return
+    left = limit
+    for block in blocks:
+        ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+        if len(ends) >= left:
+            yield block[:int(ends[left - 1]) + 1]
+            return
+        left -= len(ends)
+        yield block
+
+
+def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None) -> Vectors:
     # pyarrow is imported here, not at `import reindex.vectors`, to keep the CLI's start-up light
+    from .. import progress
     from .binary import read_binary
     from .text import read_text
 
-    with open_stream(path, digest=digest) as (stream, compression):
+    with open_stream(path, digest=digest) as (stream, compression), progress.step(
+            f"reading {os.fspath(path)}", total=os.path.getsize(path), unit="bytes",
+            poll=_file_position(stream, digest)):
         first = read_or_fail(stream, BLOCK_BYTES, path=path, compression=compression, offset=0)
         if compression:
             refuse_archive(first, path=path, compression=compression)
         if format == "fasttext-bin" or (format is None and is_fasttext_head(first)):
             from .fasttext import read_fasttext  # memory-maps the file itself (refusing a compressed one)
 
-            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors)
+            return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors, limit=limit)
         first = first.removeprefix(BOM)
         if not first.strip():
             raise ReindexError("empty file: no vectors", path=path, hint="check the --vectors path")
@@ -119,15 +151,16 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest) -> Vectors:
         if fmt == "word2vec-binary":
             collector, num_read = read_binary(stream, body, path=path, compression=compression,
                                               header=header, header_bytes=newline + 1, keep=keep,
-                                              lenient_unicode=lenient, size_hint=_size(stream, compression))
+                                              lenient_unicode=lenient, size_hint=_size(stream, compression),
+                                              limit=limit)
         else:
-            blocks = iter_line_blocks(stream, first=body, path=path, compression=compression)
+            blocks = _first_lines(iter_line_blocks(stream, first=body, path=path, compression=compression), limit)
             collector, num_read = read_text(blocks, path=path, header=header, keep=keep,
                                             lenient_unicode=lenient, size_hint=_size(stream, compression))
     if header is not None and header[0] == 0 and num_read:
         raise ReindexError(f"the header says 0 vectors but the file holds {num_read}", path=path, line=1,
                            hint="fix the header's first number (the number of vectors)")
-    if header is not None and header[0] != num_read:
+    if header is not None and header[0] != num_read and (limit is None or num_read < limit):
         warnings.warn(f"{os.fspath(path)}: the header says {header[0]} vectors but the file has {num_read}",
                       ReindexWarning, stacklevel=3)
     where = "position" if fmt == "word2vec-binary" else "line"

@@ -97,9 +97,12 @@ def gather(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
 
 def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, compression: str | None,
                 header: tuple[int, int], header_bytes: int, keep: Collection[str] | None,
-                lenient_unicode: bool, size_hint: int | None = None) -> tuple[Collector, int]:
-    """Parse records from `first` (data after the header) and the rest of `stream`."""
+                lenient_unicode: bool, size_hint: int | None = None,
+                limit: int | None = None) -> tuple[Collector, int]:
+    """Parse records from `first` (data after the header) and the rest of `stream` (the first `limit`)."""
     count, dim = header
+    if limit is not None:  # --limit: the first `limit` records, as if the header said so
+        count = min(count, limit)
     record = 4 * dim
     wanted = None if keep is None else WordSet(keep)
     capacity = min(count, size_hint // record + 16) if size_hint is not None else min(count, 1 << 16)
@@ -109,6 +112,10 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
     while True:
         data = np.frombuffer(buf, np.uint8)
         starts, ends, stop, led = find_records(data, record)
+        if limit is not None and num_read + len(starts) >= count:  # --limit: stop at the count-th record
+            keep_n = count - num_read
+            stop = int(ends[keep_n - 1]) + 1 + record if keep_n else 0
+            starts, ends, led, eof = starts[:keep_n], ends[:keep_n], led[:keep_n], True
         lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
         num_read += len(starts)
         if wanted is not None:  # a key lookup per token; the collector keeps exactly `keep`
@@ -128,7 +135,8 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
         if eof:
             break
         buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base, ring=ring)
-    _check_tail(rest, path=path, offset=base, record=record, count=num_read)
+    if limit is None or num_read < limit:
+        _check_tail(rest, path=path, offset=base, record=record, count=num_read)
     if num_read < count:
         raise ReindexError(f"the header says {count} vectors but the file ends after {num_read} records",
                            path=path, position=f"byte {base}", hint="the file was cut short; download it again")

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ReindexError
-from ._format import FASTTEXT_MAGIC
+from ._format import FASTTEXT_MAGIC, is_fasttext_head
 from .ngrams import subword_rows
 
 VERSION = 12                      # the newest fastText file version (fastText reads any older one)
@@ -61,14 +61,17 @@ def open_model(path: str | os.PathLike) -> FastTextModel:
     """Read and check the header and dictionary; refuse supervised, quantised or cut-short files."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        head = _exact(f, 8 + ARGS.size, path=path, offset=0, what="header")
+        head = f.read(8 + ARGS.size)
         if head[:3] in (b"\x1f\x8b\x08", b"BZh") or head[:6] == b"\xfd7zXZ\x00":
             raise ReindexError("a compressed fastText model cannot be memory-mapped", path=path,
                                hint="decompress it first, e.g. `gunzip -k`")
-        magic, version = struct.unpack_from("<2i", head)
-        if magic != FASTTEXT_MAGIC:
+        if not is_fasttext_head(head):
             raise ReindexError(f"not a fastText model: the first 4 bytes are not the magic number {FASTTEXT_MAGIC}",
                                path=path, position="byte 0", hint="pass --vectors-format for other formats")
+        if len(head) < 8 + ARGS.size:
+            f.seek(0)
+            _exact(f, 8 + ARGS.size, path=path, offset=0, what="header")
+        magic, version = struct.unpack_from("<2i", head)
         if not 0 < version <= VERSION:
             raise ReindexError(f"fastText file version {version} is not one this reader knows (1-{VERSION})",
                                path=path, position="byte 4", hint="save the model with fastText 0.9 or gensim")
@@ -76,8 +79,6 @@ def open_model(path: str | os.PathLike) -> FastTextModel:
         if model not in MODEL_NAMES or dim <= 0 or bucket < 0 or minn < 0 or maxn < 0:
             raise ReindexError(f"bad fastText header (dim {dim}, model {model}, bucket {bucket}, minn {minn}, "
                                f"maxn {maxn})", path=path, position="byte 8", hint="is the file complete?")
-        if version == 11 and model == 3:
-            maxn = 0  # as fastText: old supervised models use no character n-grams
         words, offsets, prune, prune_end = _read_dictionary(f, path=path)
         flags = _exact(f, 17, path=path, offset=prune_end, what="input matrix header")
     quant, rows, cols = struct.unpack("<?2q", flags)
@@ -169,9 +170,10 @@ def _accumulate(matrix: np.ndarray, rows: np.ndarray, owners: np.ndarray, sums: 
 
 
 def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = None, duplicates: str = "first",
-                  unicode_errors: str = "strict"):
+                  unicode_errors: str = "strict", limit: int | None = None):
     """The dictionary words (those in `keep`, or all) with fastText's own vectors, as `read_vectors` returns.
 
+    `limit`: only the first `limit` dictionary words (fastText sorts them by frequency, most frequent first).
     Words are matched by their UTF-8 bytes, so a dictionary word that is not valid UTF-8 costs nothing
     unless every word is asked for (keep=None), when `unicode_errors` decides.
     """
@@ -179,20 +181,21 @@ def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = Non
     from ._collect import _resolve_duplicates, decode_tokens
 
     model = open_model(path)
+    candidates = model.words if limit is None else model.words.slice(0, limit)
     if keep is None:
-        ids = np.arange(len(model.words))
-        tokens = decode_tokens(model.words, model.word_offsets, path=path, errors=unicode_errors,
+        ids = np.arange(len(candidates))
+        tokens = decode_tokens(candidates, model.word_offsets[:len(candidates)], path=path, errors=unicode_errors,
                                where_name="position")
     else:
         wanted = pa.array([t.encode("utf-8", "surrogatepass") for t in keep], pa.large_binary())
-        ids = np.flatnonzero(pc.is_in(model.words, value_set=wanted).to_numpy(zero_copy_only=False))
+        ids = np.flatnonzero(pc.is_in(candidates, value_set=wanted).to_numpy(zero_copy_only=False))
         tokens = decode_tokens(model.words.take(pa.array(ids)), model.word_offsets[ids], path=path,
                                errors="surrogatepass", where_name="position")  # the bytes of `keep` strings
     winners, num_duplicates = _resolve_duplicates(tokens, ids, model.word_offsets, path=path, mode=duplicates,
                                                   where_name="position")
     ids, tokens = ids[winners], tokens.take(pa.array(winners)).to_pylist()
     matrix, _ = word_vectors(model, tokens, ids=ids)
-    return Vectors(tokens=tokens, matrix=matrix, dim=model.dim, format="fasttext-bin", num_read=len(model.words),
+    return Vectors(tokens=tokens, matrix=matrix, dim=model.dim, format="fasttext-bin", num_read=len(candidates),
                    num_duplicates=num_duplicates)
 
 
@@ -203,7 +206,7 @@ def is_fasttext(path: str | os.PathLike) -> bool:
             head = f.read(4)
     except OSError:
         return False
-    return len(head) == 4 and struct.unpack("<i", head)[0] == FASTTEXT_MAGIC
+    return is_fasttext_head(head)
 
 
 def _exact(f, n: int, *, path, offset: int, what: str) -> bytes:

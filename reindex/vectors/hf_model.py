@@ -174,7 +174,7 @@ def source_file(path: str | os.PathLike) -> Path:
 
 
 def match_model(path: str | os.PathLike, tokens: Sequence[str], *, key: str | None = None,
-                lowercase_fallback: bool = False) -> Any:
+                lowercase_fallback: bool = False, **rules: Any) -> Any:
     """`Matched` rows of a checkpoint's embedding; `pieces` splits a new token with the model's tokenizer."""
     from ..matching import match_vectors
 
@@ -183,7 +183,8 @@ def match_model(path: str | os.PathLike, tokens: Sequence[str], *, key: str | No
         raise UsageError("--vectors-key goes with a Hugging Face model as --vectors", path=path,
                          hint="pass a save_pretrained directory or its model.safetensors")
     embedding = read_model_embedding(path, key=key)
-    matched = match_vectors(tokens, embedding.tokens, embedding.matrix, lowercase_fallback=lowercase_fallback)
+    matched = match_vectors(tokens, embedding.tokens, embedding.matrix, lowercase_fallback=lowercase_fallback,
+                            **rules)  # case_fallback, normalize: the rules of reindex.matching
     matched.pieces = embedding.pieces
     matched.stats = {"vectors_read": len(embedding.tokens), "duplicate_vectors_skipped": 0,
                      "vectors_format": FORMAT, "vectors_key": embedding.key}

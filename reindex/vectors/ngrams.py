@@ -33,7 +33,8 @@ def fnv1a(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return h
 
 
-def ngram_spans(words: Sequence[bytes], *, minn: int, maxn: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def ngram_spans(words: Sequence[bytes], *, minn: int, maxn: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(buffer of `<word>` bytes, n-gram starts, n-gram ends, owning word index) for every n-gram.
 
     >>> buf, s, e, w = ngram_spans([b"ab"], minn=1, maxn=2)

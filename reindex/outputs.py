@@ -29,7 +29,7 @@ HF_TRAINABLE_FORMAT = "reindex.hf.trainable"   # reindex.hf.save_trainable's
 def _read_json(path: Path) -> object:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -131,7 +131,7 @@ def safetensors_format(head: bytes) -> str | None:
         return None
     try:
         header = json.loads(head[8:8 + length])
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(header, dict):
         return None

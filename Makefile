@@ -16,6 +16,8 @@ $(RUNTIME): pyproject.toml requirements.txt
 	touch $(RUNTIME)
 
 $(DEV): $(RUNTIME) requirements-dev.txt
+	@# zstd, the system tool: a vector-reader test reads the frames it writes
+	command -v zstd >/dev/null || { apt-get update -qq && apt-get install -y -qq zstd; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(DEV)

@@ -112,17 +112,20 @@ def swap_in(root: nn.Module, embedding: nn.Embedding, *, frozen_rows: Tensor | S
                            hint="untie it, or pass that module as head=")
     if head is not None and not isinstance(head, nn.Linear):
         raise ReindexError(f"the output head is a {type(head).__name__}, not an nn.Linear")
+    # Every check before _split_embedding: it rewrites the embedding's rows in place.
+    num_rows = embedding.weight.shape[0] if split is None else split.num_embeddings
+    if head is not None and head.weight is not embedding.weight and head.weight.shape[0] != num_rows:
+        raise ReindexError(f"the head has {head.weight.shape[0]} rows, the embedding {num_rows}",
+                           hint="resize both to the tokenizer's length before splitting")
     if split is None:
-        split = _split_embedding(embedding, frozen_rows)
+        split = _split_embedding(embedding, frozen_rows, in_place=_owns_memory(root, embedding.weight))
     split_head = None
     if head is not None:
         if head.weight is embedding.weight:
             split_head = SplitLinear.tied_to(split, bias=head.bias)
         else:
-            if head.weight.shape[0] != split.num_embeddings:
-                raise ReindexError(f"the head has {head.weight.shape[0]} rows, the embedding {split.num_embeddings}",
-                                   hint="resize both to the tokenizer's length before splitting")
-            split_head = SplitLinear.from_linear(head, _frozen_mask(split))
+            # In place: the plain head leaves the model (its storage is dropped by apply below).
+            split_head = SplitLinear.from_linear(head, _frozen_mask(split), in_place=_owns_memory(root, head.weight))
     swap = Swap(root, embedding, split, head, split_head)
     swap.apply(plain_state=plain_state)
     return swap
@@ -145,13 +148,27 @@ def trainable_mask(token_ids: Tensor | Sequence[int], vocab_size: int, *, hint: 
     return mask
 
 
-def _split_embedding(embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int] | None) -> SplitEmbedding:
+def _owns_memory(root: nn.Module, weight: Tensor) -> bool:
+    """Whether no other parameter or buffer of `root` shares `weight`'s memory (its rows may then move in place).
+
+    The plain module leaves the model (Swap.apply drops its storage) and restore() gives it the
+    merged rows back, so its own [V, D] memory can become the split block: no second copy.
+    """
+    if weight.device.type != "cpu":
+        return False
+    where = weight.untyped_storage().data_ptr()
+    return not any(t is not weight and t.device == weight.device and t.untyped_storage().data_ptr() == where
+                   for t in [*root.parameters(), *root.buffers()])
+
+
+def _split_embedding(embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int] | None, *,
+                     in_place: bool) -> SplitEmbedding:
     if frozen_rows is None:
         raise ReindexError("pass frozen_rows= or split=")
     scale = getattr(embedding, "embed_scale", None)
     if scale is None:
-        return SplitEmbedding.from_embedding(embedding, frozen_rows)
-    split = ScaledSplitEmbedding.from_embedding(embedding, frozen_rows)
+        return SplitEmbedding.from_embedding(embedding, frozen_rows, in_place=in_place)
+    split = ScaledSplitEmbedding.from_embedding(embedding, frozen_rows, in_place=in_place)
     scale = torch.as_tensor(scale, device=embedding.weight.device)
     split.register_buffer("embed_scale", scale.detach().clone(), persistent=False)
     return split

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from reindex.errors import ReindexError
+from reindex.torch.embedding import IdOutOfRangeError
 from reindex.torch import SplitEmbedding, SplitLinear
-from reindex.torch.partition import can_partition_in_place, partition_rows
+from reindex.torch.partition import can_partition_in_place, partition_rows, unpartition_rows_
 from reindex.torch.swap import swap_in
 
 V, D = 50, 7
@@ -149,3 +150,58 @@ def test_memory_shared_with_another_parameter_is_not_moved():
     before = model.embed.weight.detach().clone()
     swap_in(model, model.embed, frozen_rows=~masks()["first"], head=model.head)
     assert torch.equal(model.alias, before[:5])
+
+
+@pytest.mark.parametrize("name", sorted(masks()))
+def test_unpartition_in_place_gives_back_the_original_rows_bit_for_bit(name):
+    trains = masks()[name]
+    weight = torch.randn(V, D)
+    before = weight.clone()
+    block = partition_rows(weight, ~trains, in_place=True)
+    back = unpartition_rows_(block, ~trains)
+    assert back.data_ptr() == weight.data_ptr()
+    assert torch.equal(back, before)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_in_place_restore_hands_the_blocks_memory_back_and_empties_the_split_modules(tied):
+    model = Tiny(tied=tied)
+    reference = copy.deepcopy(model)
+    swap = swap_in(model, model.embed, frozen_rows=~masks()["random2"], head=model.head)
+    split, block_ptr = model.embed, memory(model.embed.fixed)
+    with torch.no_grad():
+        split.trainable.add_(1.0)   # trained rows must come back too
+        if not tied:
+            model.head.rows.trainable.add_(2.0)
+    swap.restore(in_place=True)
+    assert memory(model.embed.weight) == block_ptr
+    trains = masks()["random2"]
+    expected = reference.embed.weight.detach().clone()
+    expected[trains] += 1.0
+    assert torch.equal(model.embed.weight, expected)
+    expected_head = reference.head.weight.detach().clone()
+    expected_head[trains] += 1.0 if tied else 2.0
+    assert torch.equal(model.head.weight, expected_head)
+    assert (model.head.weight is model.embed.weight) == tied
+    with pytest.raises(IdOutOfRangeError):   # the emptied split module refuses, never answers wrongly
+        split(torch.tensor([0]))
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])   # untied, tied
+def test_train_only_and_merge_keep_the_models_own_memory(family):
+    pytest.importorskip("transformers")
+    import reindex.hf as rh
+    from _hf_models import MIDDLE_IDS, tiny_model
+
+    model = tiny_model(family).eval()
+    reference = copy.deepcopy(model)
+    emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    where = (memory(emb), memory(head))
+    rh.train_only(model, MIDDLE_IDS)
+    assert (memory(model.get_input_embeddings().fixed), memory(model.get_output_embeddings().rows.fixed)) == where
+    rh.merge(model)
+    assert (memory(model.get_input_embeddings().weight), memory(model.get_output_embeddings().weight)) == where
+    ids = torch.randint(0, 90, (2, 7))
+    assert torch.equal(model(ids).logits, reference(ids).logits)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key

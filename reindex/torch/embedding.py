@@ -128,8 +128,10 @@ class SplitEmbedding(nn.Module):
     def forward(self, ids: Tensor) -> Tensor:
         if ids.dtype not in ID_DTYPES:
             raise ReindexError(f"ids must be int32 or int64, got {ids.dtype}", hint="pass token ids, e.g. ids.long()")
-        if ids.device.type != "cpu":
-            self._check_ids(ids)   # a device-side assert could not be caught and explained
+        if ids.device.type != "cpu" or self.num_embeddings == 0:
+            # A device-side assert could not be caught and explained; an emptied module (its rows
+            # handed back by an in-place merge) would fail with a less clear error.
+            self._check_ids(ids)
         try:
             return self._lookup(ids)
         except IndexError as e:
@@ -249,16 +251,18 @@ class SplitEmbedding(nn.Module):
         >>> SplitEmbedding(torch.zeros(1, 2), torch.ones(1, 2)).merged_weight().tolist()
         [[0.0, 0.0], [1.0, 1.0]]
         """
-        merged = torch.cat([self.fixed, full(self.trainable).to(self.fixed.dtype)])
-        if order == "sorted":
-            return merged
-        if order != "original":
+        if order not in ("sorted", "original"):
             raise ReindexError(f"order must be 'sorted' or 'original', got {order!r}")
         table = self._original_order()
-        if table is None:
+        if order == "original" and table is None:
             raise ReindexError("this SplitEmbedding does not know the original order",
                                hint="build it with from_run or from_embedding, or use order='sorted'")
-        return merged[table]
+        block = self._block() if type(self.trainable.data) is Tensor else None   # not a sharded DTensor
+        if block is not None:
+            # Read the block directly: one new [V, D] tensor, not a concatenation and then a gather.
+            return block.detach().clone() if order == "sorted" else block.detach().index_select(0, table)
+        merged = torch.cat([self.fixed, full(self.trainable).to(self.fixed.dtype)])
+        return merged if order == "sorted" else merged[table]
 
     def _original_order(self) -> Tensor | None:
         return self.original_to_sorted if self.original_to_sorted is not None else self._export_table

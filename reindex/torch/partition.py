@@ -53,3 +53,30 @@ def can_partition_in_place(weight: Tensor) -> bool:
             # Storage torch allocated itself; a buffer or a file mapping (frombuffer, from_file,
             # a memory-mapped checkpoint) may be read-only or belong to someone else.
             and weight.untyped_storage().resizable())
+
+
+def unpartition_rows_(block: Tensor, is_fixed: Tensor) -> Tensor:
+    """Undo `partition_rows` in `block`'s own memory: the rows back in their original order (block is overwritten).
+
+    Needs `can_partition_in_place(block)`; costs the trainable rows ([T, D]) set aside.
+
+    >>> unpartition_rows_(torch.tensor([[1.], [3.], [0.], [2.]]), torch.tensor([False, True, False, True])).view(-1).tolist()
+    [0.0, 1.0, 2.0, 3.0]
+    """
+    trainable_ids = (~is_fixed).nonzero().squeeze(1)
+    num_trainable = trainable_ids.shape[0]
+    if num_trainable == 0:
+        return block
+    num_fixed = block.shape[0] - num_trainable
+    saved = block[num_fixed:].clone()
+    row_bytes = block.shape[1] * block.element_size()
+    base = block.data_ptr()
+    # The inverse of partition_rows' moves, last run first: each run moves down by j rows, into
+    # space that the runs after it have already left.
+    ends = trainable_ids.tolist() + [block.shape[0]]
+    for shift in range(num_trainable, 0, -1):
+        start, end = ends[shift - 1] + 1, ends[shift]
+        if end > start:
+            ctypes.memmove(base + start * row_bytes, base + (start - shift) * row_bytes, (end - start) * row_bytes)
+    block.index_copy_(0, trainable_ids, saved)
+    return block

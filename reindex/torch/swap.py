@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from ..errors import ReindexError
 from .embedding import SplitEmbedding
 from .head import SplitLinear
+from .partition import can_partition_in_place, unpartition_rows_
 
 
 class ScaledSplitEmbedding(SplitEmbedding):
@@ -73,15 +74,29 @@ class Swap:
                 self._hooks += [self.head._register_state_dict_hook(_plain_head_state),
                                 self.head._register_load_state_dict_pre_hook(_load_plain_head, with_module=True)]
 
-    def restore(self) -> None:
-        """Put the plain modules back, holding the merged weights (ties restored)."""
+    def restore(self, *, in_place: bool = False) -> None:
+        """Put the plain modules back, holding the merged weights (ties restored).
+
+        `in_place=True` hands the split blocks' memory back to the plain modules (no second
+        [V, D] copy) and leaves the split modules empty: for callers that discard them.
+        """
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
+        restored: list[Tensor] = []
         for (original, split, places), requires_grad in zip(self._originals, self._requires_grad):
-            weight = split.weight
-            original.to(weight.device)   # its own buffers (e.g. embed_scale) follow the rows
-            original.weight.data = weight.clone()
+            rows = split.rows if isinstance(split, SplitLinear) else split
+            original.to(rows.fixed.device)   # its own buffers (e.g. embed_scale) follow the rows
+            # A tied head's Parameter is the embedding's, already restored: one merged copy, not two.
+            if not any(original.weight is done for done in restored):
+                block = rows._block() if in_place and type(rows.trainable.data) is Tensor else None
+                if block is not None and can_partition_in_place(block):
+                    original.weight.data = unpartition_rows_(block.detach(), _frozen_mask(rows))
+                    _empty(rows)
+                else:
+                    # A fresh merge (not the cached `weight`, which someone may hold): no extra clone.
+                    original.weight.data = rows.merged_weight(order=rows.input)
+                restored.append(original.weight)
             if isinstance(split, SplitLinear) and split.bias_trainable is not None:
                 original.bias.data = split.bias.clone()
             for name, param in original.named_parameters(recurse=False):
@@ -172,6 +187,14 @@ def _split_embedding(embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int
     scale = torch.as_tensor(scale, device=embedding.weight.device)
     split.register_buffer("embed_scale", scale.detach().clone(), persistent=False)
     return split
+
+
+def _empty(split: SplitEmbedding) -> None:
+    """Drop a split module's rows (their memory now belongs to a plain module): any later lookup is refused."""
+    split.fixed = split.fixed.new_empty(0, split.embedding_dim)
+    split.trainable.data = split.trainable.data.new_empty(0, split.embedding_dim)
+    split.__dict__.pop("_cached_block", None)
+    split.__dict__.pop("_weight_ref", None)
 
 
 def _frozen_mask(split: SplitEmbedding) -> Tensor:

@@ -24,7 +24,7 @@ _EXPORTS = {
     "build_run": ("build", "build"), "BuildResult": ("build", "BuildResult"),
     "remap_files": ("transform", "remap_files"), "invert_files": ("transform", "invert_files"),
     "export_run": ("export", "export"), "verify_run": ("verify", "verify_run"),
-    "SplitEmbedding": ("torch", "SplitEmbedding"),
+    "SplitEmbedding": ("torch", "SplitEmbedding"), "SplitLinear": ("torch", "SplitLinear"),
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .export import export as export_run
     from .mapping import build_permutation, invert_permutation, remap
     from .run import Run, load_run
-    from .torch import SplitEmbedding
+    from .torch import SplitEmbedding, SplitLinear
     from .transform import invert_files, remap_files
     from .vectors import Vectors, read_vectors
     from .verify import verify_run

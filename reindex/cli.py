@@ -339,7 +339,7 @@ def inspect(run: Path = RUN,
             if data else report.stored_corpus_counts(loaded)
         summary = report.summarize(loaded, corpus_counts=counts, top=top)
         if plot is not None:
-            report.plot_coverage(loaded, plot, corpus_counts=counts)
+            report.plot_coverage(loaded, plot, corpus_counts=counts, data=data or ())
             _note(f"wrote {plot}")
         if json_output:
             _print_json({"command": "inspect", **report.summarize(loaded, corpus_counts=counts, top=top,

@@ -29,30 +29,30 @@ HF_TRAINABLE_FORMAT = "reindex.hf.trainable"   # reindex.hf.save_trainable's
 def _read_json(path: Path) -> object:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
+
+
+def _marked_directory(path: Path, name: str, format: str, what: str) -> str | None:
+    """None if `path` is a directory whose JSON file `name` says `format`, else why not."""
+    if not path.is_dir():
+        return "it is not a directory"
+    found = _read_json(path / name)
+    if not isinstance(found, dict) or found.get("format") != format:
+        return f"it is not {what} (no reindex {name})"
+    return None
 
 
 def _is_run(path: Path) -> str | None:
     """None if `path` is a run directory written by `reindex build`, else why not."""
     from .run import MANIFEST_FILE, RUN_FORMAT
 
-    if not path.is_dir():
-        return "it is not a directory"
-    manifest = _read_json(path / MANIFEST_FILE)
-    if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
-        return "it is not a run directory written by `reindex build` (no reindex manifest.json)"
-    return None
+    return _marked_directory(path, MANIFEST_FILE, RUN_FORMAT, "a run directory written by `reindex build`")
 
 
 def _is_datasets(path: Path) -> str | None:
     """None if `path` is a directory written by `reindex remap` or `invert`, else why not."""
-    if not path.is_dir():
-        return "it is not a directory"
-    marker = _read_json(path / MARKER)
-    if not isinstance(marker, dict) or marker.get("format") != DATASETS_FORMAT:
-        return f"it is not a directory written by `reindex remap` or `invert` (no {MARKER})"
-    return None
+    return _marked_directory(path, MARKER, DATASETS_FORMAT, "a directory written by `reindex remap` or `invert`")
 
 
 def _is_export(path: Path) -> str | None:
@@ -131,7 +131,7 @@ def safetensors_format(head: bytes) -> str | None:
         return None
     try:
         header = json.loads(head[8:8 + length])
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(header, dict):
         return None

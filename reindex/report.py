@@ -148,7 +148,7 @@ def check_plot_path(path: Any) -> None:
         raise UsageError("--plot needs matplotlib", hint="pip install 'reindex-vocab[plot]'") from e
 
 
-def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = None) -> None:
+def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = None, data: Any = ()) -> None:
     """Draw the share of corpus tokens covered by fixed rows against frequency rank (needs matplotlib).
 
     The title names the run and its final token and vocabulary coverage; 1200 x 720 pixels for a PNG.
@@ -157,7 +157,7 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
     from .outputs import check_output
 
     check_plot_path(path)
-    check_output(path, kind="plot", force=True, inputs=[run.path], option="--plot")
+    check_output(path, kind="plot", force=True, inputs=[run.path, *data], option="--plot")  # never over an input
     import matplotlib
 
     matplotlib.use("Agg")

@@ -404,6 +404,8 @@ def load_run(path: str | os.PathLike) -> Run:
         raise ReindexError("no manifest.json", path=path, hint="is this a run directory?") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ReindexError(f"invalid JSON: {e}", path=manifest_path) from e
+    except RecursionError as e:  # JSON nested deeper than Python's stack: no manifest reindex wrote
+        raise ReindexError("invalid JSON: nested too deeply", path=manifest_path) from e
     sorted_to_original = tensors["sorted_to_original"]
     check_permutation(sorted_to_original)
     fixed, trainable = shapes["fixed"], shapes["trainable"]

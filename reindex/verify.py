@@ -214,6 +214,8 @@ def verify_run(run_path: str | os.PathLike, *, check_data: bool = True) -> list[
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return [f"{MANIFEST_FILE}: not valid JSON ({e})"]
+    except RecursionError:  # nested deeper than Python's stack: no manifest reindex wrote
+        return [f"{MANIFEST_FILE}: not valid JSON (nested too deeply)"]
     if not isinstance(manifest, dict):
         return [f"{MANIFEST_FILE}: not a JSON object"]
     problems: list[str] = []

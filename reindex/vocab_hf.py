@@ -96,7 +96,12 @@ def _from_vocab_and_merges(directory: Path) -> Any:
     tokenizer.decoder = decoders.ByteLevel()
     added_file = directory / "added_tokens.json"
     if added_file.is_file():
-        added = json.loads(added_file.read_text(encoding="utf-8"))
+        try:
+            added = json.loads(added_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as e:
+            raise ReindexError(f"cannot read added tokens: {e}", path=added_file) from e
+        if not isinstance(added, dict) or not all(isinstance(k, str) and type(v) is int for k, v in added.items()):
+            raise ReindexError("added tokens must be a JSON object of token: id", path=added_file)
         for content, index in sorted(added.items(), key=lambda item: item[1]):
             tokenizer.add_special_tokens([AddedToken(content, special=True)])
             if tokenizer.token_to_id(content) != index:

@@ -66,7 +66,10 @@ def test_help_summaries_are_whole_and_usage_names_run_and_data(cli):
 
 def test_shell_completion_shows_installs_and_completes(tmp_path):
     as_console_script = "import sys; sys.argv[0] = 'reindex'; from reindex.cli import main; main()"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    # Typer detects the user's shell from the process tree (a run under zsh, or with no shell above it,
+    # would get another script or "Shell not supported"); this variable makes it take the shell we name.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path),
+           "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
 
     def reindex(*args: str, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", as_console_script, *args], capture_output=True, text=True,

@@ -47,3 +47,36 @@ def test_split_embedding_save_trainable_is_byte_identical_across_saves(tmp_path)
     for _ in range(5):  # safetensors writes metadata in a random order; reindex sorts it
         embedding.save_trainable(tmp_path / "b.safetensors")
         assert (tmp_path / "b.safetensors").read_bytes() == (tmp_path / "a.safetensors").read_bytes()
+
+
+def test_inspect_plot_never_lands_inside_or_on_a_dataset_it_reads(tmp_path, cli):
+    import shutil
+
+    from conftest import DATA
+
+    run = tmp_path / "run"
+    assert cli("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt", "--out", run, "-q")[0] == 0
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(DATA / "train.parquet", corpus / "train.parquet")
+    before = sorted(p.name for p in corpus.iterdir())
+    code, _, err = cli("inspect", run, corpus, "--plot", corpus / "coverage.png")
+    assert code == 2 and "lies inside the input" in err, err
+    assert sorted(p.name for p in corpus.iterdir()) == before
+    code, _, err = cli("inspect", run, corpus, "--plot", tmp_path / "coverage.png")
+    assert code == 0, err
+    assert (tmp_path / "coverage.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_deeply_nested_manifest_is_one_line_in_every_command_that_reads_a_run(tmp_path, cli):
+    from conftest import DATA
+
+    run = tmp_path / "run"
+    assert cli("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt", "--out", run, "-q")[0] == 0
+    (run / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    for args in (("verify", run), ("inspect", run), ("export", run, "--out", tmp_path / "e.npy"),
+                 ("remap", run, DATA / "train.parquet", "--out", tmp_path / "enc")):
+        code, _, err = cli(*args)
+        assert code == 1, (args, err)
+        assert "Traceback" not in err and "manifest.json" in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert not (tmp_path / "e.npy").exists() and not (tmp_path / "enc").exists()

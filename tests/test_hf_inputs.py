@@ -422,3 +422,14 @@ def test_pad_token_of_a_tokenizer_gets_sorted_id_zero(cli, hf, tmp_path):
     assert run.sorted_to_original[0] == hf["new"].token_to_id("<pad>") and run.tokens[0] == "<pad>"
     np.testing.assert_array_equal(run.fixed[0], np.zeros(run.dim, np.float32))
     np.testing.assert_array_equal(run.fixed[1:], hf["weight"][[hf["old"].token_to_id(t) for t in run.tokens[1:run.num_fixed]]])
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"tok": "7"}', "[" * 100_000])
+def test_a_malformed_added_tokens_json_is_one_line(cli, hf, tmp_path, text):
+    path = tmp_path / "slow"
+    path.mkdir()
+    hf["new"].model.save(str(path))
+    (path / "added_tokens.json").write_text(text)
+    code, _, err = cli("build", "--vocab", path, "--vectors", hf["root"] / "model", "--out", tmp_path / "run")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "added_tokens.json" in err, err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()

@@ -92,3 +92,41 @@ class QuietUnraisable:
 
     def __exit__(self, *exc) -> None:
         sys.unraisablehook = self.saved
+
+
+def complement(odd: np.ndarray, n: int) -> np.ndarray:
+    """0..n-1 without the (sorted) `odd`."""
+    if len(odd) == 0:
+        return np.arange(n, dtype=np.int64)
+    keep = np.ones(n, bool)
+    keep[odd] = False
+    return np.flatnonzero(keep)
+
+
+def row_at(parts: list[np.ndarray], i: int) -> np.ndarray:
+    for part in parts:
+        if i < len(part):
+            return part[i]
+        i -= len(part)
+    raise IndexError(i)
+
+
+def first_bad(parts: list[np.ndarray], wanted: np.ndarray) -> int:
+    """The first wanted row holding NaN or Inf, or -1."""
+    start = 0
+    for part in parts:
+        mask = wanted[start:start + len(part)]
+        bad = np.flatnonzero(mask & ~np.isfinite(part).all(axis=1))
+        if len(bad):
+            return start + int(bad[0])
+        start += len(part)
+    return -1
+
+
+def select_rows(parts: list[np.ndarray], wanted: np.ndarray) -> list[np.ndarray]:
+    out, start = [], 0
+    for part in parts:
+        mask = wanted[start:start + len(part)]
+        out.append(part if mask.all() else part[mask])
+        start += len(part)
+    return out

@@ -101,7 +101,7 @@ def _tensor_files(path: Path) -> tuple[dict[str, Path], Path]:
     if index.name.endswith(".index.json"):
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
             raise ReindexError(f"not a safetensors index (needs a \"weight_map\" object): {e}", path=index) from e
         return {k: directory / v for k, v in weight_map.items()}, directory
     from safetensors import safe_open

@@ -14,7 +14,6 @@ With `keep`, a block takes the second way while the blocks before it kept few of
 """
 from __future__ import annotations
 
-import collections
 import itertools
 import os
 from collections.abc import Collection, Iterator
@@ -23,17 +22,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ReindexError
 from ._collect import Collector
-from ._csv import CsvParser, CsvRows, QuietUnraisable
-from ._line import not_finite, parse_line, trailing_numbers
+from ._csv import CsvParser, CsvRows, QuietUnraisable, complement, first_bad, row_at, select_rows
+from ._dim import SAMPLE_LINES, find_dim
+from ._line import not_finite, parse_line
 from ._lines import (Lines, WordSet, blank_lines, first_word_lengths, lone_cr_lines, lone_crs, not_utf8,
                      split_lines)
 from ._open import read_ahead
 
 DENSE = 0.5      # with `keep`: parse whole blocks while the last block kept at least this share of lines
 BATCH_BYTES = 1 << 20  # chosen lines gathered before one pyarrow call
-SAMPLE_LINES = 32  # lines looked at to find the dimension of a file without a header
 
 
 @dataclass
@@ -120,15 +118,15 @@ class BlockReader:
     def _place_whole(self, whole: Whole, first_line: int):
         rows, wanted = whole.rows, whole.wanted
         num_lines = len(rows.tokens) + len(rows.odd)
-        index = _complement(rows.odd, num_lines)
+        index = complement(rows.odd, num_lines)
         if rows.bad >= 0:
-            bad = rows.bad if wanted is None else _first_bad(rows.parts, wanted)
+            bad = rows.bad if wanted is None else first_bad(rows.parts, wanted)
             if bad >= 0:
-                raise not_finite(_row(rows.parts, bad), path=self.path, line=first_line + int(index[bad]))
+                raise not_finite(row_at(rows.parts, bad), path=self.path, line=first_line + int(index[bad]))
         tokens, parts = rows.tokens, rows.parts
         if wanted is not None:
             self.kept_share = float(wanted.mean()) if len(wanted) else 0.0
-            tokens, parts, index = tokens.filter(pa.array(wanted)), _select(parts, wanted), index[wanted]
+            tokens, parts, index = tokens.filter(pa.array(wanted)), select_rows(parts, wanted), index[wanted]
         records = len(rows.tokens)
         extra = ([], [], [])
         if len(rows.odd):
@@ -164,9 +162,9 @@ class BlockReader:
         if rows is None:  # pyarrow refused a number or bytes: every chosen line on its own
             odd, tokens, parts, where = np.arange(len(absolute)), pa.array([], pa.binary()), [], absolute[:0]
         else:
-            where = absolute[_complement(rows.odd, len(absolute))]
+            where = absolute[complement(rows.odd, len(absolute))]
             if rows.bad >= 0:
-                raise not_finite(_row(rows.parts, rows.bad), path=self.path, line=int(where[rows.bad]))
+                raise not_finite(row_at(rows.parts, rows.bad), path=self.path, line=int(where[rows.bad]))
             odd, tokens, parts = rows.odd, rows.tokens, rows.parts
         lines = split_lines(data) if len(odd) else None
         found = [(int(absolute[i]), _text(lines, i)) for i in odd.tolist()] + pending.special
@@ -242,75 +240,6 @@ def _bools(mask: np.ndarray) -> pa.Array:
 def _text(lines: Lines, i: int) -> bytes:
     """Line i without its line ending."""
     return bytes(lines.data[lines.offsets[i]:lines.offsets[i + 1]]).rstrip(b"\n").removesuffix(b"\r")
-
-
-def _complement(odd: np.ndarray, n: int) -> np.ndarray:
-    """0..n-1 without the (sorted) `odd`."""
-    if len(odd) == 0:
-        return np.arange(n, dtype=np.int64)
-    keep = np.ones(n, bool)
-    keep[odd] = False
-    return np.flatnonzero(keep)
-
-
-def _row(parts: list[np.ndarray], i: int) -> np.ndarray:
-    for part in parts:
-        if i < len(part):
-            return part[i]
-        i -= len(part)
-    raise IndexError(i)
-
-
-def _first_bad(parts: list[np.ndarray], wanted: np.ndarray) -> int:
-    """The first wanted row holding NaN or Inf, or -1."""
-    start = 0
-    for part in parts:
-        mask = wanted[start:start + len(part)]
-        bad = np.flatnonzero(mask & ~np.isfinite(part).all(axis=1))
-        if len(bad):
-            return start + int(bad[0])
-        start += len(part)
-    return -1
-
-
-def _select(parts: list[np.ndarray], wanted: np.ndarray) -> list[np.ndarray]:
-    out, start = [], 0
-    for part in parts:
-        mask = wanted[start:start + len(part)]
-        out.append(part if mask.all() else part[mask])
-        start += len(part)
-    return out
-
-
-def find_dim(first: bytes, header: tuple[int, int] | None, *, path: str | os.PathLike,
-             first_line: int) -> tuple[int, str, bool]:
-    """(dim, where it came from for messages, whether lines end in a space), from the first block."""
-    lines = first.split(b"\n", SAMPLE_LINES)[:SAMPLE_LINES]
-    numbered = [(i, line.removesuffix(b"\r")) for i, line in enumerate(lines) if line.strip(b" \r")]
-    sample = [line for _, line in numbered]
-    trailing = bool(sample) and sum(line.endswith(b" ") for line in sample) * 2 > len(sample)
-    if header:
-        dim, origin = header[1], ", as the header on line 1 says"
-        if sample:
-            fields, numbers = trailing_numbers(sample[0])
-            if fields < dim:
-                raise ReindexError(f"dimension mismatch: the header says {dim} but line 2 has {fields} numbers",
-                                   path=path, line=2, hint="fix the header's second number")
-        return dim, origin, trailing
-    counts = [trailing_numbers(line) for _, line in numbered]
-    if not counts or max(n for _, n in counts) < 1:
-        raise ReindexError(f"line {first_line} has no numbers after the token", path=path, line=first_line,
-                           hint="expected `token v1 ... vD`; is this a vocabulary, not vectors?")
-    # Lines whose every field after the first is a number say the dimension; a token with spaces
-    # only adds fields, so the most common count among them wins (the earliest line breaks ties).
-    plain = [fields for fields, numbers in counts if fields == numbers]
-    if plain:
-        tally = collections.Counter(plain)
-        dim = max(tally, key=lambda d: (tally[d], -plain.index(d)))
-    else:
-        dim = min(n for _, n in counts if n > 0)
-    line = next((i for (i, _), (f, n) in zip(numbered, counts) if f == n == dim), numbered[0][0])
-    return dim, f" (the dimension of line {first_line + line})", trailing
 
 
 def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: tuple[int, int] | None,

@@ -139,6 +139,7 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     model, optimizer, params, batches, before = setup(args.contender, args.vocab, args.new)
+    trainable = sum(p.numel() for p in params)   # now: reindex's merge hands the rows back (params emptied)
     times = [train_step(model, optimizer, batches[step % len(batches)]) for step in range(args.steps)]
     with tempfile.TemporaryDirectory() as tmp:
         size = save_checkpoint(args.contender, model, Path(tmp) / "ckpt")
@@ -149,7 +150,7 @@ def worker(args: argparse.Namespace) -> None:
     timed = times[args.warmup:args.warmup + args.timed]
     Path(args.result).write_text(json.dumps({
         "step_ms": 1000 * statistics.median(timed), "ckpt_bytes": size, "old_drift": drift, "new_change": moved,
-        "trainable_params": sum(p.numel() for p in params)}))
+        "trainable_params": trainable}))
 
 
 def interleaved_worker(args: argparse.Namespace) -> None:

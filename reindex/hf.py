@@ -50,10 +50,13 @@ def train_only(model: nn.Module, token_ids: Tensor | Sequence[int]) -> nn.Module
 def merge(model: nn.Module) -> nn.Module:
     """Put back plain modules holding the merged weights (ties restored); returns `model`.
 
+    The merged weights reuse the split rows' memory, so the split modules (and an optimizer's
+    view of the trainable rows) are left empty: train again with a new train_only.
+
     model = merge(model)   # e.g. before model.push_to_hub or a PEFT merge
     """
     swap = _swap_of(model)
-    swap.restore()
+    swap.restore(in_place=True)
     for name in (_SWAP, "resize_token_embeddings", "tie_weights"):
         model.__dict__.pop(name, None)
     return model

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ..errors import ReindexError
 from ._autograd import BlockLookup
 from ._checks import ID_DTYPES, check_permutation, check_rows, full, inverse, normalise_padding_idx, rows_to_mask
+from .partition import partition_rows
 
 TRAINABLE_FORMAT = "reindex.trainable"
 
@@ -54,17 +55,30 @@ class SplitEmbedding(nn.Module):
                  sparse: bool = False, original_to_sorted: Tensor | None = None) -> None:
         super().__init__()
         check_rows(fixed, trainable)
-        vocab_size = fixed.shape[0] + trainable.shape[0]
         # Both live in one [V, D] block (fixed rows, then trainable rows) so that forward can read
         # any id with a single gather, as nn.Embedding does, while the optimizer sees only a view
         # of the trainable rows: the block is stored once, never concatenated per step.
-        block = torch.cat([fixed.detach(), trainable.detach()])
-        self.register_buffer("fixed", block[: fixed.shape[0]])
-        self.trainable = nn.Parameter(block[fixed.shape[0]:])
+        self._adopt(torch.cat([fixed.detach(), trainable.detach()]), fixed.shape[0], padding_idx=padding_idx,
+                    sparse=sparse, original_to_sorted=original_to_sorted)
+
+    @classmethod
+    def _from_block(cls, block: Tensor, num_fixed: int, **kwargs: Any) -> SplitEmbedding:
+        """A module whose rows are `block` itself (not copied): fixed rows [:num_fixed], then trainable."""
+        check_rows(block[:num_fixed], block[num_fixed:])
+        module = cls.__new__(cls)
+        nn.Module.__init__(module)
+        module._adopt(block.detach(), num_fixed, **kwargs)
+        return module
+
+    def _adopt(self, block: Tensor, num_fixed: int, *, padding_idx: int | None, sparse: bool,
+               original_to_sorted: Tensor | None) -> None:
+        vocab_size = block.shape[0]
+        self.register_buffer("fixed", block[:num_fixed])
+        self.trainable = nn.Parameter(block[num_fixed:])
         self.padding_idx = normalise_padding_idx(padding_idx, vocab_size)
         self.sparse = sparse
         if original_to_sorted is not None:
-            original_to_sorted = check_permutation(original_to_sorted, vocab_size, device=fixed.device)
+            original_to_sorted = check_permutation(original_to_sorted, vocab_size, device=block.device)
         # Persistent: the table is part of what the module computes, so checkpoints must carry it.
         self.register_buffer("original_to_sorted", original_to_sorted)
         # The same table when forward takes sorted ids: not saved (forward does not use it), but it
@@ -114,8 +128,10 @@ class SplitEmbedding(nn.Module):
     def forward(self, ids: Tensor) -> Tensor:
         if ids.dtype not in ID_DTYPES:
             raise ReindexError(f"ids must be int32 or int64, got {ids.dtype}", hint="pass token ids, e.g. ids.long()")
-        if ids.device.type != "cpu":
-            self._check_ids(ids)   # a device-side assert could not be caught and explained
+        if ids.device.type != "cpu" or self.num_embeddings == 0:
+            # A device-side assert could not be caught and explained; an emptied module (its rows
+            # handed back by an in-place merge) would fail with a less clear error.
+            self._check_ids(ids)
         try:
             return self._lookup(ids)
         except IndexError as e:
@@ -235,16 +251,18 @@ class SplitEmbedding(nn.Module):
         >>> SplitEmbedding(torch.zeros(1, 2), torch.ones(1, 2)).merged_weight().tolist()
         [[0.0, 0.0], [1.0, 1.0]]
         """
-        merged = torch.cat([self.fixed, full(self.trainable).to(self.fixed.dtype)])
-        if order == "sorted":
-            return merged
-        if order != "original":
+        if order not in ("sorted", "original"):
             raise ReindexError(f"order must be 'sorted' or 'original', got {order!r}")
         table = self._original_order()
-        if table is None:
+        if order == "original" and table is None:
             raise ReindexError("this SplitEmbedding does not know the original order",
                                hint="build it with from_run or from_embedding, or use order='sorted'")
-        return merged[table]
+        block = self._block() if type(self.trainable.data) is Tensor else None   # not a sharded DTensor
+        if block is not None:
+            # Read the block directly: one new [V, D] tensor, not a concatenation and then a gather.
+            return block.detach().clone() if order == "sorted" else block.detach().index_select(0, table)
+        merged = torch.cat([self.fixed, full(self.trainable).to(self.fixed.dtype)])
+        return merged if order == "sorted" else merged[table]
 
     def _original_order(self) -> Tensor | None:
         return self.original_to_sorted if self.original_to_sorted is not None else self._export_table
@@ -350,10 +368,12 @@ class SplitEmbedding(nn.Module):
 
     @classmethod
     def from_embedding(cls, embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int], *,
-                       sparse: bool | None = None) -> SplitEmbedding:
+                       sparse: bool | None = None, in_place: bool = False) -> SplitEmbedding:
         """Freeze any set of rows of an `nn.Embedding`; the result takes the same (original) ids.
 
-        `frozen_rows` holds row indices, or is a boolean mask over the rows.
+        `frozen_rows` holds row indices, or is a boolean mask over the rows. `in_place=True` reuses
+        the embedding's own memory for the rows (no second [V, D] copy) and so scrambles
+        `embedding.weight`: pass it only when `embedding` is discarded (as `reindex.hf.train_only` does).
 
         >>> emb = SplitEmbedding.from_embedding(nn.Embedding(5, 2), [0, 3])
         >>> emb.num_fixed, emb.input
@@ -363,6 +383,7 @@ class SplitEmbedding(nn.Module):
             raise ReindexError("max_norm and scale_grad_by_freq are not supported",
                                hint="build the nn.Embedding without them")
         weight = embedding.weight.detach()
+        check_rows(weight, weight)   # before the rows move: a refused embedding stays as it was
         vocab_size = weight.shape[0]
         is_fixed = rows_to_mask(frozen_rows, vocab_size, device=weight.device)
         # Stable partition, the same order `reindex build` uses: fixed rows first, then trainable.
@@ -371,11 +392,10 @@ class SplitEmbedding(nn.Module):
         original_to_sorted = inverse(sorted_to_original)
         pad = embedding.padding_idx
         identity = bool(torch.equal(sorted_to_original, torch.arange(vocab_size, device=weight.device)))
-        module = cls(weight[sorted_to_original[:num_fixed]].clone(), weight[sorted_to_original[num_fixed:]].clone(),
-                     padding_idx=None if pad is None else int(original_to_sorted[pad]),
-                     sparse=embedding.sparse if sparse is None else sparse,
-                     # A prefix of rows needs no table: original ids are already sorted ids.
-                     original_to_sorted=None if identity else original_to_sorted)
+        module = cls._from_block(partition_rows(weight, is_fixed, in_place=in_place), num_fixed,
+                                 padding_idx=None if pad is None else int(original_to_sorted[pad]),
+                                 sparse=embedding.sparse if sparse is None else sparse,
+                                 # A prefix of rows needs no table: original ids are already sorted ids.
+                                 original_to_sorted=None if identity else original_to_sorted)
         module._export_table = original_to_sorted
         return module
-

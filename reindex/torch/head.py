@@ -146,12 +146,15 @@ class SplitLinear(nn.Module):
 
     # -- constructors -----------------------------------------------------------------------------
     @classmethod
-    def from_linear(cls, linear: nn.Linear, frozen_rows: Tensor | Sequence[int]) -> SplitLinear:
+    def from_linear(cls, linear: nn.Linear, frozen_rows: Tensor | Sequence[int], *,
+                    in_place: bool = False) -> SplitLinear:
         """Freeze any set of output rows of an `nn.Linear` (untied); logits keep the linear's order.
 
-        `frozen_rows` holds row indices, or is a boolean mask over the rows.
+        `frozen_rows` holds row indices, or is a boolean mask over the rows. `in_place=True` reuses
+        `linear.weight`'s memory and scrambles it (see `SplitEmbedding.from_embedding`).
         """
-        rows = SplitEmbedding.from_embedding(nn.Embedding.from_pretrained(linear.weight.detach()), frozen_rows)
+        rows = SplitEmbedding.from_embedding(nn.Embedding.from_pretrained(linear.weight.detach()), frozen_rows,
+                                             in_place=in_place)
         return cls(rows, bias=linear.bias)
 
     @classmethod

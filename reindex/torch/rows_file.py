@@ -18,6 +18,7 @@ from ._checks import full
 from .swap import Swap
 
 ROWS_FORMAT = "reindex.hf.trainable"
+_HASH_CHUNK = 1 << 20   # floats per hashed piece (4 MiB)
 
 
 def frozen_fingerprint(swap: Swap) -> str:
@@ -30,7 +31,11 @@ def frozen_fingerprint(swap: Swap) -> str:
         if swap.head.bias_fixed is not None:
             parts.append(swap.head.bias_fixed)
     for part in parts:
-        digest.update(part.detach().to("cpu", torch.float32).contiguous().view(torch.uint8).numpy().tobytes())
+        flat = part.detach().to("cpu", torch.float32).contiguous().view(-1)
+        # Small copies, hashed one after another: no second [V, D] copy, and .numpy() never touches
+        # the rows' own storage (it would mark it non-resizable, so merge could not reuse it).
+        for start in range(0, flat.numel(), _HASH_CHUNK):
+            digest.update(flat[start:start + _HASH_CHUNK].clone().view(torch.uint8).numpy())
     return digest.hexdigest()
 
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from ..errors import ReindexError
 from .embedding import SplitEmbedding
 from .head import SplitLinear
+from .partition import can_partition_in_place, unpartition_rows_
 
 
 class ScaledSplitEmbedding(SplitEmbedding):
@@ -73,15 +74,29 @@ class Swap:
                 self._hooks += [self.head._register_state_dict_hook(_plain_head_state),
                                 self.head._register_load_state_dict_pre_hook(_load_plain_head, with_module=True)]
 
-    def restore(self) -> None:
-        """Put the plain modules back, holding the merged weights (ties restored)."""
+    def restore(self, *, in_place: bool = False) -> None:
+        """Put the plain modules back, holding the merged weights (ties restored).
+
+        `in_place=True` hands the split blocks' memory back to the plain modules (no second
+        [V, D] copy) and leaves the split modules empty: for callers that discard them.
+        """
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
+        restored: list[Tensor] = []
         for (original, split, places), requires_grad in zip(self._originals, self._requires_grad):
-            weight = split.weight
-            original.to(weight.device)   # its own buffers (e.g. embed_scale) follow the rows
-            original.weight.data = weight.clone()
+            rows = split.rows if isinstance(split, SplitLinear) else split
+            original.to(rows.fixed.device)   # its own buffers (e.g. embed_scale) follow the rows
+            # A tied head's Parameter is the embedding's, already restored: one merged copy, not two.
+            if not any(original.weight is done for done in restored):
+                block = rows._block() if in_place and type(rows.trainable.data) is Tensor else None
+                if block is not None and can_partition_in_place(block):
+                    original.weight.data = unpartition_rows_(block.detach(), _frozen_mask(rows))
+                    _empty(rows)
+                else:
+                    # A fresh merge (not the cached `weight`, which someone may hold): no extra clone.
+                    original.weight.data = rows.merged_weight(order=rows.input)
+                restored.append(original.weight)
             if isinstance(split, SplitLinear) and split.bias_trainable is not None:
                 original.bias.data = split.bias.clone()
             for name, param in original.named_parameters(recurse=False):
@@ -112,17 +127,20 @@ def swap_in(root: nn.Module, embedding: nn.Embedding, *, frozen_rows: Tensor | S
                            hint="untie it, or pass that module as head=")
     if head is not None and not isinstance(head, nn.Linear):
         raise ReindexError(f"the output head is a {type(head).__name__}, not an nn.Linear")
+    # Every check before _split_embedding: it rewrites the embedding's rows in place.
+    num_rows = embedding.weight.shape[0] if split is None else split.num_embeddings
+    if head is not None and head.weight is not embedding.weight and head.weight.shape[0] != num_rows:
+        raise ReindexError(f"the head has {head.weight.shape[0]} rows, the embedding {num_rows}",
+                           hint="resize both to the tokenizer's length before splitting")
     if split is None:
-        split = _split_embedding(embedding, frozen_rows)
+        split = _split_embedding(embedding, frozen_rows, in_place=_owns_memory(root, embedding.weight))
     split_head = None
     if head is not None:
         if head.weight is embedding.weight:
             split_head = SplitLinear.tied_to(split, bias=head.bias)
         else:
-            if head.weight.shape[0] != split.num_embeddings:
-                raise ReindexError(f"the head has {head.weight.shape[0]} rows, the embedding {split.num_embeddings}",
-                                   hint="resize both to the tokenizer's length before splitting")
-            split_head = SplitLinear.from_linear(head, _frozen_mask(split))
+            # In place: the plain head leaves the model (its storage is dropped by apply below).
+            split_head = SplitLinear.from_linear(head, _frozen_mask(split), in_place=_owns_memory(root, head.weight))
     swap = Swap(root, embedding, split, head, split_head)
     swap.apply(plain_state=plain_state)
     return swap
@@ -145,16 +163,38 @@ def trainable_mask(token_ids: Tensor | Sequence[int], vocab_size: int, *, hint: 
     return mask
 
 
-def _split_embedding(embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int] | None) -> SplitEmbedding:
+def _owns_memory(root: nn.Module, weight: Tensor) -> bool:
+    """Whether no other parameter or buffer of `root` shares `weight`'s memory (its rows may then move in place).
+
+    The plain module leaves the model (Swap.apply drops its storage) and restore() gives it the
+    merged rows back, so its own [V, D] memory can become the split block: no second copy.
+    """
+    if weight.device.type != "cpu":
+        return False
+    where = weight.untyped_storage().data_ptr()
+    return not any(t is not weight and t.device == weight.device and t.untyped_storage().data_ptr() == where
+                   for t in [*root.parameters(), *root.buffers()])
+
+
+def _split_embedding(embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int] | None, *,
+                     in_place: bool) -> SplitEmbedding:
     if frozen_rows is None:
         raise ReindexError("pass frozen_rows= or split=")
     scale = getattr(embedding, "embed_scale", None)
     if scale is None:
-        return SplitEmbedding.from_embedding(embedding, frozen_rows)
-    split = ScaledSplitEmbedding.from_embedding(embedding, frozen_rows)
+        return SplitEmbedding.from_embedding(embedding, frozen_rows, in_place=in_place)
+    split = ScaledSplitEmbedding.from_embedding(embedding, frozen_rows, in_place=in_place)
     scale = torch.as_tensor(scale, device=embedding.weight.device)
     split.register_buffer("embed_scale", scale.detach().clone(), persistent=False)
     return split
+
+
+def _empty(split: SplitEmbedding) -> None:
+    """Drop a split module's rows (their memory now belongs to a plain module): any later lookup is refused."""
+    split.fixed = split.fixed.new_empty(0, split.embedding_dim)
+    split.trainable.data = split.trainable.data.new_empty(0, split.embedding_dim)
+    split.__dict__.pop("_cached_block", None)
+    split.__dict__.pop("_weight_ref", None)
 
 
 def _frozen_mask(split: SplitEmbedding) -> Tensor:

@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_memory [--quick] [--only npy,parquet] [--keep]
 
-Issue 6: memory must follow the batch size, not the corpus: at most 600 MB on 2 GB, and the same
+Memory must follow the batch size, not the corpus: at most 600 MB on 2 GB, and the same
 (within 10%) on half of it. Corpora (fixed seeds, generated once into benchmarks/_work/memory):
 - `.npy`: a 1-D int64 token stream of 2 GB (268M ids) and of 1 GB;
 - Parquet: `list<int32>` rows of 1 to 149 ids (mean 75) holding 2 GB and 1 GB of *decoded* ids

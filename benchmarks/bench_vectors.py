@@ -1,4 +1,4 @@
-"""Vector loading: reindex against pyarrow.csv, gensim, `wc -l` and a plain read (issue 12).
+"""Vector loading: reindex against pyarrow.csv, gensim, `wc -l` and a plain read.
 
     python -m benchmarks.bench_vectors            # 200,000 x 300 (572 MB) + a 2 GB glove.840B-shaped file
     python -m benchmarks.bench_vectors --quick    # 20,000 x 300 + a 100 MB stand-in, no gensim text

@@ -55,17 +55,24 @@ def _is_datasets(path: Path) -> str | None:
     return _marked_directory(path, MARKER, DATASETS_FORMAT, "a directory written by `reindex remap` or `invert`")
 
 
+def _file_head(path: Path) -> tuple[bytes, str | None]:
+    """(the first 64 KiB of the regular file `path`, None), or (b"", why it cannot be read)."""
+    if not path.is_file():
+        return b"", "it is not a regular file"
+    try:
+        with open(path, "rb") as f:
+            return f.read(1 << 16), None
+    except OSError as e:
+        return b"", f"it cannot be read ({e.strerror})"
+
+
 def _is_export(path: Path) -> str | None:
     """None if `path` is a regular file in a format `reindex export` writes, else why not."""
     if path.is_dir():
         return "it is a directory (export writes one file)"
-    if not path.is_file():
-        return "it is not a regular file"
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16)
-    except OSError as e:
-        return f"it cannot be read ({e.strerror})"
+    head, why = _file_head(path)
+    if why is not None:
+        return why
     from .export import EXPORT_FORMAT
 
     if safetensors_format(head) == EXPORT_FORMAT:
@@ -141,13 +148,9 @@ def safetensors_format(head: bytes) -> str | None:
 
 def _is_trainable(path: Path) -> str | None:
     """None if `path` is a file written by `SplitEmbedding.save_trainable` or `reindex.hf.save_trainable`."""
-    if not path.is_file():
-        return "it is not a regular file"
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16)
-    except OSError as e:
-        return f"it cannot be read ({e.strerror})"
+    head, why = _file_head(path)
+    if why is not None:
+        return why
     if safetensors_format(head) not in (TRAINABLE_FORMAT, HF_TRAINABLE_FORMAT):
         return "it is not a file written by `save_trainable`"
     return None

@@ -61,7 +61,8 @@ def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
     try:
-        return _read(path, keep=None if keep is None else set(keep), format=format,
+        keep = keep if keep is None or isinstance(keep, (set, frozenset)) else set(keep)
+        return _read(path, keep=keep, format=format,
                      duplicates=duplicates, unicode_errors=unicode_errors, digest=digest, limit=limit)
     except ReindexError:
         raise
@@ -146,17 +147,16 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None)
         if fmt != "glove" and header is None:
             raise ReindexError(f"line 1 is not a word2vec `count dim` header: {first[:40]!r}", path=path,
                                line=1, hint="for a file without a header pass --vectors-format glove")
-        lenient = unicode_errors != "strict"
         body = first if header is None else first[newline + 1:]
         if fmt == "word2vec-binary":
             collector, num_read = read_binary(stream, body, path=path, compression=compression,
                                               header=header, header_bytes=newline + 1, keep=keep,
-                                              lenient_unicode=lenient, size_hint=_size(stream, compression),
+                                              size_hint=_size(stream, compression),
                                               limit=limit)
         else:
             blocks = _first_lines(iter_line_blocks(stream, first=body, path=path, compression=compression), limit)
             collector, num_read = read_text(blocks, path=path, header=header, keep=keep,
-                                            lenient_unicode=lenient, size_hint=_size(stream, compression))
+                                            size_hint=_size(stream, compression))
     if header is not None and header[0] == 0 and num_read:
         raise ReindexError(f"the header says 0 vectors but the file holds {num_read}", path=path, line=1,
                            hint="fix the header's first number (the number of vectors)")

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Set
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import ReindexError
 
@@ -24,6 +23,7 @@ class Collector:
         self.dim = dim
         self.matrix = np.empty((max(capacity, 16), dim), dtype=np.float32)
         self.num_rows = 0
+        self.exact = False  # set by a reader that added only rows whose token is in `keep`
         self.tokens: list[pa.Array] = []
         self.where: list[np.ndarray] = []
 
@@ -31,7 +31,8 @@ class Collector:
         """The next `n` rows of the matrix, to be filled in place and then passed to `add`."""
         end = self.num_rows + n
         if end > self.matrix.shape[0]:
-            # refcheck=False: the only views are earlier `reserve` results, which are never used again
+            # refcheck=False: the only views are earlier `reserve` results, which are never used again.
+            # numpy zero-fills the new rows (so they become resident): the first capacity should suffice.
             self.matrix.resize((max(end, self.matrix.shape[0] * 3 // 2), self.dim), refcheck=False)
         return self.matrix[self.num_rows:end]
 
@@ -65,24 +66,27 @@ class Collector:
         self.tokens.append(tokens)
         self.where.append(np.asarray(where, dtype=np.int64))
 
-    def finish(self, *, path: str | os.PathLike, keep: Collection[str] | None, duplicates: str,
+    def finish(self, *, path: str | os.PathLike, keep: Set[str] | None, duplicates: str,
                unicode_errors: str, where_name: str) -> tuple[list[str], np.ndarray, int]:
         """Return (tokens, matrix, num_duplicates) after decoding, `keep` and duplicate handling."""
         where = np.concatenate(self.where) if self.where else np.zeros(0, np.int64)
         raw = pa.concat_arrays(self.tokens) if self.tokens else pa.array([], pa.binary())
         tokens = decode_tokens(raw, where, path=path, errors=unicode_errors, where_name=where_name)
-        rows = np.arange(len(tokens))
-        if keep is not None:
-            wanted = pc.is_in(tokens, value_set=pa.array(list(keep), pa.string()))
-            rows = np.flatnonzero(wanted.to_numpy(zero_copy_only=False))
-            tokens = tokens.take(pa.array(rows))
+        words = tokens.to_pylist()  # the result's list; also the cheapest exact `keep` test (a set lookup each)
+        rows = np.arange(len(words))
+        if keep is not None and not self.exact:
+            wanted = np.fromiter(map(keep.__contains__, words), bool, len(words))
+            if not wanted.all():
+                rows = np.flatnonzero(wanted)
+                tokens = tokens.take(pa.array(rows))
+                words = [words[i] for i in rows.tolist()]
         winners, num_duplicates = _resolve_duplicates(tokens, rows, where, path=path, mode=duplicates,
                                                       where_name=where_name)
         if num_duplicates:
-            tokens = tokens.take(pa.array(winners))
+            words = [words[i] for i in winners.tolist()]
             rows = rows[winners]
         self._compact(rows)
-        return tokens.to_pylist(), self.matrix, num_duplicates
+        return words, self.matrix, num_duplicates
 
     def _compact(self, rows: np.ndarray) -> None:
         """Move the rows `rows` (ascending) to the top of the matrix in place, then shrink it."""

@@ -1,13 +1,18 @@
 """word2vec binary vectors: an `N D` header line, then per record `token ` + D little-endian float32.
 
 A token ends at its first space and is followed by exactly 4*D bytes. Records are found a chunk at
-a time with numpy (see `find_records`), then every vector is copied into the matrix in one gather. A newline before a token (the
-original word2vec tool and gensim write one after each vector) is dropped, as gensim does.
+a time by one regex scan that reads only the tokens (see `find_records`), then the vectors wanted are
+copied into the matrix in one gather. A newline before a token (the original word2vec tool and gensim
+write one after each vector) is dropped, as gensim does.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import mmap
 import os
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Set
 from typing import BinaryIO
 
 import numpy as np
@@ -20,6 +25,7 @@ from ._line import not_finite
 from ._lines import WordSet, not_utf8
 
 MAX_TOKEN_BYTES = 1 << 16
+DENSE = 0.9  # with `keep`: read every record when keep holds at least this share of the header's count
 CHUNK_BYTES = 1 << 24  # 16 MB read at a time: the file is never held whole
 
 
@@ -27,11 +33,57 @@ def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.nd
     """(token starts, token ends, where parsing stopped, whether each record began with a newline)
     for the whole records in the uint8 `data`.
 
+    >>> find_records(np.frombuffer(b"a " + bytes(4) + b"\\nbc " + bytes(4), np.uint8), 4)
+    (array([0, 7]), array([1, 9]), 14, array([False,  True]))
+    """
+    found = _scan_records(data, record_bytes)
+    starts, ends = found if found is not None else _chain_records(data, record_bytes)
+    stop = int(ends[-1]) + 1 + record_bytes if len(ends) else 0
+    newline = data[starts] == 10 if len(starts) else np.zeros(0, bool)
+    led = newline.copy()
+    while newline.any():  # the newline after a vector (or several) belongs to no token
+        starts = starts + (newline & (starts < ends))
+        newline &= (starts < ends) & (data[np.minimum(starts, len(data) - 1)] == 10)
+    return starts, ends, stop, led
+
+
+@functools.lru_cache(maxsize=8)
+def _record_pattern(record_bytes: int) -> re.Pattern:
+    """A record: a token (with the newlines before it) up to its first space, the space, then the vector."""
+    return re.compile(rb"([^ ]{0,%d}) (?s:.{%d})" % (MAX_TOKEN_BYTES - 1, record_bytes))
+
+
+def _scan_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(token starts, token ends) found by one regex scan that steps over each vector without reading
+    it, so only the token bytes are looked at; None when a token is too long, for `_chain_records`.
+
+    The scan moves on by a byte wherever no record matches, but that happens only before a token with
+    no space within MAX_TOKEN_BYTES (the match found next is then exactly the longest allowed) or at the
+    end of `data` (no match follows). So without a longest-allowed token, the records are back to back
+    from byte 0 and their starts are the running sum of their lengths.
+    """
+    tokens = _record_pattern(record_bytes).findall(data)
+    if not tokens:
+        return None
+    lengths = np.fromiter(map(len, tokens), np.int64, len(tokens))
+    if lengths.max() >= MAX_TOKEN_BYTES - 1:
+        return None
+    starts = np.empty(len(tokens), np.int64)
+    starts[0] = 0
+    np.cumsum(lengths[:-1] + 1 + record_bytes, out=starts[1:])
+    ends = starts + lengths
+    if not (data[ends] == 32).all():  # cannot happen by the argument above; cheap to make sure
+        return None
+    return starts, ends
+
+
+def _chain_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(token starts, token ends) of the records back to back from byte 0, stopping before a token
+    with no space within MAX_TOKEN_BYTES.
+
     Every space is a candidate token end; the record ending at space s ends at s + 1 + record_bytes, so
     the next token ends at the first space after that (one `searchsorted` for all of them). The chain
     from the first space is then followed by pointer doubling (`chain_from_zero`), with no step per record.
-    >>> find_records(np.frombuffer(b"a " + bytes(4) + b"\\nbc " + bytes(4), np.uint8), 4)
-    (array([0, 7]), array([1, 9]), 14, array([False,  True]))
     """
     spaces = np.flatnonzero(data == 32)
     fits = int(np.searchsorted(spaces, len(data) - 1 - record_bytes, side="right"))  # whole record in data
@@ -45,13 +97,7 @@ def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.nd
             ends, starts = ends[:long[0]], starts[:long[0]]
     else:
         ends = starts = np.zeros(0, np.int64)
-    stop = int(ends[-1]) + 1 + record_bytes if len(ends) else 0
-    newline = data[starts] == 10 if len(starts) else np.zeros(0, bool)
-    led = newline.copy()
-    while newline.any():  # the newline after a vector (or several) belongs to no token
-        starts = starts + (newline & (starts < ends))
-        newline &= (starts < ends) & (data[np.minimum(starts, len(data) - 1)] == 10)
-    return starts, ends, stop, led
+    return starts, ends
 
 
 def chain_from_zero(following: np.ndarray) -> np.ndarray:
@@ -97,18 +143,28 @@ def gather(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
 
 def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, compression: str | None,
                 header: tuple[int, int], header_bytes: int, keep: Collection[str] | None,
-                lenient_unicode: bool, size_hint: int | None = None,
+                size_hint: int | None = None,
                 limit: int | None = None) -> tuple[Collector, int]:
     """Parse records from `first` (data after the header) and the rest of `stream` (the first `limit`)."""
     count, dim = header
     if limit is not None:  # --limit: the first `limit` records, as if the header said so
         count = min(count, limit)
     record = 4 * dim
-    wanted = None if keep is None else WordSet(keep)
+    # When most records are kept, a key lookup per token costs more than it saves: read every record
+    # and let the collector keep exactly `keep` at the end (the matrix holds at most 1/DENSE too many rows).
+    dense = keep is not None and len(keep) >= DENSE * count
+    wanted = None if keep is None or dense else WordSet(keep)
     capacity = min(count, size_hint // record + 16) if size_hint is not None else min(count, 1 << 16)
-    collector = Collector(dim, capacity=min(capacity, len(keep)) if keep is not None else capacity)
+    if wanted is not None:  # room for the kept rows and the key test's false matches (never resident unless used)
+        capacity = min(capacity, len(keep) + count // 32 + 1024)
+    collector = Collector(dim, capacity=capacity)
+    collector.exact = wanted is not None  # rows are filtered exactly here, not again at the end
     num_read, base, buf, eof, lines = 0, header_bytes, memoryview(first), False, None
     ring: list = []  # two buffers taking turns: pages are faulted in once, not once per chunk
+    mapped = _map(stream) if compression is None else None
+    span = CHUNK_BYTES  # of the mapped file looked at at once; doubled while no whole record fits
+    if mapped is not None:
+        buf, eof = _window(mapped, base, span)
     while True:
         data = np.frombuffer(buf, np.uint8)
         starts, ends, stop, led = find_records(data, record)
@@ -118,23 +174,40 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
             starts, ends, led, eof = starts[:keep_n], ends[:keep_n], led[:keep_n], True
         lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
         num_read += len(starts)
-        if wanted is not None:  # a key lookup per token; the collector keeps exactly `keep`
+        if wanted is not None:  # a key lookup per token, then an exact test of the few that pass it
             mask = wanted.contains(data, starts, ends - starts)
-            if lenient_unicode:  # a token that is not UTF-8 may decode to a kept one
-                bad = not_utf8(token_array(data, starts, ends))
-                mask = mask if bad is None else mask | bad
+            bad = not_utf8(token_array(data, starts, ends))  # refused (strict) or decoded by the collector
+            if bad is None:
+                mask[mask] = _in_keep(token_array(data, starts[mask], ends[mask]), keep)
+            else:
+                mask |= bad
+                collector.exact = False  # a token decoded with --unicode-errors may become a kept one
             starts, ends = starts[mask], ends[mask]
         tokens = token_array(data, starts, ends)
         out = collector.reserve(len(starts))
         gather(data, ends + 1, out)
-        _check_finite(out, starts, path=path, base=base)
+        _check_finite(out, starts, tokens, keep=keep if dense else None, path=path, base=base)
         collector.add(tokens, out, base + starts)
         del out  # a view of the collector's matrix, which the next chunk may move
+        del data
+        if mapped is not None:
+            rest, done = bytes(buf[stop:]) if eof else b"", base
+            base += stop
+            buf.release()
+            _done_with(mapped, stream, done, base)
+            if eof:
+                break
+            span = CHUNK_BYTES if stop else 2 * span
+            buf, eof = _window(mapped, base, span)
+            continue
         rest = bytes(buf[stop:])
         base += stop
         if eof:
             break
         buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base, ring=ring)
+    if mapped is not None:
+        with contextlib.suppress(BufferError):
+            mapped.close()
     if limit is None or num_read < limit:
         _check_tail(rest, path=path, offset=base, record=record, count=num_read)
     if num_read < count:
@@ -169,6 +242,39 @@ def _check_alignment(led: np.ndarray, starts: np.ndarray, done: int, lines: bool
     return lines
 
 
+def _map(stream: BinaryIO) -> mmap.mmap | None:
+    """The file mapped read-only (the vectors are copied out of the page cache once, not read into a
+    buffer first), or None where it cannot be (a pipe, a file on a filesystem without mmap)."""
+    try:
+        return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _window(mapped: mmap.mmap, base: int, span: int) -> tuple[memoryview, bool]:
+    """The next `span` bytes of the mapped file from byte `base`, and whether they reach the end."""
+    end = min(base + span, len(mapped))
+    return memoryview(mapped)[base:end], end == len(mapped)
+
+
+def _done_with(mapped: mmap.mmap, stream, start: int, end: int) -> None:
+    """The reader is past byte `end`: hash bytes start..end (when the stream hashes what it reads)
+    and move the file there, then drop those pages from this process (they stay in the page cache),
+    so that the resident memory follows the matrix, not the file."""
+    tap = getattr(stream, "digest", None)
+    if tap is not None and end > tap.size:
+        with memoryview(mapped)[tap.size:end] as view:
+            tap.update(view)
+    try:  # the hash goes on from the file's position (`_Tap.drain`), which also feeds the progress bar
+        stream.seek(end) if tap is None else stream.raw.seek(tap.size)
+    except (OSError, AttributeError, ValueError):
+        pass
+    page = mmap.PAGESIZE
+    first = start // page * page
+    if end - first >= page and hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_DONTNEED, first, end // page * page - first)
+
+
 def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compression: str | None,
             offset: int, ring: list) -> tuple[memoryview, bool]:
     """(`rest` followed by the next CHUNK_BYTES of the stream, whether the stream ended), read in place
@@ -187,11 +293,20 @@ def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compressi
     return memoryview(buf)[:filled], got == 0
 
 
-def _check_finite(rows: np.ndarray, starts: np.ndarray, *, path: str | os.PathLike, base: int) -> None:
-    """Refuse NaN and Inf, naming the byte offset of the record."""
-    if len(rows) and not (np.isfinite(rows.min()) and np.isfinite(rows.max())):
-        row = int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
-        raise not_finite(rows[row], path=path, position=f"byte {base + int(starts[row])}")
+def _in_keep(tokens: pa.Array, keep: Set[str]) -> np.ndarray:
+    """Bool per (valid UTF-8) token: it is in `keep`."""
+    return np.fromiter(map(keep.__contains__, tokens.cast(pa.large_string()).to_pylist()), bool, len(tokens))
+
+
+def _check_finite(rows: np.ndarray, starts: np.ndarray, tokens: pa.Array, *, keep: Set[str] | None,
+                  path: str | os.PathLike, base: int) -> None:
+    """Refuse NaN and Inf, naming the byte offset of the record; with `keep`, only in kept records
+    (the others' numbers are not checked, whichever way they were read)."""
+    if len(rows) == 0 or (np.isfinite(rows.min()) and np.isfinite(rows.max())):
+        return
+    for row in np.flatnonzero(~np.isfinite(rows).all(axis=1)).tolist():
+        if keep is None or tokens[row].as_py().decode("utf-8", "replace") in keep:
+            raise not_finite(rows[row], path=path, position=f"byte {base + int(starts[row])}")
 
 
 def _check_tail(rest: bytes, *, path: str | os.PathLike, offset: int, record: int, count: int) -> None:

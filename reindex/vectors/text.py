@@ -31,6 +31,9 @@ from ._lines import (Lines, WordSet, blank_lines, first_word_lengths, lone_cr_li
 from ._open import read_ahead
 
 DENSE = 0.5      # with `keep`: parse whole blocks while the last block kept at least this share of lines
+ALL = 0.9        # ... and while it kept this share, hand every row to the collector (which keeps exactly
+                 # `keep`): a key per row costs more than holding the few extra rows until the end
+SAMPLE_EVERY = 8  # rows handed over unfiltered: the kept share is estimated from every 8th
 BATCH_BYTES = 1 << 20  # chosen lines gathered before one pyarrow call
 
 
@@ -41,6 +44,7 @@ class Whole:
     data: memoryview | bytes
     rows: CsvRows
     wanted: np.ndarray | None
+    share: float | None = None  # set when every row is handed over: the share of a sample that is wanted
 
 
 @dataclass
@@ -69,27 +73,36 @@ class BlockReader:
     """Turn blocks of whole lines into (tokens, rows, line numbers) for the collector."""
 
     def __init__(self, *, dim: int, trailing: bool, path: str | os.PathLike, origin: str,
-                 keep: WordSet | None) -> None:
+                 keep: WordSet | None, kept_share: float = 0.0) -> None:
         self.dim, self.path, self.origin, self.keep = dim, path, origin, keep
         self.csv = CsvParser(dim=dim, trailing=trailing)
-        self.kept_share = 0.0  # of the last block placed; read by workers to pick a way (a hint only)
+        self.kept_share = kept_share  # of the last block placed; read by workers to pick a way (a hint only)
         self.pending = Pending()
 
     def work(self, block: memoryview) -> Whole | Chosen:
         """The part that needs no line number, run on several blocks at once (thread-safe)."""
         data = ended(block)
-        if (self.keep is None or self.kept_share >= DENSE) and not lone_crs(data):
+        share = self.kept_share
+        if (self.keep is None or share >= DENSE) and not lone_crs(data):
             rows = self.csv.parse(data)
             if rows is not None:
-                return Whole(data, rows, None if self.keep is None else self._wanted(rows.tokens))
+                if self.keep is None:
+                    return Whole(data, rows, None)
+                if share >= ALL:
+                    sample = self._wanted(rows.tokens, every=SAMPLE_EVERY)
+                    return Whole(data, rows, None, share=float(sample.mean()) if len(sample) else share)
+                return Whole(data, rows, self._wanted(rows.tokens))
         return self._choose(data)
 
-    def _wanted(self, tokens: pa.Array) -> np.ndarray:
-        """Bool per parsed row: its token may be kept (exact up to key collisions; bad UTF-8 kept,
-        to be refused or decoded by the collector)."""
+    def _wanted(self, tokens: pa.Array, *, every: int = 1) -> np.ndarray:
+        """Bool per parsed row (or per `every`-th row): its token may be kept (exact up to key
+        collisions; bad UTF-8 kept, to be refused or decoded by the collector)."""
         offsets = np.frombuffer(tokens.buffers()[1], np.int32)[tokens.offset:tokens.offset + len(tokens) + 1]
         data = np.frombuffer(tokens.buffers()[2] or b"", np.uint8)
-        wanted = self.keep.contains(data, offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64))
+        starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
+        wanted = self.keep.contains(data, starts[::every], lengths[::every])
+        if every > 1:
+            return wanted
         bad = not_utf8(tokens)
         return wanted if bad is None else wanted | bad
 
@@ -120,11 +133,14 @@ class BlockReader:
         num_lines = len(rows.tokens) + len(rows.odd)
         index = complement(rows.odd, num_lines)
         if rows.bad >= 0:
-            bad = rows.bad if wanted is None else first_bad(rows.parts, wanted)
+            check = wanted if whole.share is None or self.keep is None else self._wanted(rows.tokens)
+            bad = rows.bad if check is None else first_bad(rows.parts, check)
             if bad >= 0:
                 raise not_finite(row_at(rows.parts, bad), path=self.path, line=first_line + int(index[bad]))
         tokens, parts = rows.tokens, rows.parts
-        if wanted is not None:
+        if whole.share is not None:  # every row goes on; the collector drops those `keep` lacks
+            self.kept_share = whole.share
+        elif wanted is not None:
             self.kept_share = float(wanted.mean()) if len(wanted) else 0.0
             tokens, parts, index = tokens.filter(pa.array(wanted)), select_rows(parts, wanted), index[wanted]
         records = len(rows.tokens)
@@ -192,7 +208,7 @@ class BlockReader:
 
     def _may_keep(self, text: bytes) -> bool:
         word = text.split(b" ", 1)[0]
-        if word in self.keep.words:
+        if self.keep.may_contain(word):
             return True
         try:
             word.decode("utf-8")
@@ -243,13 +259,13 @@ def _text(lines: Lines, i: int) -> bytes:
 
 
 def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: tuple[int, int] | None,
-              keep: Collection[str] | None, lenient_unicode: bool,
+              keep: Collection[str] | None,
               size_hint: int | None = None) -> tuple[Collector, int]:
     """Parse every block; return (collector, records read).
 
     `blocks` starts at the first data line (the header, if any, already removed); `size_hint` is the
     number of bytes they hold, when known, to size the matrix once. Invalid UTF-8 tokens are kept
-    for the collector to refuse or decode, whatever `lenient_unicode` says.
+    for the collector to refuse or decode, whatever `unicode_errors` says.
     """
     first_line = 2 if header else 1
     block = next(blocks, None)
@@ -259,8 +275,9 @@ def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: 
     head = bytes(block[:ends[SAMPLE_LINES - 1] + 1 if len(ends) >= SAMPLE_LINES else len(block)])
     dim, origin, trailing = find_dim(head, header, path=path, first_line=first_line)
     collector = Collector(dim, capacity=_capacity(block, header, size_hint, keep))
-    reader = BlockReader(dim=dim, trailing=trailing, path=path, origin=origin,
-                         keep=None if keep is None else WordSet(keep))
+    words = None if keep is None else WordSet(keep)
+    reader = BlockReader(dim=dim, trailing=trailing, path=path, origin=origin, keep=words,
+                         kept_share=0.0 if words is None else _share_kept(head, words))
     num_read = 0
     with QuietUnraisable():
         for _, result in read_ahead(itertools.chain([block], blocks), reader.work):
@@ -276,6 +293,15 @@ def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: 
     return collector, num_read
 
 
+def _share_kept(head: bytes, words: WordSet) -> float:
+    """The share of the first lines whose first word may be kept: how the first blocks are read."""
+    lines = split_lines(head if head.endswith(b"\n") else head + b"\n")
+    used = ~blank_lines(lines)
+    if not used.any():
+        return 0.0
+    return float(words.contains(lines.data, lines.offsets[:-1], first_word_lengths(lines))[used].mean())
+
+
 def _capacity(block: memoryview, header: tuple[int, int] | None, size_hint: int | None,
               keep: Collection[str] | None) -> int:
     """Rows to allocate at first: the whole file's, estimated from the first block's mean line length.
@@ -289,6 +315,6 @@ def _capacity(block: memoryview, header: tuple[int, int] | None, size_hint: int 
         guess = int(size_hint * lines / len(block) * 1.05) + 1024
         if header:
             guess = min(max(header[0], 16), guess)
-    if keep is not None:
-        guess = min(guess, len(keep) + 16)
+    if keep is not None:  # the kept rows and the key test's false matches (rows past them are never resident)
+        guess = min(guess, len(keep) + guess // 32 + 1024)
     return max(guess, 16)

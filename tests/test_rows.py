@@ -58,3 +58,12 @@ def test_column_stats_are_numpys_float64_mean_and_std_to_the_bit(count, dim, blo
     assert np.array_equal(mean, matrix.astype(np.float64).mean(axis=0))
     assert np.array_equal(std, matrix.astype(np.float64).std(axis=0))
     assert column_stats(matrix, std=False, block_bytes=block_bytes)[1] is None
+
+
+def test_column_stats_of_no_rows_are_nan_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean, std = column_stats(np.zeros((0, 3), np.float32))
+    assert np.isnan(mean).all() and np.isnan(std).all() and mean.shape == std.shape == (3,)

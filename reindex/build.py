@@ -13,10 +13,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import ReindexError, ReindexWarning, UsageError
-from .init import INITS, describe_sources, init_pieces, initialise
+from .init import INITS, column_stats, describe_sources, init_pieces, initialise
 from .mapping import build_permutation, invert_permutation
 from .matching import Matched
 from .progress import step
+from .rows import gather_rows
 from .vocab import Vocab, misread_as, read_vocab
 
 #: Under this share of vocabulary tokens with a vector, `build` warns that the run is probably a mistake.
@@ -42,17 +43,20 @@ def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | N
                ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The `fixed` block (vectors in sorted order, pad as a zero row), the initial `trainable` block, and
     which trainable rows each init rule gave. `subwords` maps trainable original ids to (rows, has_ngrams);
-    `texts` maps them to the strings an old tokenizer splits (`--init pieces`)."""
+    `texts` maps them to the strings an old tokenizer splits (`--init pieces`).
+
+    Except with `--init pieces` (which reads the old rows afterwards), `fixed` is made in the memory
+    of `matched.matrix` when that matrix owns it: the vectors are held once, not twice."""
     rows = matched.rows[sorted_to_original]
     num_fixed = int(np.count_nonzero(rows >= 0))
-    if pad is not None and matched.old_order is None:
-        num_fixed = 1 + int(np.count_nonzero(rows[1:] >= 0))
-    fixed = np.empty((num_fixed, matched.matrix.shape[1]), dtype=np.float32)
     start = 0
     if pad is not None and matched.old_order is None:
-        fixed[0] = 0.0
-        start = 1
-    np.take(matched.matrix, rows[start:num_fixed], axis=0, out=fixed[start:])
+        num_fixed = 1 + int(np.count_nonzero(rows[1:] >= 0))
+        start = 1  # the pad row: zeros
+    dim = matched.matrix.shape[1]
+    fixed = gather_rows(matched.matrix, rows[start:num_fixed], lead=start, in_place=init != "pieces")
+    if fixed is matched.matrix:
+        matched.matrix = np.zeros((0, dim), np.float32)  # spent: its rows are now `fixed`'s
     real = fixed[start:]
     if matched.old_order is not None and pad is not None:
         real = np.delete(fixed, pad_sorted_id(sorted_to_original, pad), axis=0)
@@ -61,7 +65,7 @@ def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | N
             raise UsageError("--init pieces needs a Hugging Face model as --vectors",
                              hint="its tokenizer splits each new token into old pieces")
         pieces = matched.pieces(texts(sorted_to_original[num_fixed:]))
-        trainable = init_pieces(pieces, matched.matrix, fallback=real.mean(axis=0, dtype=np.float64))
+        trainable = init_pieces(pieces, matched.matrix, fallback=column_stats(real, std=False)[0])
         has = np.fromiter((len(p) > 0 for p in pieces), dtype=bool, count=len(pieces))
         return fixed, trainable, {"pieces": np.flatnonzero(has), "mean": np.flatnonzero(~has)}
     given = subwords(sorted_to_original[num_fixed:]) if init == "subwords" and subwords is not None else None

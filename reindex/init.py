@@ -46,7 +46,7 @@ def initialise(count: int, fixed: np.ndarray, *, init: str = "normal", seed: int
         return np.zeros((count, fixed.shape[1]), dtype=np.float32), {init: every}
     rng = np.random.default_rng(seed)
     if init == "mean" and fixed.shape[0] > 0:
-        mean = fixed.astype(np.float64).mean(axis=0).astype(np.float32)
+        mean = column_stats(fixed, std=False)[0].astype(np.float32)
         return np.broadcast_to(mean, (count, fixed.shape[1])).copy(), {"mean": every}
     if init == "subwords":
         if subwords is None:
@@ -63,8 +63,7 @@ def _noise(count: int, fixed: np.ndarray, kind: str, rng: np.random.Generator) -
     """`count` rows of normal or uniform noise with the per-dimension mean and std of `fixed`."""
     dim = fixed.shape[1]
     if fixed.shape[0] >= 2:
-        stats = fixed.astype(np.float64)
-        mean, std = stats.mean(axis=0), stats.std(axis=0)
+        mean, std = column_stats(fixed)
     else:  # nothing to learn the scale from: nn.Embedding's default N(0, 1)
         mean, std = np.zeros(dim), np.ones(dim)
     if kind == "normal":
@@ -72,6 +71,38 @@ def _noise(count: int, fixed: np.ndarray, kind: str, rng: np.random.Generator) -
     else:  # uniform with the same mean and std: U(-sqrt(3), sqrt(3)) has unit variance
         noise = rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), (count, dim)).astype(np.float32)
     return (noise * std.astype(np.float32) + mean.astype(np.float32)).astype(np.float32)
+
+
+def column_stats(matrix: np.ndarray, *, std: bool = True, block_bytes: int = 1 << 22
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-column float64 mean and std of a float32 matrix, equal to `matrix.astype(np.float64).mean(0)`
+    and `.std(0)` to the bit, computed a few MB of rows at a time (not on a float64 copy of it all).
+
+    >>> [a.tolist() for a in column_stats(np.array([[1, 2], [3, 6]], np.float32))]
+    [[2.0, 4.0], [1.0, 2.0]]
+    """
+    count, dim = matrix.shape
+    if count == 0:  # numpy's answer (NaN), without its warning
+        return np.full(dim, np.nan), np.full(dim, np.nan) if std else None
+    step = max(1, block_bytes // (8 * max(dim, 1)))
+
+    def total(rows) -> np.ndarray:
+        # numpy adds the rows of a column one after the other: the running total goes first in each
+        # block, so the blocks add up in the order one whole-matrix sum would
+        acc = np.zeros(dim)
+        for start in range(0, count, step):
+            acc = np.add.reduce(np.concatenate([acc[None], rows(start, min(start + step, count))]), axis=0)
+        return acc
+
+    mean = total(lambda a, b: matrix[a:b].astype(np.float64)) / count
+    if not std:
+        return mean, None
+
+    def squares(a: int, b: int) -> np.ndarray:
+        centred = matrix[a:b].astype(np.float64) - mean
+        return np.multiply(centred, centred, out=centred)
+
+    return mean, np.sqrt(total(squares) / count)
 
 
 def init_pieces(pieces: Sequence[np.ndarray], matrix: np.ndarray, *, fallback: np.ndarray) -> np.ndarray:

@@ -1,8 +1,11 @@
 """Write safetensors files byte-for-byte reproducibly.
 
 safetensors serialises `__metadata__` from a hash map, so two saves of the same tensors and metadata
-can differ in header order (safetensors issue #584). We let safetensors write the file, then rewrite
-its JSON header with sorted keys; tensor offsets are relative to the data section, so they stay valid.
+can differ in header order (safetensors issue #584), and the older versions this project accepts copy
+every tensor into bytes before writing (safetensors issue #564: twice the memory of the tensors). `save_safetensors`
+writes the format itself: the 8-byte little-endian header length, the JSON header with sorted keys,
+then each array's bytes straight from its memory, in the order safetensors lays them out. Files that
+other writers made get their header rewritten by `canonicalize` instead.
 """
 from __future__ import annotations
 
@@ -25,16 +28,41 @@ def canonical_header(header: dict) -> bytes:
     return text + b" " * (-len(text) % 8)
 
 
+#: numpy dtype -> safetensors dtype, in the rank safetensors gives them: its writer lays tensors out
+#: from the highest rank down, and by name within a rank.
+DTYPES = {"bool": "BOOL", "uint8": "U8", "int8": "I8", "int16": "I16", "uint16": "U16", "float16": "F16",
+          "int32": "I32", "uint32": "U32", "float32": "F32", "float64": "F64", "int64": "I64", "uint64": "U64"}
+WRITE_BYTES = 1 << 26  # per write call: far under the ~2 GB one system call takes
+
+
 def save_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray],
                      metadata: dict[str, str] | None = None) -> None:
-    """`safetensors.numpy.save_file`, with a canonical header so equal inputs give equal bytes."""
-    from safetensors.numpy import save_file
+    """The bytes of `safetensors.numpy.save_file` + `canonicalize`, each tensor written from its own memory.
 
-    from .atomic import as_new_file
-
-    save_file(tensors, str(path), metadata=metadata)
-    as_new_file(path)  # safetensors creates the file 0600; other users may read it if the umask says so
-    canonicalize(path)
+    save_safetensors("e.safetensors", {"fixed": np.zeros((2, 3), np.float32)}, metadata={"format": "x"})
+    """
+    rank = {name: i for i, name in enumerate(DTYPES)}
+    arrays = {}
+    for key, array in tensors.items():
+        array = np.asarray(array)
+        if array.dtype.name not in DTYPES:
+            raise TypeError(f"tensor {key!r}: safetensors has no dtype for numpy {array.dtype}")
+        arrays[key] = array.astype(array.dtype.newbyteorder("<"), order="C", copy=False)
+    order = sorted(arrays, key=lambda key: (-rank[arrays[key].dtype.name], key))
+    header: dict = {} if metadata is None else {"__metadata__": metadata}
+    offset = 0
+    for key in order:
+        array = arrays[key]
+        header[key] = {"dtype": DTYPES[array.dtype.name], "shape": list(array.shape),
+                       "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    head = canonical_header(header)
+    with open(path, "wb") as f:  # created with the mode the umask gives a new file
+        f.write(struct.pack("<Q", len(head)) + head)
+        for key in order:
+            data = arrays[key].reshape(-1).view(np.uint8)
+            for start in range(0, len(data), WRITE_BYTES):
+                f.write(data[start:start + WRITE_BYTES])
 
 
 def canonicalize(path: str | os.PathLike) -> None:

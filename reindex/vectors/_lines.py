@@ -117,11 +117,12 @@ def word_keys(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.n
 
 
 class WordSet:
-    """The first words of the kept tokens, as a bitmap of their keys: a superset test (a false match,
-    about one word in 64 of those not kept, only costs the parse of a line the end result drops).
+    """The first words of the kept tokens, as keys: a superset test, exact up to key collisions (a
+    false match only costs the parse of a line the end result drops).
 
-    A bit per key's top bits, with 64 or more bits per word, makes the test one random read of a
-    table the size of the vocabulary, in place of a binary search over the sorted keys.
+    A bitmap of the keys' top bits (64 or more bits per word) rules out most words with one random
+    read each; only the few that pass (the kept ones and about 1 in 64 of the others) are looked up
+    among the sorted keys.
     """
 
     def __init__(self, tokens: Collection[str]) -> None:
@@ -137,8 +138,9 @@ class WordSet:
             data = np.frombuffer(b"".join(words), np.uint8)
             lengths = np.fromiter((len(w) for w in words), np.int64, len(words))
             starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if words else lengths
-        keys = word_keys(data, starts, lengths)
-        self.bits = int(np.clip(np.ceil(np.log2(max(len(keys), 1) * 64)), 16, 33))
+        keys = np.sort(word_keys(data, starts, lengths))
+        self.keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
+        self.bits = int(np.clip(np.ceil(np.log2(max(len(keys), 1) * 64)), 16, 28))
         self.table = np.zeros(1 << (self.bits - 3), np.uint8)
         slot = keys >> np.uint64(64 - self.bits)
         np.bitwise_or.at(self.table, slot >> np.uint64(3), np.left_shift(1, slot & np.uint64(7)).astype(np.uint8))
@@ -157,8 +159,13 @@ class WordSet:
         """Bool per word: its key is among the kept words' keys."""
         if self.empty:
             return np.zeros(len(starts), bool)
-        slot = word_keys(data, starts, lengths) >> np.uint64(64 - self.bits)
-        return (self.table[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1 == 1
+        keys = word_keys(data, starts, lengths)
+        slot = keys >> np.uint64(64 - self.bits)
+        found = (self.table[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1 == 1
+        maybe = np.flatnonzero(found)  # confirm the few that pass by the whole key
+        at = np.minimum(np.searchsorted(self.keys, keys[maybe]), len(self.keys) - 1)
+        found[maybe] = self.keys[at] == keys[maybe]
+        return found
 
 
 def not_utf8(lines: pa.Array) -> np.ndarray | None:

@@ -14,14 +14,18 @@ With `keep`, a block takes the second way while the blocks before it kept few of
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import os
-from collections.abc import Collection, Iterator
+import threading
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from collections.abc import Collection, Iterator, Set
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
+from ..errors import ReindexError
 from ._collect import Collector
 from ._csv import CsvParser, CsvRows, QuietUnraisable, complement, first_bad, row_at, select_rows
 from ._dim import SAMPLE_LINES, find_dim
@@ -73,8 +77,10 @@ class BlockReader:
     """Turn blocks of whole lines into (tokens, rows, line numbers) for the collector."""
 
     def __init__(self, *, dim: int, trailing: bool, path: str | os.PathLike, origin: str,
-                 keep: WordSet | None, kept_share: float = 0.0) -> None:
-        self.dim, self.path, self.origin, self.keep = dim, path, origin, keep
+                 keep: Set[str] | None, kept_share: float = 0.0, executor: Executor | None = None) -> None:
+        self.dim, self.path, self.origin, self.keep, self.executor = dim, path, origin, keep, executor
+        self._words: WordSet | None = None
+        self._words_lock = threading.Lock()
         self.csv = CsvParser(dim=dim, trailing=trailing)
         self.kept_share = kept_share  # of the last block placed; read by workers to pick a way (a hint only)
         self.pending = Pending()
@@ -89,20 +95,34 @@ class BlockReader:
                 if self.keep is None:
                     return Whole(data, rows, None)
                 if share >= ALL:
-                    sample = self._wanted(rows.tokens, every=SAMPLE_EVERY)
-                    return Whole(data, rows, None, share=float(sample.mean()) if len(sample) else share)
+                    return Whole(data, rows, None, share=self._sampled_share(rows.tokens, share))
                 return Whole(data, rows, self._wanted(rows.tokens))
         return self._choose(data)
 
-    def _wanted(self, tokens: pa.Array, *, every: int = 1) -> np.ndarray:
-        """Bool per parsed row (or per `every`-th row): its token may be kept (exact up to key
-        collisions; bad UTF-8 kept, to be refused or decoded by the collector)."""
+    @property
+    def words(self) -> WordSet:
+        """The key test of `keep`, built when a block first needs it (reading every row needs none)."""
+        with self._words_lock:
+            if self._words is None:
+                self._words = WordSet(self.keep)
+            return self._words
+
+    def _sampled_share(self, tokens: pa.Array, default: float) -> float:
+        """The share of every SAMPLE_EVERY-th token that is in `keep` (a set lookup each)."""
+        sample = tokens.take(pa.array(np.arange(0, len(tokens), SAMPLE_EVERY)))
+        try:
+            words = sample.cast(pa.string()).to_pylist()
+        except pa.ArrowInvalid:  # bad UTF-8 somewhere: the collector refuses or decodes it
+            words = [t.decode("utf-8", "replace") for t in sample.to_pylist()]
+        return sum(map(self.keep.__contains__, words)) / len(words) if words else default
+
+    def _wanted(self, tokens: pa.Array) -> np.ndarray:
+        """Bool per parsed row: its token may be kept (exact up to key collisions; bad UTF-8 kept,
+        to be refused or decoded by the collector)."""
         offsets = np.frombuffer(tokens.buffers()[1], np.int32)[tokens.offset:tokens.offset + len(tokens) + 1]
         data = np.frombuffer(tokens.buffers()[2] or b"", np.uint8)
         starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
-        wanted = self.keep.contains(data, starts[::every], lengths[::every])
-        if every > 1:
-            return wanted
+        wanted = self.words.contains(data, starts, lengths)
         bad = not_utf8(tokens)
         return wanted if bad is None else wanted | bad
 
@@ -112,7 +132,7 @@ class BlockReader:
         special = lone_cr_lines(lines) if lone_crs(data) else np.zeros(len(lines), bool)
         chosen = ~blank & ~special
         if self.keep is not None:
-            candidate = self.keep.contains(lines.data, lines.offsets[:-1], first_word_lengths(lines))
+            candidate = self.words.contains(lines.data, lines.offsets[:-1], first_word_lengths(lines))
             bad = not_utf8(lines.array)
             chosen &= candidate if bad is None else candidate | bad
         index = np.flatnonzero(chosen)
@@ -167,10 +187,16 @@ class BlockReader:
         return out, len(chosen.lines), records + more
 
     def flush(self) -> tuple[list, int]:
-        """Parse the queued lines: ([(tokens, row pieces, line numbers)], minus the blank ones met)."""
+        """Parse the queued lines: ([(tokens, row pieces, line numbers)], minus the blank ones met);
+        with an `executor`, ([a future of that pair], 0), so the main thread reads on meanwhile."""
         pending, self.pending = self.pending, Pending()
         if not pending.data and not pending.special:
             return [], 0
+        if self.executor is not None:
+            return [self.executor.submit(self._parse_pending, pending)], 0
+        return self._parse_pending(pending)
+
+    def _parse_pending(self, pending: Pending) -> tuple[list, int]:
         data = np.concatenate(pending.data) if pending.data else np.zeros(0, np.uint8)
         absolute = np.concatenate(pending.lines) if pending.lines else np.zeros(0, np.int64)
         rows = self.csv.parse(pa.py_buffer(data)) if len(absolute) else CsvRows(
@@ -208,7 +234,7 @@ class BlockReader:
 
     def _may_keep(self, text: bytes) -> bool:
         word = text.split(b" ", 1)[0]
-        if self.keep.may_contain(word):
+        if self.words.may_contain(word):
             return True
         try:
             word.decode("utf-8")
@@ -275,31 +301,50 @@ def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: 
     head = bytes(block[:ends[SAMPLE_LINES - 1] + 1 if len(ends) >= SAMPLE_LINES else len(block)])
     dim, origin, trailing = find_dim(head, header, path=path, first_line=first_line)
     collector = Collector(dim, capacity=_capacity(block, header, size_hint, keep))
-    words = None if keep is None else WordSet(keep)
-    reader = BlockReader(dim=dim, trailing=trailing, path=path, origin=origin, keep=words,
-                         kept_share=0.0 if words is None else _share_kept(head, words))
-    num_read = 0
-    with QuietUnraisable():
-        for _, result in read_ahead(itertools.chain([block], blocks), reader.work):
-            out, num_lines, records = reader.place(result, first_line)
-            for tokens, parts, where in out:
-                collector.extend(tokens, parts, where)
-            first_line += num_lines
-            num_read += records
-        out, records = reader.flush()
-        for tokens, parts, where in out:
-            collector.extend(tokens, parts, where)
-        num_read += records
-    return collector, num_read
+    reader = BlockReader(dim=dim, trailing=trailing, path=path, origin=origin, keep=keep,
+                         kept_share=0.0 if keep is None else _share_kept(head, keep, dim=dim))
+    placed = Placed(collector)
+    with QuietUnraisable(), ThreadPoolExecutor(1, thread_name_prefix="reindex-chosen") as executor:
+        reader.executor = executor
+        try:
+            for _, result in read_ahead(itertools.chain([block], blocks), reader.work):
+                out, num_lines, records = reader.place(result, first_line)
+                placed.add(out, records, wait=False)
+                first_line += num_lines
+            out, records = reader.flush()
+            placed.add(out, records, wait=True)
+        except ReindexError:
+            placed.add([], 0, wait=True)  # an earlier line's error, still being parsed, comes first
+            raise
+    return collector, placed.num_read
 
 
-def _share_kept(head: bytes, words: WordSet) -> float:
-    """The share of the first lines whose first word may be kept: how the first blocks are read."""
-    lines = split_lines(head if head.endswith(b"\n") else head + b"\n")
-    used = ~blank_lines(lines)
-    if not used.any():
-        return 0.0
-    return float(words.contains(lines.data, lines.offsets[:-1], first_word_lengths(lines))[used].mean())
+class Placed:
+    """Rows for the collector, in file order; some still being parsed (futures), added once done."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector, self.queue, self.num_read = collector, collections.deque(), 0
+
+    def add(self, out: list, records: int, *, wait: bool) -> None:
+        self.num_read += records
+        self.queue.extend(out)
+        queue = self.queue
+        while queue and (wait or not isinstance(queue[0], Future) or queue[0].done()):
+            item = queue.popleft()
+            if isinstance(item, Future):
+                triples, more = item.result()
+                self.num_read += more
+            else:
+                triples = [item]
+            for tokens, parts, where in triples:
+                self.collector.extend(tokens, parts, where)
+
+
+def _share_kept(head: bytes, keep: Set[str], *, dim: int) -> float:
+    """The share of the first lines whose token is in `keep`: how the first blocks are read."""
+    tokens = [line.rstrip(" \r").rsplit(" ", dim)[0] for line in head.decode("utf-8", "replace").split("\n")]
+    tokens = [t for t in tokens if t.strip(" ")]
+    return sum(map(keep.__contains__, tokens)) / len(tokens) if tokens else 0.0
 
 
 def _capacity(block: memoryview, header: tuple[int, int] | None, size_hint: int | None,

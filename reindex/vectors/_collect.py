@@ -92,7 +92,8 @@ class Collector:
         """Move the rows `rows` (ascending) to the top of the matrix in place, then shrink it."""
         n = len(rows)
         if not (n == self.num_rows and (n == 0 or rows[-1] == n - 1)):
-            step = 1 << 14  # rows[i] >= i, so chunks never read a row an earlier chunk overwrote
+            step = 1 << 10  # rows[i] >= i, so chunks never read a row an earlier chunk overwrote; small
+            # chunks keep the copy made by the fancy index (1024 rows) small next to the matrix
             for start in range(0, n, step):
                 chunk = rows[start:start + step]
                 self.matrix[start:start + len(chunk)] = self.matrix[chunk]

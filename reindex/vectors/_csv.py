@@ -17,6 +17,13 @@ import pyarrow.csv as pcsv
 MIN_BLOCK = 1 << 20  # pyarrow's parsing unit; a line longer than it needs a larger one
 
 
+def pool() -> pa.MemoryPool:
+    """The allocator for the reader's short-lived Arrow buffers: the system's, which gives freed
+    blocks back at once (the default mimalloc pool keeps them per thread, so the resident memory
+    would follow the blocks read rather than the vectors kept)."""
+    return pa.system_memory_pool()
+
+
 @dataclass
 class CsvRows:
     """What pyarrow made of a buffer: rows in order, and the 0-based numbers of the lines it left."""
@@ -56,11 +63,12 @@ class CsvParser:
                                         block_size=max(MIN_BLOCK, len(buffer) + 1))
         try:
             table = pcsv.read_csv(pa.BufferReader(buffer), read_options=read_options,
-                                  parse_options=parse_options, convert_options=self.convert_options)
+                                  parse_options=parse_options, convert_options=self.convert_options,
+                                  memory_pool=pool())
         except (pa.ArrowInvalid, UnicodeDecodeError):
             return None  # a field that is not a number, or a skipped line that is not UTF-8
         parts, bad = to_rows(table)
-        tokens = table.column(0).combine_chunks() if table.num_rows else pa.array([], pa.binary())
+        tokens = table.column(0).combine_chunks(memory_pool=pool()) if table.num_rows else pa.array([], pa.binary())
         return CsvRows(tokens, parts, np.array(sorted(odd), np.int64), bad)
 
 
@@ -71,7 +79,7 @@ def to_rows(table: pa.Table) -> tuple[list[np.ndarray], int]:
     for batch in table.drop_columns(["f0"]).to_batches():
         if batch.num_rows == 0:
             continue
-        rows = np.asarray(batch.to_tensor(row_major=True))
+        rows = np.asarray(batch.to_tensor(row_major=True, memory_pool=pool()))
         if bad < 0 and not (np.isfinite(rows.min()) and np.isfinite(rows.max())):
             bad = r + int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
         parts.append(rows)

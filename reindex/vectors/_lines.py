@@ -78,7 +78,8 @@ def lone_cr_lines(lines: Lines) -> np.ndarray:
 
 def first_word_lengths(lines: Lines) -> np.ndarray:
     """Bytes before each line's first space (or before its line ending when it has no space)."""
-    found = pc.find_substring(lines.array, b" ").to_numpy(zero_copy_only=False).astype(np.int64)
+    found = pc.find_substring(lines.array, b" ", memory_pool=pa.system_memory_pool())
+    found = found.to_numpy(zero_copy_only=False).astype(np.int64)
     lengths = np.diff(lines.offsets)
     alone = found < 0
     if alone.any():  # a line with no space is all token, less its line ending

@@ -23,7 +23,9 @@ T = TypeVar("T")
 WORKERS = max(1, min(os.cpu_count() or 1, 8))  # threads that parse blocks
 IN_FLIGHT = WORKERS + 2  # buffers in the ring of `iter_line_blocks` (more than read_ahead holds)
 
-BLOCK_BYTES = 1 << 22  # 4 MB: one thread parses a block; a few blocks in flight keep memory small
+BLOCK_BYTES = 1 << 21  # 2 MB: one thread parses a block; the few blocks in flight are much of the memory
+                       # when few lines are kept (4 MB: about 7% faster full parses, 28 MB more at the peak of a
+                       # 2 GB file read for 5% of its lines)
 MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
 ARCHIVES = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"PK\x07\x08", "zip"),
             (b"7z\xbc\xaf\x27\x1c", "7z"))

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import ReindexError
 from ._collect import Collector
-from ._csv import CsvParser, CsvRows, QuietUnraisable, complement, first_bad, row_at, select_rows
+from ._csv import CsvParser, CsvRows, QuietUnraisable, complement, first_bad, pool, row_at, select_rows
 from ._dim import SAMPLE_LINES, find_dim
 from ._line import not_finite, parse_line
 from ._lines import (Lines, WordSet, blank_lines, first_word_lengths, lone_cr_lines, lone_crs, not_utf8,
@@ -136,7 +137,7 @@ class BlockReader:
             bad = not_utf8(lines.array)
             chosen &= candidate if bad is None else candidate | bad
         index = np.flatnonzero(chosen)
-        selected = np.frombuffer(_buffer(lines.array.filter(_bools(chosen))), np.uint8) if len(index) \
+        selected = np.frombuffer(_buffer(pc.filter(lines.array, _bools(chosen), memory_pool=pool())), np.uint8) if len(index) \
             else np.zeros(0, np.uint8)
         return Chosen(lines, blank, special, index, selected.copy())
 
@@ -162,7 +163,7 @@ class BlockReader:
             self.kept_share = whole.share
         elif wanted is not None:
             self.kept_share = float(wanted.mean()) if len(wanted) else 0.0
-            tokens, parts, index = tokens.filter(pa.array(wanted)), select_rows(parts, wanted), index[wanted]
+            tokens, parts, index = pc.filter(tokens, pa.array(wanted), memory_pool=pool()), select_rows(parts, wanted), index[wanted]
         records = len(rows.tokens)
         extra = ([], [], [])
         if len(rows.odd):

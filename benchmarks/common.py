@@ -25,13 +25,22 @@ class Row:
 
 def interleaved(contenders: dict[str, Callable[[], object]], *, repeats: int = 5,
                 warmup: int = 1) -> dict[str, float]:
-    """Run each contender `repeats` times, in rounds A B C A B C ..., return median seconds."""
+    """Run each contender `repeats` times, in rounds A B C, C A B, ..., return median seconds.
+
+    Each round runs the contenders in another (seeded) order, so that no contender always follows
+    the same one: what one leaves behind (a fragmented heap, memory the kernel must compact before
+    it can hand out huge pages for numpy's next large array) would otherwise bias its successor.
+    """
+    import random
+
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(warmup):
         for fn in contenders.values():
             fn()
-    for _ in range(repeats):
-        for name, fn in contenders.items():
+    for round_ in range(repeats):
+        order = list(contenders.items())
+        random.Random(round_).shuffle(order)
+        for name, fn in order:
             gc.collect()
             start = time.perf_counter()
             fn()

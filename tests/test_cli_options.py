@@ -582,3 +582,20 @@ def test_options_cross_every_command_that_takes_them(small, cli):
     for command in ("build", "export", "verify"):
         code, out, _ = cli(command, "--help")
         assert all(flag in out for flag in ("--json", "--quiet", "-q", "--verbose", "-v", "-h"))
+
+
+def test_build_uses_arrows_system_allocator_unless_the_user_chose_one():
+    """The CLI's build gives its per-block Arrow buffers back at once (see `_system_allocator_for_arrow`);
+    a pool the user named in ARROW_DEFAULT_MEMORY_POOL is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from reindex import cli; cli._system_allocator_for_arrow(); "
+            "import pyarrow as pa; print(pa.default_memory_pool().backend_name)")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    ours = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert ours.stdout.strip() == "system"
+    chosen = subprocess.run([sys.executable, "-c", code], env={**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"},
+                            capture_output=True, text=True, check=True)
+    assert chosen.stdout.strip() == "mimalloc"

@@ -238,3 +238,18 @@ def test_wordset_rejects_most_words_not_kept():
     starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]).astype(np.int64)
     false_matches = ws.contains(np.frombuffer(blob, np.uint8), starts, lengths).mean()
     assert false_matches < 0.001  # the bitmap passes about 1.6%; the whole keys rule those out
+
+
+def test_first_bad_line_is_named_when_chosen_lines_are_parsed_later(tmp_path, small_blocks, monkeypatch):
+    """Chosen lines are parsed off the main thread while later blocks are read; a bad number there
+    is still reported before a bad number on a later line of a block parsed whole."""
+    tokens, m = corpus(3000, spaces=False)
+    m[300, 0] = np.nan    # line 301: the sparse first half, read the chosen way
+    m[2800, 0] = np.nan   # line 2801: the second half, all kept, read whole
+    keep = {tokens[300]} | set(tokens[1500:])
+    seen = spy_blocks(monkeypatch)
+    path = write(tmp_path, "v.txt", text_bytes(tokens, m, header=False))
+    with pytest.raises(ReindexError) as e:
+        read_vectors(path, keep=keep)
+    assert str(e.value).startswith(f"{path}:301: ")
+    assert seen["chosen"] > 0 and seen["unfiltered"] + seen["filtered"] > 0

@@ -155,6 +155,7 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None)
                                               limit=limit)
         else:
             blocks = _first_lines(iter_line_blocks(stream, first=body, path=path, compression=compression), limit)
+            del first, body  # the blocks hold these bytes until they are parsed, and no longer
             collector, num_read = read_text(blocks, path=path, header=header, keep=keep,
                                             size_hint=_size(stream, compression))
     if header is not None and header[0] == 0 and num_read:

@@ -235,6 +235,7 @@ def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.Pat
     """
     size = max(block_bytes or BLOCK_BYTES, 1 << 10)
     carry, offset, eof = first, 0, False
+    first = b""  # the caller's first bytes are in `carry` now; this frame need not hold them too
     buffers: collections.deque = collections.deque()
     while True:
         need = max(size, 2 * len(carry))

@@ -215,7 +215,7 @@ class BlockReader:
         extra, blanks = self._one_by_one([t for _, t in found], np.array([n for n, _ in found], np.int64), 0)
         # pyarrow's allocator keeps freed pages for reuse; with `keep` the memory should follow what
         # is kept, not the blocks read
-        pa.default_memory_pool().release_unused()
+        pool().release_unused()
         tokens, parts, where, _, _ = self._merge(tokens, parts, where, extra, 0, 0)
         return [(tokens, parts, where)], -blanks
 
@@ -317,11 +317,18 @@ def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: 
         except ReindexError:
             placed.add([], 0, wait=True)  # an earlier line's error, still being parsed, comes first
             raise
+    pool().release_unused()  # the blocks' memory, kept by the threads' heaps, before the caller goes on
     return collector, placed.num_read
 
 
 class Placed:
-    """Rows for the collector, in file order; some still being parsed (futures), added once done."""
+    """Rows for the collector, in file order; some still being parsed (futures), added once done.
+
+    At most MAX_PARSING batches wait to be parsed: the file is read on meanwhile, but never so far
+    ahead that the batches read and not yet parsed pile up in memory.
+    """
+
+    MAX_PARSING = 2
 
     def __init__(self, collector: Collector) -> None:
         self.collector, self.queue, self.num_read = collector, collections.deque(), 0
@@ -330,7 +337,9 @@ class Placed:
         self.num_read += records
         self.queue.extend(out)
         queue = self.queue
-        while queue and (wait or not isinstance(queue[0], Future) or queue[0].done()):
+        parsing = sum(isinstance(item, Future) for item in queue)
+        while queue and (wait or parsing > self.MAX_PARSING or not isinstance(queue[0], Future) or queue[0].done()):
+            parsing -= isinstance(queue[0], Future)
             item = queue.popleft()
             if isinstance(item, Future):
                 triples, more = item.result()

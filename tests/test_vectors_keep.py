@@ -103,7 +103,10 @@ def test_text_changes_way_with_the_share_kept(tmp_path, small_blocks, monkeypatc
     the unfiltered and chosen ways are both taken."""
     tokens, m = corpus(3000)
     first, second = set(tokens[:1500]), {t for t in tokens[1500:] if t.endswith("7")}
-    keep = first | second if order == "dense then sparse" else {t for t in tokens[:1500] if t.endswith("7")} | set(tokens[1500:])
+    if order == "dense then sparse":
+        keep = first | second
+    else:
+        keep = {t for t in tokens[:1500] if t.endswith("7")} | set(tokens[1500:])
     seen = spy_blocks(monkeypatch)
     got = read_vectors(write(tmp_path, "v.txt", text_bytes(tokens, m, header=False)), keep=keep)
     want_tokens, want_matrix = expected(tokens, m, keep)
@@ -180,7 +183,8 @@ def test_binary_limit_and_tail_through_the_map(tmp_path, small_blocks):
     got = read_vectors(path, limit=450, keep=set(tokens))
     assert got.tokens == expected(tokens[:450], m[:450], None)[0]
     write(tmp_path, "cut.bin", path.read_bytes()[:-5])  # the newline and 4 bytes of the last vector
-    with pytest.raises(ReindexError, match="truncated binary file: record 600 needs 20 bytes of vector, only 16 left"):
+    with pytest.raises(ReindexError, match="truncated binary file: record 600 needs 20 bytes of vector, "
+                                           "only 16 left"):
         read_vectors(tmp_path / "cut.bin", keep={"w3"})
 
 

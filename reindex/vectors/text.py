@@ -6,11 +6,14 @@ without one, from the first lines: the number of fields most of them have after 
 fewer than `dim` numbers is an error; a line with more fields is a token containing spaces. Blank
 lines are skipped; trailing spaces and CRLF endings are allowed. Quoting and NA detection are off.
 
-Each block goes one of two ways (`BlockReader.work`, in worker threads):
-- whole: pyarrow parses every line of the block (`_csv`); with `keep`, unwanted rows are dropped;
-- chosen: the lines are split in bulk and only those whose first word may be kept are parsed
-  (`_lines`), so the numbers of the other lines are never read.
-With `keep`, a block takes the second way while the blocks before it kept few of their lines.
+Each block goes one of these ways (`BlockReader.work`, in worker threads):
+- whole: pyarrow parses every line of the block (`_csv`); with `keep`, rows whose first word is not
+  kept are dropped, or, while nearly every line is kept, all rows go on and the collector drops the
+  few `keep` lacks (a key per row would cost more than it saves);
+- chosen: the lines are split in bulk and only those whose first word may be kept are gathered
+  (`_lines`), so the numbers of the other lines are never read; the gathered lines of several blocks
+  are parsed together, off the main thread, while the file is read on.
+With `keep`, the first lines and then each block's share of kept lines pick the way of the next.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from ._dim import SAMPLE_LINES, find_dim
 from ._line import not_finite, parse_line
 from ._lines import (Lines, WordSet, blank_lines, first_word_lengths, lone_cr_lines, lone_crs, not_utf8,
                      split_lines)
-from ._open import read_ahead
+from ._open import WORKERS, read_ahead
 
 DENSE = 0.5      # with `keep`: parse whole blocks while the last block kept at least this share of lines
 ALL = 0.9        # ... and while it kept this share, hand every row to the collector (which keeps exactly
@@ -137,8 +140,9 @@ class BlockReader:
             bad = not_utf8(lines.array)
             chosen &= candidate if bad is None else candidate | bad
         index = np.flatnonzero(chosen)
-        selected = np.frombuffer(_buffer(pc.filter(lines.array, _bools(chosen), memory_pool=pool())), np.uint8) if len(index) \
-            else np.zeros(0, np.uint8)
+        selected = np.zeros(0, np.uint8)
+        if len(index):
+            selected = np.frombuffer(_buffer(pc.filter(lines.array, _bools(chosen), memory_pool=pool())), np.uint8)
         return Chosen(lines, blank, special, index, selected.copy())
 
     def place(self, result: Whole | Chosen, first_line: int) -> tuple[list, int, int]:
@@ -163,7 +167,8 @@ class BlockReader:
             self.kept_share = whole.share
         elif wanted is not None:
             self.kept_share = float(wanted.mean()) if len(wanted) else 0.0
-            tokens, parts, index = pc.filter(tokens, pa.array(wanted), memory_pool=pool()), select_rows(parts, wanted), index[wanted]
+            tokens = pc.filter(tokens, pa.array(wanted), memory_pool=pool())
+            parts, index = select_rows(parts, wanted), index[wanted]
         records = len(rows.tokens)
         extra = ([], [], [])
         if len(rows.odd):
@@ -305,7 +310,7 @@ def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: 
     reader = BlockReader(dim=dim, trailing=trailing, path=path, origin=origin, keep=keep,
                          kept_share=0.0 if keep is None else _share_kept(head, keep, dim=dim))
     placed = Placed(collector)
-    with QuietUnraisable(), ThreadPoolExecutor(1, thread_name_prefix="reindex-chosen") as executor:
+    with QuietUnraisable(), ThreadPoolExecutor(WORKERS, thread_name_prefix="reindex-chosen") as executor:
         reader.executor = executor
         try:
             for _, result in read_ahead(itertools.chain([block], blocks), reader.work):
@@ -338,7 +343,8 @@ class Placed:
         self.queue.extend(out)
         queue = self.queue
         parsing = sum(isinstance(item, Future) for item in queue)
-        while queue and (wait or parsing > self.MAX_PARSING or not isinstance(queue[0], Future) or queue[0].done()):
+        while queue and (wait or parsing > self.MAX_PARSING or not isinstance(queue[0], Future)
+                         or queue[0].done()):
             parsing -= isinstance(queue[0], Future)
             item = queue.popleft()
             if isinstance(item, Future):

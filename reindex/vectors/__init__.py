@@ -107,9 +107,11 @@ def _first_lines(blocks, limit: int | None):
     if limit is None:
         yield from blocks
         return
+    from ._lines import line_ends  # pyarrow: not at `import reindex.vectors`
+
     left = limit
     for block in blocks:
-        ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+        ends = line_ends(np.frombuffer(block, np.uint8))
         if len(ends) >= left:
             yield block[:int(ends[left - 1]) + 1]
             return

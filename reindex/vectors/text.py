@@ -34,7 +34,7 @@ from ._collect import Collector
 from ._csv import CsvParser, CsvRows, QuietUnraisable, complement, first_bad, pool, row_at, select_rows
 from ._dim import SAMPLE_LINES, find_dim
 from ._line import not_finite, parse_line
-from ._lines import (Lines, WordSet, blank_lines, first_word_lengths, lone_cr_lines, lone_crs, not_utf8,
+from ._lines import (Lines, WordSet, blank_lines, first_word_lengths, line_ends, lone_cr_lines, lone_crs, not_utf8,
                      split_lines)
 from ._open import WORKERS, read_ahead
 
@@ -303,7 +303,7 @@ def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: 
     block = next(blocks, None)
     if block is None:
         return Collector(header[1] if header else 1, capacity=16), 0
-    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+    ends = line_ends(np.frombuffer(block, np.uint8))
     head = bytes(block[:ends[SAMPLE_LINES - 1] + 1 if len(ends) >= SAMPLE_LINES else len(block)])
     dim, origin, trailing = find_dim(head, header, path=path, first_line=first_line)
     collector = Collector(dim, capacity=_capacity(block, header, size_hint, keep))
@@ -372,7 +372,7 @@ def _capacity(block: memoryview, header: tuple[int, int] | None, size_hint: int 
     """
     guess = header[0] if header else 1 << 16
     if size_hint:
-        lines = int(np.count_nonzero(np.frombuffer(block, np.uint8) == 10)) or 1
+        lines = len(line_ends(np.frombuffer(block, np.uint8))) or 1
         guess = int(size_hint * lines / len(block) * 1.05) + 1024
         if header:
             guess = min(max(header[0], 16), guess)

@@ -257,3 +257,34 @@ def test_first_bad_line_is_named_when_chosen_lines_are_parsed_later(tmp_path, sm
         read_vectors(path, keep=keep)
     assert str(e.value).startswith(f"{path}:301: ")
     assert seen["chosen"] > 0 and seen["unfiltered"] + seen["filtered"] > 0
+
+
+def test_of_two_bad_lines_in_batches_parsed_later_the_first_is_named(tmp_path, small_blocks, monkeypatch):
+    """Both bad lines are in chosen batches parsed off the main thread; the later batch's error must
+    not replace the earlier one's."""
+    monkeypatch.setattr(text, "BATCH_BYTES", 256)  # a batch every few chosen lines: many in flight
+    tokens, m = corpus(6000, spaces=False)
+    m[500, 0] = np.nan
+    m[5500, 0] = np.nan
+    keep = {t for t in tokens if t.endswith("3")} | {tokens[500], tokens[5500]}
+    path = write(tmp_path, "v.txt", text_bytes(tokens, m, header=False))
+    for _ in range(5):  # the batches finish in either order from run to run
+        with pytest.raises(ReindexError) as e:
+            read_vectors(path, keep=keep)
+        assert str(e.value).startswith(f"{path}:501: ")
+
+
+def test_a_later_batchs_error_never_replaces_an_earlier_one():
+    """`Placed` raises the first failed batch's error and drops what follows it, so the reader's
+    clean-up (which waits for the batches still queued) cannot raise a later line's error instead."""
+    from concurrent.futures import Future
+
+    from reindex.vectors._collect import Collector
+
+    first, second = Future(), Future()
+    first.set_exception(ReindexError("line 501"))
+    second.set_exception(ReindexError("line 520"))
+    placed = text.Placed(Collector(2))
+    with pytest.raises(ReindexError, match="line 501"):
+        placed.add([first, second], 0, wait=False)
+    placed.add([], 0, wait=True)  # the clean-up: nothing later is left to raise

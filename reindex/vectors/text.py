@@ -348,7 +348,11 @@ class Placed:
             parsing -= isinstance(queue[0], Future)
             item = queue.popleft()
             if isinstance(item, Future):
-                triples, more = item.result()
+                try:
+                    triples, more = item.result()
+                except BaseException:
+                    queue.clear()  # what follows is later in the file: its errors must not replace this one
+                    raise
                 self.num_read += more
             else:
                 triples = [item]

@@ -24,7 +24,6 @@ class Collector:
         self.matrix = np.empty((max(capacity, 16), dim), dtype=np.float32)
         self.num_rows = 0
         self.exact = False  # set by a reader that added only rows whose token is in `keep`
-        self.kept: np.ndarray | None = None  # or set to which rows' tokens are in `keep`, tested already
         self.tokens: list[pa.Array] = []
         self.where: list[np.ndarray] = []
 
@@ -76,8 +75,7 @@ class Collector:
         words = tokens.to_pylist()  # the result's list; also the cheapest exact `keep` test (a set lookup each)
         rows = np.arange(len(words))
         if keep is not None and not self.exact:
-            wanted = self.kept if self.kept is not None else np.fromiter(map(keep.__contains__, words), bool,
-                                                                          len(words))
+            wanted = np.fromiter(map(keep.__contains__, words), bool, len(words))
             if not wanted.all():
                 rows = np.flatnonzero(wanted)
                 tokens = tokens.take(pa.array(rows))

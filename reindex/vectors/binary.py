@@ -12,7 +12,6 @@ import functools
 import mmap
 import os
 import re
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from collections.abc import Collection, Set
 from typing import BinaryIO
 
@@ -160,24 +159,6 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
         capacity = min(capacity, len(keep) + count // 32 + 1024)
     collector = Collector(dim, capacity=capacity)
     collector.exact = wanted is not None  # rows are filtered exactly here, not again at the end
-    # reading every record: the exact test of each chunk's tokens runs in a thread, beside the copy
-    # of the chunk's rows, and the collector uses its answers instead of testing again at the end
-    tests = ThreadPoolExecutor(1, thread_name_prefix="reindex-keep") if dense else None
-    try:
-        return _read_records(stream, first, collector, tests, path=path, compression=compression,
-                             count=count, record=record, header_bytes=header_bytes, keep=keep, dense=dense,
-                             wanted=wanted, limit=limit)
-    finally:
-        if tests is not None:
-            tests.shutdown(wait=True, cancel_futures=True)
-
-
-def _read_records(stream: BinaryIO, first: bytes, collector: Collector, tests: Executor | None, *,
-                  path: str | os.PathLike, compression: str | None, count: int, record: int,
-                  header_bytes: int, keep: Set[str] | None, dense: bool, wanted: WordSet | None,
-                  limit: int | None) -> tuple[Collector, int]:
-    """The loop of `read_binary`: records chunk by chunk into `collector`."""
-    answers: list[Future] = []
     num_read, base, buf, eof, lines = 0, header_bytes, memoryview(first), False, None
     ring: list = []  # two buffers taking turns: pages are faulted in once, not once per chunk
     mapped = _map(stream) if compression is None else None
@@ -203,8 +184,6 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, tests: E
                 collector.exact = False  # a token decoded with --unicode-errors may become a kept one
             starts, ends = starts[mask], ends[mask]
         tokens = token_array(data, starts, ends)
-        if tests is not None:
-            answers.append(tests.submit(_in_keep_if_utf8, tokens, keep))
         out = collector.reserve(len(starts))
         gather(data, ends + 1, out)
         _check_finite(out, starts, tokens, keep=keep if dense else None, path=path, base=base)
@@ -234,9 +213,6 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, tests: E
     if num_read < count:
         raise ReindexError(f"the header says {count} vectors but the file ends after {num_read} records",
                            path=path, position=f"byte {base}", hint="the file was cut short; download it again")
-    found = [answer.result() for answer in answers]
-    if answers and all(mask is not None for mask in found):
-        collector.kept = np.concatenate(found)
     return collector, num_read
 
 
@@ -320,14 +296,6 @@ def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compressi
 def _in_keep(tokens: pa.Array, keep: Set[str]) -> np.ndarray:
     """Bool per (valid UTF-8) token: it is in `keep`."""
     return np.fromiter(map(keep.__contains__, tokens.cast(pa.large_string()).to_pylist()), bool, len(tokens))
-
-
-def _in_keep_if_utf8(tokens: pa.Array, keep: Set[str]) -> np.ndarray | None:
-    """`_in_keep`, or None when a token is not UTF-8 (the collector decodes it as asked, then tests)."""
-    try:
-        return _in_keep(tokens, keep)
-    except pa.ArrowInvalid:
-        return None
 
 
 def _check_finite(rows: np.ndarray, starts: np.ndarray, tokens: pa.Array, *, keep: Set[str] | None,

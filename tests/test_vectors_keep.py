@@ -164,7 +164,7 @@ def test_binary_is_memory_mapped_and_streams_when_it_cannot_be(tmp_path, small_b
     monkeypatch.setattr(binary, "_window", lambda *a: windows.append(a[1:]) or real_window(*a))
     mapped = read_vectors(path)
     assert len(windows) > 10  # the file was read through many windows of the map
-    monkeypatch.setattr(binary, "_map", lambda stream: None)
+    monkeypatch.setattr(binary, "map_file", lambda stream: None)
     streamed = read_vectors(path)
     assert mapped.tokens == streamed.tokens == expected(tokens, m, None)[0]
     assert np.array_equal(mapped.matrix, streamed.matrix)
@@ -288,3 +288,19 @@ def test_a_later_batchs_error_never_replaces_an_earlier_one():
     with pytest.raises(ReindexError, match="line 501"):
         placed.add([first, second], 0, wait=False)
     placed.add([], 0, wait=True)  # the clean-up: nothing later is left to raise
+
+
+@pytest.mark.parametrize("mapped", [True, False])
+def test_binary_after_a_bom_reads_from_the_right_byte(tmp_path, monkeypatch, mapped):
+    """A UTF-8 BOM before the header: the memory-mapped reader starts after it, as the streamed one
+    does, and byte positions in errors count it."""
+    if not mapped:
+        monkeypatch.setattr(binary, "map_file", lambda stream: None)
+    tokens, m = ["a", "b", "c"], np.arange(9, dtype=np.float32).reshape(3, 3)
+    raw = b"\xef\xbb\xbf" + binary_bytes(tokens, m)
+    got = read_vectors(write(tmp_path, "bom.bin", raw))
+    assert got.tokens == tokens and np.array_equal(got.matrix, m)
+    m[2, 1] = np.nan
+    raw = b"\xef\xbb\xbf" + binary_bytes(tokens, m)
+    with pytest.raises(ReindexError, match=f"at byte {raw.index(b'c ')}:"):
+        read_vectors(write(tmp_path, "nan.bin", raw))

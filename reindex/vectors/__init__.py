@@ -135,7 +135,8 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None)
             from .fasttext import read_fasttext  # memory-maps the file itself (refusing a compressed one)
 
             return read_fasttext(path, keep=keep, duplicates=duplicates, unicode_errors=unicode_errors, limit=limit)
-        first = first.removeprefix(BOM)
+        skipped = len(BOM) if first.startswith(BOM) else 0
+        first = first[skipped:]
         if not first.strip():
             raise ReindexError("empty file: no vectors", path=path, hint="check the --vectors path")
         newline = first.find(b"\n")
@@ -152,7 +153,7 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None)
         body = first if header is None else first[newline + 1:]
         if fmt == "word2vec-binary":
             collector, num_read = read_binary(stream, body, path=path, compression=compression,
-                                              header=header, header_bytes=newline + 1, keep=keep,
+                                              header=header, header_bytes=skipped + newline + 1, keep=keep,
                                               size_hint=_size(stream, compression),
                                               limit=limit)
         else:

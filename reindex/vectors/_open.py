@@ -261,6 +261,42 @@ def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.Pat
         yield memoryview(buf)[:end]
 
 
+def map_file(stream: BinaryIO) -> mmap.mmap | None:
+    """The plain file behind `stream` mapped read-only (read straight from the page cache, with no
+    copy into a buffer first), or None where it cannot be (a pipe, a filesystem without mmap).
+
+    If another process truncates the file while it is mapped, reading the lost pages kills this
+    process with SIGBUS (documented in docs/robustness.md)."""
+    try:
+        return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def hash_through(mapped: mmap.mmap, stream, end: int) -> None:
+    """The reader has taken the mapped file's bytes up to `end`: hash those not hashed yet (when the
+    stream hashes what it reads) and move the file there, where `_Tap.drain` and the progress bar
+    go on from."""
+    tap = getattr(stream, "digest", None)
+    if tap is not None and end > tap.size:
+        with memoryview(mapped)[tap.size:end] as view:
+            tap.update(view)
+    try:
+        stream.seek(end) if tap is None else stream.raw.seek(tap.size)
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+def release(mapped: mmap.mmap, start: int, end: int) -> None:
+    """Drop the whole pages of bytes start..end from this process (they stay in the page cache), so
+    that the resident memory follows what is kept, not the file."""
+    page = mmap.PAGESIZE
+    first = -(-start // page) * page
+    last = end // page * page
+    if last > first and hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_DONTNEED, first, last - first)
+
+
 def new_buffer(size: int) -> mmap.mmap:
     """A writable buffer of `size` bytes with find/rfind, mapped anonymously.
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ..errors import ReindexError
 from ._collect import Collector
-from ._open import new_buffer, read_into
+from ._open import hash_through, map_file, new_buffer, read_into, release
 from ._line import not_finite
 from ._lines import WordSet, not_utf8
 
@@ -161,7 +161,7 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
     collector.exact = wanted is not None  # rows are filtered exactly here, not again at the end
     num_read, base, buf, eof, lines = 0, header_bytes, memoryview(first), False, None
     ring: list = []  # two buffers taking turns: pages are faulted in once, not once per chunk
-    mapped = _map(stream) if compression is None else None
+    mapped = map_file(stream) if compression is None else None
     span = CHUNK_BYTES  # of the mapped file looked at at once; doubled while no whole record fits
     if mapped is not None:
         buf, eof = _window(mapped, base, span)
@@ -194,7 +194,8 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
             rest, done = bytes(buf[stop:]) if eof else b"", base
             base += stop
             buf.release()
-            _done_with(mapped, stream, done, base)
+            hash_through(mapped, stream, base)
+            release(mapped, done, base)
             if eof:
                 break
             span = CHUNK_BYTES if stop else 2 * span
@@ -242,37 +243,10 @@ def _check_alignment(led: np.ndarray, starts: np.ndarray, done: int, lines: bool
     return lines
 
 
-def _map(stream: BinaryIO) -> mmap.mmap | None:
-    """The file mapped read-only (the vectors are copied out of the page cache once, not read into a
-    buffer first), or None where it cannot be (a pipe, a file on a filesystem without mmap)."""
-    try:
-        return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def _window(mapped: mmap.mmap, base: int, span: int) -> tuple[memoryview, bool]:
     """The next `span` bytes of the mapped file from byte `base`, and whether they reach the end."""
     end = min(base + span, len(mapped))
     return memoryview(mapped)[base:end], end == len(mapped)
-
-
-def _done_with(mapped: mmap.mmap, stream, start: int, end: int) -> None:
-    """The reader is past byte `end`: hash bytes start..end (when the stream hashes what it reads)
-    and move the file there, then drop those pages from this process (they stay in the page cache),
-    so that the resident memory follows the matrix, not the file."""
-    tap = getattr(stream, "digest", None)
-    if tap is not None and end > tap.size:
-        with memoryview(mapped)[tap.size:end] as view:
-            tap.update(view)
-    try:  # the hash goes on from the file's position (`_Tap.drain`), which also feeds the progress bar
-        stream.seek(end) if tap is None else stream.raw.seek(tap.size)
-    except (OSError, AttributeError, ValueError):
-        pass
-    page = mmap.PAGESIZE
-    first = start // page * page
-    if end - first >= page and hasattr(mapped, "madvise"):
-        mapped.madvise(mmap.MADV_DONTNEED, first, end // page * page - first)
 
 
 def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compression: str | None,

@@ -150,8 +150,10 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
     if limit is not None:  # --limit: the first `limit` records, as if the header said so
         count = min(count, limit)
     record = 4 * dim
-    # When most records are kept, a key lookup per token costs more than it saves: read every record
-    # and let the collector keep exactly `keep` at the end (the matrix holds at most 1/DENSE too many rows).
+    # When most records are likely kept, a key lookup per token costs more than it saves: read every
+    # record and let the collector keep exactly `keep` at the end. The matrix then holds every record
+    # until the end, which is a lot more than the kept ones only if a vocabulary as large as the file
+    # shares few of its words.
     dense = keep is not None and len(keep) >= DENSE * count
     wanted = None if keep is None or dense else WordSet(keep)
     capacity = min(count, size_hint // record + 16) if size_hint is not None else min(count, 1 << 16)

@@ -68,7 +68,9 @@ class CsvParser:
         except (pa.ArrowInvalid, UnicodeDecodeError):
             return None  # a field that is not a number, or a skipped line that is not UTF-8
         parts, bad = to_rows(table)
-        tokens = table.column(0).combine_chunks(memory_pool=pool()) if table.num_rows else pa.array([], pa.binary())
+        tokens = pa.array([], pa.binary())
+        if table.num_rows:
+            tokens = table.column(0).combine_chunks(memory_pool=pool())
         return CsvRows(tokens, parts, np.array(sorted(odd), np.int64), bad)
 
 

@@ -304,3 +304,19 @@ def test_binary_after_a_bom_reads_from_the_right_byte(tmp_path, monkeypatch, map
     raw = b"\xef\xbb\xbf" + binary_bytes(tokens, m)
     with pytest.raises(ReindexError, match=f"at byte {raw.index(b'c ')}:"):
         read_vectors(write(tmp_path, "nan.bin", raw))
+
+
+def test_binary_vocabulary_as_large_as_the_file_but_mostly_other_words(tmp_path, small_blocks, monkeypatch):
+    """keep is larger than the header's count, so every record is read at first; the sampled share
+    of the first chunk turns the reader to the key lookup, and the matrix holds about the kept rows."""
+    from reindex.vectors._collect import Collector
+
+    tokens, m = corpus(3000, spaces=False)
+    keep = set(tokens[::50]) | {f"other{i}" for i in range(3000)}
+    held = []
+    finish = Collector.finish
+    monkeypatch.setattr(Collector, "finish", lambda self, **kw: held.append(self.num_rows) or finish(self, **kw))
+    got = read_vectors(binary_file(tmp_path, tokens, m), keep=keep)
+    want_tokens, want_matrix = expected(tokens, m, keep)
+    assert got.tokens == want_tokens and np.array_equal(got.matrix, want_matrix)
+    assert held[0] < 3 * len(want_tokens) + 300  # not the 3,000 records (only the first window is unfiltered)

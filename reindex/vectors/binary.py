@@ -26,6 +26,7 @@ from ._lines import WordSet, not_utf8
 
 MAX_TOKEN_BYTES = 1 << 16
 DENSE = 0.9  # with `keep`: read every record when keep holds at least this share of the header's count
+SAMPLE_EVERY = 16  # while reading every record: the kept share of a chunk is checked on every 16th token
 CHUNK_BYTES = 1 << 24  # 16 MB read at a time: the file is never held whole
 
 
@@ -151,9 +152,9 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
         count = min(count, limit)
     record = 4 * dim
     # When most records are likely kept, a key lookup per token costs more than it saves: read every
-    # record and let the collector keep exactly `keep` at the end. The matrix then holds every record
-    # until the end, which is a lot more than the kept ones only if a vocabulary as large as the file
-    # shares few of its words.
+    # record and let the collector keep exactly `keep` at the end. A sample of each chunk checks the
+    # guess: when fewer than half its records are kept (a vocabulary as large as the file that shares
+    # few of its words), the reader turns to the key lookup, so the matrix never holds the file.
     dense = keep is not None and len(keep) >= DENSE * count
     wanted = None if keep is None or dense else WordSet(keep)
     capacity = min(count, size_hint // record + 16) if size_hint is not None else min(count, 1 << 16)
@@ -176,6 +177,8 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
             starts, ends, led, eof = starts[:keep_n], ends[:keep_n], led[:keep_n], True
         lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
         num_read += len(starts)
+        if dense and _share_kept(token_array(data, starts[::SAMPLE_EVERY], ends[::SAMPLE_EVERY]), keep) < 0.5:
+            dense, wanted = False, WordSet(keep)  # from this chunk on; the rows before are filtered at the end
         if wanted is not None:  # a key lookup per token, then an exact test of the few that pass it
             mask = wanted.contains(data, starts, ends - starts)
             bad = not_utf8(token_array(data, starts, ends))  # refused (strict) or decoded by the collector
@@ -267,6 +270,15 @@ def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compressi
                         offset=offset + filled)
         filled += got
     return memoryview(buf)[:filled], got == 0
+
+
+def _share_kept(sample: pa.Array, keep: Set[str]) -> float:
+    """The share of the sampled tokens that are in `keep` (1.0 for an empty sample, or one that is not
+    UTF-8: the collector decodes or refuses those)."""
+    try:
+        return float(_in_keep(sample, keep).mean()) if len(sample) else 1.0
+    except pa.ArrowInvalid:
+        return 1.0
 
 
 def _in_keep(tokens: pa.Array, keep: Set[str]) -> np.ndarray:

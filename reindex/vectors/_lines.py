@@ -6,12 +6,14 @@ bytes and its length) so that a vocabulary of any size is looked up with one `se
 """
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Set
 from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ._csv import pool
 
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
 
@@ -96,7 +98,7 @@ def lone_cr_lines(lines: Lines) -> np.ndarray:
 
 def first_word_lengths(lines: Lines) -> np.ndarray:
     """Bytes before each line's first space (or before its line ending when it has no space)."""
-    found = pc.find_substring(lines.array, b" ", memory_pool=pa.system_memory_pool())
+    found = pc.find_substring(lines.array, b" ", memory_pool=pool())
     found = found.to_numpy(zero_copy_only=False).astype(np.int64)
     lengths = np.diff(lines.offsets)
     alone = found < 0
@@ -185,6 +187,28 @@ class WordSet:
         at = np.minimum(np.searchsorted(self.keys, keys[maybe]), len(self.keys) - 1)
         found[maybe] = self.keys[at] == keys[maybe]
         return found
+
+
+def in_keep(tokens: pa.Array, keep: Set[str]) -> np.ndarray:
+    """Bool per token (binary, valid UTF-8): it is in `keep` (a set lookup each: exact).
+
+    >>> in_keep(pa.array([b"cat", b"dog"]), {"cat"}).tolist()
+    [True, False]
+    """
+    return np.fromiter(map(keep.__contains__, tokens.cast(pa.large_string()).to_pylist()), bool, len(tokens))
+
+
+def share_in_keep(tokens: pa.Array, keep: Set[str], *, every: int, default: float) -> float:
+    """The share of every `every`-th token that is in `keep` (`default` for no tokens); a token that
+    is not UTF-8 is looked up as decoded with replacement characters."""
+    sample = tokens.take(pa.array(np.arange(0, len(tokens), every)))
+    if len(sample) == 0:
+        return default
+    try:
+        return float(in_keep(sample, keep).mean())
+    except pa.ArrowInvalid:
+        words = [t.decode("utf-8", "replace") for t in sample.to_pylist()]
+        return sum(map(keep.__contains__, words)) / len(words)
 
 
 def not_utf8(lines: pa.Array) -> np.ndarray | None:

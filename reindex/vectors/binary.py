@@ -22,7 +22,7 @@ from ..errors import ReindexError
 from ._collect import Collector
 from ._open import hash_through, map_file, new_buffer, read_into, release
 from ._line import not_finite
-from ._lines import WordSet, not_utf8
+from ._lines import WordSet, in_keep, not_utf8, share_in_keep
 
 MAX_TOKEN_BYTES = 1 << 16
 DENSE = 0.9  # with `keep`: read every record when keep holds at least this share of the header's count
@@ -177,13 +177,14 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
             starts, ends, led, eof = starts[:keep_n], ends[:keep_n], led[:keep_n], True
         lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
         num_read += len(starts)
-        if dense and _share_kept(token_array(data, starts[::SAMPLE_EVERY], ends[::SAMPLE_EVERY]), keep) < 0.5:
+        sample = slice(None, None, SAMPLE_EVERY)
+        if dense and share_in_keep(token_array(data, starts[sample], ends[sample]), keep, every=1, default=1.0) < 0.5:
             dense, wanted = False, WordSet(keep)  # from this chunk on; the rows before are filtered at the end
         if wanted is not None:  # a key lookup per token, then an exact test of the few that pass it
             mask = wanted.contains(data, starts, ends - starts)
             bad = not_utf8(token_array(data, starts, ends))  # refused (strict) or decoded by the collector
             if bad is None:
-                mask[mask] = _in_keep(token_array(data, starts[mask], ends[mask]), keep)
+                mask[mask] = in_keep(token_array(data, starts[mask], ends[mask]), keep)
             else:
                 mask |= bad
                 collector.exact = False  # a token decoded with --unicode-errors may become a kept one
@@ -270,20 +271,6 @@ def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compressi
                         offset=offset + filled)
         filled += got
     return memoryview(buf)[:filled], got == 0
-
-
-def _share_kept(sample: pa.Array, keep: Set[str]) -> float:
-    """The share of the sampled tokens that are in `keep` (1.0 for an empty sample, or one that is not
-    UTF-8: the collector decodes or refuses those)."""
-    try:
-        return float(_in_keep(sample, keep).mean()) if len(sample) else 1.0
-    except pa.ArrowInvalid:
-        return 1.0
-
-
-def _in_keep(tokens: pa.Array, keep: Set[str]) -> np.ndarray:
-    """Bool per (valid UTF-8) token: it is in `keep`."""
-    return np.fromiter(map(keep.__contains__, tokens.cast(pa.large_string()).to_pylist()), bool, len(tokens))
 
 
 def _check_finite(rows: np.ndarray, starts: np.ndarray, tokens: pa.Array, *, keep: Set[str] | None,

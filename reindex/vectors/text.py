@@ -35,7 +35,7 @@ from ._csv import CsvParser, CsvRows, QuietUnraisable, complement, first_bad, po
 from ._dim import SAMPLE_LINES, find_dim
 from ._line import not_finite, parse_line
 from ._lines import (Lines, WordSet, blank_lines, first_word_lengths, line_ends, lone_cr_lines, lone_crs, not_utf8,
-                     split_lines)
+                     share_in_keep, split_lines)
 from ._open import WORKERS, read_ahead
 
 DENSE = 0.5      # with `keep`: parse whole blocks while the last block kept at least this share of lines
@@ -99,7 +99,7 @@ class BlockReader:
                 if self.keep is None:
                     return Whole(data, rows, None)
                 if share >= ALL:
-                    return Whole(data, rows, None, share=self._sampled_share(rows.tokens, share))
+                    return Whole(data, rows, None, share=share_in_keep(rows.tokens, self.keep, every=SAMPLE_EVERY, default=share))
                 return Whole(data, rows, self._wanted(rows.tokens))
         return self._choose(data)
 
@@ -110,15 +110,6 @@ class BlockReader:
             if self._words is None:
                 self._words = WordSet(self.keep)
             return self._words
-
-    def _sampled_share(self, tokens: pa.Array, default: float) -> float:
-        """The share of every SAMPLE_EVERY-th token that is in `keep` (a set lookup each)."""
-        sample = tokens.take(pa.array(np.arange(0, len(tokens), SAMPLE_EVERY)))
-        try:
-            words = sample.cast(pa.string()).to_pylist()
-        except pa.ArrowInvalid:  # bad UTF-8 somewhere: the collector refuses or decodes it
-            words = [t.decode("utf-8", "replace") for t in sample.to_pylist()]
-        return sum(map(self.keep.__contains__, words)) / len(words) if words else default
 
     def _wanted(self, tokens: pa.Array) -> np.ndarray:
         """Bool per parsed row: its token may be kept (exact up to key collisions; bad UTF-8 kept,
@@ -291,7 +282,7 @@ def _text(lines: Lines, i: int) -> bytes:
 
 
 def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: tuple[int, int] | None,
-              keep: Collection[str] | None,
+              keep: Set[str] | None,
               size_hint: int | None = None) -> tuple[Collector, int]:
     """Parse every block; return (collector, records read).
 

@@ -122,6 +122,7 @@ def _first_lines(blocks, limit: int | None):
 def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None) -> Vectors:
     # pyarrow is imported here, not at `import reindex.vectors`, to keep the CLI's start-up light
     from .. import progress
+    from ._keep import Keep
     from .binary import read_binary
     from .text import read_text
 
@@ -151,6 +152,7 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None)
             raise ReindexError(f"line 1 is not a word2vec `count dim` header: {first[:40]!r}", path=path,
                                line=1, hint="for a file without a header pass --vectors-format glove")
         body = first if header is None else first[newline + 1:]
+        keep = None if keep is None else Keep(keep)
         if fmt == "word2vec-binary":
             collector, num_read = read_binary(stream, body, path=path, compression=compression,
                                               header=header, header_bytes=skipped + newline + 1, keep=keep,

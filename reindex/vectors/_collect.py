@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Set
-
 import numpy as np
 import pyarrow as pa
 
 from ..errors import ReindexError
+from ._keep import Indexer, Keep
 
 
 class Collector:
@@ -23,7 +22,7 @@ class Collector:
         self.dim = dim
         self.matrix = np.empty((max(capacity, 16), dim), dtype=np.float32)
         self.num_rows = 0
-        self.exact = False  # set by a reader that added only rows whose token is in `keep`
+        self.indexer: Indexer | None = None  # looks up in `keep` the tokens `add` is given, meanwhile
         self.tokens: list[pa.Array] = []
         self.where: list[np.ndarray] = []
 
@@ -46,6 +45,8 @@ class Collector:
         self.num_rows += n
         self.tokens.append(tokens)
         self.where.append(np.asarray(where, dtype=np.int64))
+        if self.indexer is not None:
+            self.indexer.add(tokens)
 
     def extend(self, tokens: pa.Array, parts: list, where: np.ndarray) -> None:
         """`add` for rows given as pieces, each copied once straight into the matrix: an array goes
@@ -65,26 +66,41 @@ class Collector:
         self.num_rows += n
         self.tokens.append(tokens)
         self.where.append(np.asarray(where, dtype=np.int64))
+        if self.indexer is not None:
+            self.indexer.add(tokens)
 
-    def finish(self, *, path: str | os.PathLike, keep: Set[str] | None, duplicates: str,
+    def finish(self, *, path: str | os.PathLike, keep: Keep | None, duplicates: str,
                unicode_errors: str, where_name: str) -> tuple[list[str], np.ndarray, int]:
-        """Return (tokens, matrix, num_duplicates) after decoding, `keep` and duplicate handling."""
+        """Return (tokens, matrix, num_duplicates) after decoding, `keep` and duplicate handling.
+
+        With `keep`, the rows the readers added may include tokens it lacks (their tests are
+        supersets); one `pc.index_in` in C keeps exactly its words, and numbers them for
+        `_resolve_duplicates`.
+        """
         where = np.concatenate(self.where) if self.where else np.zeros(0, np.int64)
         raw = pa.concat_arrays(self.tokens) if self.tokens else pa.array([], pa.binary())
         tokens = decode_tokens(raw, where, path=path, errors=unicode_errors, where_name=where_name)
-        words = tokens.to_pylist()  # the result's list; also the cheapest exact `keep` test (a set lookup each)
-        rows = np.arange(len(words))
-        if keep is not None and not self.exact:
-            wanted = np.fromiter(map(keep.__contains__, words), bool, len(words))
-            if not wanted.all():
-                rows = np.flatnonzero(wanted)
-                tokens = tokens.take(pa.array(rows))
-                words = [words[i] for i in rows.tolist()]
-        winners, num_duplicates = _resolve_duplicates(tokens, rows, where, path=path, mode=duplicates,
-                                                      where_name=where_name)
+        rows = np.arange(len(tokens))
+        words = codes = None
+        if keep is not None:
+            if self.indexer is not None:  # the tokens are converted while the worker looks them up
+                words = tokens.to_pylist()
+                codes = self.indexer.codes()
+            if codes is None:
+                codes = keep.index(tokens).fill_null(-1).to_numpy(zero_copy_only=False)
+            if codes.min(initial=0) < 0:
+                rows = np.flatnonzero(codes >= 0)
+                tokens, codes = tokens.take(pa.array(rows)), codes[rows]
+                words = None if words is None else [words[i] for i in rows.tolist()]
+        winners, num_duplicates = _resolve_duplicates(tokens, rows, where, codes=codes, path=path,
+                                                      mode=duplicates, where_name=where_name)
         if num_duplicates:
-            words = [words[i] for i in winners.tolist()]
             rows = rows[winners]
+            if words is None:
+                tokens = tokens.take(pa.array(winners))
+            else:
+                words = [words[i] for i in winners.tolist()]
+        words = tokens.to_pylist() if words is None else words
         self._compact(rows)
         return words, self.matrix, num_duplicates
 
@@ -119,12 +135,20 @@ def decode_tokens(raw: pa.Array, where: np.ndarray, *, path: str | os.PathLike, 
     return pa.array(out, pa.string())
 
 
-def _resolve_duplicates(tokens: pa.Array, rows: np.ndarray, where: np.ndarray, *,
+def _resolve_duplicates(tokens: pa.Array, rows: np.ndarray, where: np.ndarray, *, codes: np.ndarray | None,
                         path: str | os.PathLike, mode: str, where_name: str) -> tuple[np.ndarray, int]:
-    """Rows that survive duplicate handling (ascending), and how many records were duplicates."""
-    codes = tokens.dictionary_encode().indices.to_numpy(zero_copy_only=False)
-    if len(codes) == 0:
-        return np.zeros(0, np.int64), 0
+    """Rows that survive duplicate handling (ascending), and how many records were duplicates.
+
+    `codes`: a number per token, equal for equal tokens (their place in `keep`), or None to number
+    them here. A file without duplicates (the common case) is known as such from a count alone.
+    """
+    if codes is None:
+        encoded = tokens.dictionary_encode()
+        if len(encoded.dictionary) == len(tokens):
+            return np.arange(len(tokens)), 0
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+    elif len(codes) == 0 or np.bincount(codes).max() == 1:
+        return np.arange(len(codes)), 0
     if mode == "last":
         _, last = np.unique(codes[::-1], return_index=True)
         winners = np.sort(len(codes) - 1 - last)

@@ -146,10 +146,12 @@ class WordSet:
     among the sorted keys.
     """
 
-    def __init__(self, tokens: Collection[str]) -> None:
+    def __init__(self, tokens: Collection[str] | pa.Array) -> None:
         try:  # one C-level conversion; a lone surrogate (not UTF-8) takes the per-token way
-            array = pa.array(list(tokens), pa.large_string())
-            offsets = np.frombuffer(array.buffers()[1], np.int64)[:len(array) + 1]
+            array = tokens if isinstance(tokens, pa.Array) else pa.array(list(tokens), pa.large_string())
+            if not pa.types.is_large_string(array.type):
+                array = array.cast(pa.large_string())
+            offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset:array.offset + len(array) + 1]
             data = np.frombuffer(array.buffers()[2] or b"", np.uint8)
             starts = offsets[:-1]
             found = pc.find_substring(array, " ").to_numpy(zero_copy_only=False).astype(np.int64)
@@ -176,13 +178,18 @@ class WordSet:
         data = np.frombuffer(word + b"\0", np.uint8)  # never empty, for word_keys' indexing
         return bool(self.contains(data, np.zeros(1, np.int64), np.array([len(word)], np.int64))[0])
 
-    def contains(self, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Bool per word: its key is among the kept words' keys."""
+    def contains(self, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, *,
+                 confirm: bool = True) -> np.ndarray:
+        """Bool per word: its key is among the kept words' keys; with confirm=False, only its key's
+        bit is set in the bitmap (about 1 in 64 other words pass too), for a caller whose rows are
+        tested exactly later anyway and to whom a false match costs less than the lookup."""
         if self.empty:
             return np.zeros(len(starts), bool)
         keys = word_keys(data, starts, lengths)
         slot = keys >> np.uint64(64 - self.bits)
         found = (self.table[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1 == 1
+        if not confirm:
+            return found
         maybe = np.flatnonzero(found)  # confirm the few that pass by the whole key
         at = np.minimum(np.searchsorted(self.keys, keys[maybe]), len(self.keys) - 1)
         found[maybe] = self.keys[at] == keys[maybe]
@@ -201,7 +208,7 @@ def in_keep(tokens: pa.Array, keep: Set[str]) -> np.ndarray:
 def share_in_keep(tokens: pa.Array, keep: Set[str], *, every: int, default: float) -> float:
     """The share of every `every`-th token that is in `keep` (`default` for no tokens); a token that
     is not UTF-8 is looked up as decoded with replacement characters."""
-    sample = tokens.take(pa.array(np.arange(0, len(tokens), every)))
+    sample = tokens if every == 1 else tokens.take(pa.array(np.arange(0, len(tokens), every)))
     if len(sample) == 0:
         return default
     try:

@@ -12,7 +12,8 @@ import functools
 import mmap
 import os
 import re
-from collections.abc import Collection, Set
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Set
 from typing import BinaryIO
 
 import numpy as np
@@ -22,11 +23,12 @@ from ..errors import ReindexError
 from ._collect import Collector
 from ._open import hash_through, map_file, new_buffer, read_into, release
 from ._line import not_finite
-from ._lines import WordSet, in_keep, not_utf8, share_in_keep
+from ._keep import Indexer, Keep
+from ._lines import not_utf8, share_in_keep
 
 MAX_TOKEN_BYTES = 1 << 16
 DENSE = 0.9  # with `keep`: read every record when keep holds at least this share of the header's count
-SAMPLE_EVERY = 16  # while reading every record: the kept share of a chunk is checked on every 16th token
+SAMPLE_EVERY = 64  # while reading every record: the kept share of a chunk is checked on every 64th token
 CHUNK_BYTES = 1 << 24  # 16 MB read at a time: the file is never held whole
 
 
@@ -143,7 +145,7 @@ def gather(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
 
 
 def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, compression: str | None,
-                header: tuple[int, int], header_bytes: int, keep: Collection[str] | None,
+                header: tuple[int, int], header_bytes: int, keep: Keep | None,
                 size_hint: int | None = None,
                 limit: int | None = None) -> tuple[Collector, int]:
     """Parse records from `first` (data after the header) and the rest of `stream` (the first `limit`)."""
@@ -151,17 +153,31 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
     if limit is not None:  # --limit: the first `limit` records, as if the header said so
         count = min(count, limit)
     record = 4 * dim
-    # When most records are likely kept, a key lookup per token costs more than it saves: read every
-    # record and let the collector keep exactly `keep` at the end. A sample of each chunk checks the
-    # guess: when fewer than half its records are kept (a vocabulary as large as the file that shares
-    # few of its words), the reader turns to the key lookup, so the matrix never holds the file.
+    # With `keep`, the collector keeps exactly its words at the end (one `pc.index_in`); here each
+    # token's key is tested against a bitmap, so that the vectors of most other tokens are never
+    # copied. When most records are likely kept, the key test costs more than it saves: every record
+    # is read. A sample of each chunk checks that guess: when fewer than half its records are kept
+    # (a vocabulary as large as the file that shares few of its words), the reader turns to the key
+    # test, so the matrix never holds the file.
     dense = keep is not None and len(keep) >= DENSE * count
-    wanted = None if keep is None or dense else WordSet(keep)
     capacity = min(count, size_hint // record + 16) if size_hint is not None else min(count, 1 << 16)
-    if wanted is not None:  # room for the kept rows and the key test's false matches (never resident unless used)
+    if keep is not None and not dense:  # the kept rows and the bitmap's false matches (never resident unless used)
         capacity = min(capacity, len(keep) + count // 32 + 1024)
     collector = Collector(dim, capacity=capacity)
-    collector.exact = wanted is not None  # rows are filtered exactly here, not again at the end
+    executor = ThreadPoolExecutor(1, thread_name_prefix="reindex-keep") if dense else None
+    if executor is not None:
+        collector.indexer = Indexer(keep, executor, rows=count)
+    try:
+        return _read_records(stream, first, collector, path=path, compression=compression, count=count,
+                             record=record, header_bytes=header_bytes, keep=keep, dense=dense, limit=limit)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False)  # the last lookups finish meanwhile; the collector waits for them
+
+
+def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path: str | os.PathLike,
+                  compression: str | None, count: int, record: int, header_bytes: int, keep: Keep | None,
+                  dense: bool, limit: int | None) -> tuple[Collector, int]:
     num_read, base, buf, eof, lines = 0, header_bytes, memoryview(first), False, None
     ring: list = []  # two buffers taking turns: pages are faulted in once, not once per chunk
     mapped = map_file(stream) if compression is None else None
@@ -178,21 +194,19 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
         lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
         num_read += len(starts)
         sample = slice(None, None, SAMPLE_EVERY)
-        if dense and share_in_keep(token_array(data, starts[sample], ends[sample]), keep, every=1, default=1.0) < 0.5:
-            dense, wanted = False, WordSet(keep)  # from this chunk on; the rows before are filtered at the end
-        if wanted is not None:  # a key lookup per token, then an exact test of the few that pass it
-            mask = wanted.contains(data, starts, ends - starts)
+        if dense and share_in_keep(token_array(data, starts[sample], ends[sample]), keep.set, every=1,
+                                   default=1.0) < 0.5:
+            dense = False  # from this chunk on
+        if keep is not None and not dense:
+            mask = keep.words.contains(data, starts, ends - starts, confirm=False)
             bad = not_utf8(token_array(data, starts, ends))  # refused (strict) or decoded by the collector
-            if bad is None:
-                mask[mask] = in_keep(token_array(data, starts[mask], ends[mask]), keep)
-            else:
+            if bad is not None:
                 mask |= bad
-                collector.exact = False  # a token decoded with --unicode-errors may become a kept one
             starts, ends = starts[mask], ends[mask]
         tokens = token_array(data, starts, ends)
         out = collector.reserve(len(starts))
         gather(data, ends + 1, out)
-        _check_finite(out, starts, tokens, keep=keep if dense else None, path=path, base=base)
+        _check_finite(out, starts, tokens, keep=None if keep is None else keep.set, path=path, base=base)
         collector.add(tokens, out, base + starts)
         del out  # a view of the collector's matrix, which the next chunk may move
         del data
@@ -212,6 +226,8 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
         if eof:
             break
         buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base, ring=ring)
+    if collector.indexer is not None:
+        collector.indexer.flush(last=True)
     if mapped is not None:
         with contextlib.suppress(BufferError):
             mapped.close()

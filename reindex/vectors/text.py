@@ -22,7 +22,7 @@ import itertools
 import os
 import threading
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from collections.abc import Collection, Iterator, Set
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +33,7 @@ from ..errors import ReindexError
 from ._collect import Collector
 from ._csv import CsvParser, CsvRows, QuietUnraisable, complement, first_bad, pool, row_at, select_rows
 from ._dim import SAMPLE_LINES, find_dim
+from ._keep import Keep
 from ._line import not_finite, parse_line
 from ._lines import (Lines, WordSet, blank_lines, first_word_lengths, line_ends, lone_cr_lines, lone_crs, not_utf8,
                      share_in_keep, split_lines)
@@ -81,7 +82,7 @@ class BlockReader:
     """Turn blocks of whole lines into (tokens, rows, line numbers) for the collector."""
 
     def __init__(self, *, dim: int, trailing: bool, path: str | os.PathLike, origin: str,
-                 keep: Set[str] | None, kept_share: float = 0.0, executor: Executor | None = None) -> None:
+                 keep: Keep | None, kept_share: float = 0.0, executor: Executor | None = None) -> None:
         self.dim, self.path, self.origin, self.keep, self.executor = dim, path, origin, keep, executor
         self._words: WordSet | None = None
         self._words_lock = threading.Lock()
@@ -99,7 +100,7 @@ class BlockReader:
                 if self.keep is None:
                     return Whole(data, rows, None)
                 if share >= ALL:
-                    return Whole(data, rows, None, share=share_in_keep(rows.tokens, self.keep, every=SAMPLE_EVERY, default=share))
+                    return Whole(data, rows, None, share=share_in_keep(rows.tokens, self.keep.set, every=SAMPLE_EVERY, default=share))
                 return Whole(data, rows, self._wanted(rows.tokens))
         return self._choose(data)
 
@@ -108,7 +109,7 @@ class BlockReader:
         """The key test of `keep`, built when a block first needs it (reading every row needs none)."""
         with self._words_lock:
             if self._words is None:
-                self._words = WordSet(self.keep)
+                self._words = self.keep.words
             return self._words
 
     def _wanted(self, tokens: pa.Array) -> np.ndarray:
@@ -282,7 +283,7 @@ def _text(lines: Lines, i: int) -> bytes:
 
 
 def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: tuple[int, int] | None,
-              keep: Set[str] | None,
+              keep: Keep | None,
               size_hint: int | None = None) -> tuple[Collector, int]:
     """Parse every block; return (collector, records read).
 
@@ -299,7 +300,7 @@ def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: 
     dim, origin, trailing = find_dim(head, header, path=path, first_line=first_line)
     collector = Collector(dim, capacity=_capacity(block, header, size_hint, keep))
     reader = BlockReader(dim=dim, trailing=trailing, path=path, origin=origin, keep=keep,
-                         kept_share=0.0 if keep is None else _share_kept(head, keep, dim=dim))
+                         kept_share=0.0 if keep is None else _share_kept(head, keep.set, dim=dim))
     placed = Placed(collector)
     with QuietUnraisable(), ThreadPoolExecutor(WORKERS, thread_name_prefix="reindex-chosen") as executor:
         reader.executor = executor
@@ -359,7 +360,7 @@ def _share_kept(head: bytes, keep: Set[str], *, dim: int) -> float:
 
 
 def _capacity(block: memoryview, header: tuple[int, int] | None, size_hint: int | None,
-              keep: Collection[str] | None) -> int:
+              keep: Keep | None) -> int:
     """Rows to allocate at first: the whole file's, estimated from the first block's mean line length.
 
     Pages never written are never resident, so a generous estimate costs no memory; the matrix grows

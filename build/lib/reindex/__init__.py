@@ -1,0 +1,52 @@
+"""reindex: renumber a vocabulary so pretrained ("fixed") rows come first and trainable rows last.
+
+The public API. Names load on first use, so `import reindex` (and `reindex --help`) stays light.
+
+    run = reindex.build_run(vocab="vocab.txt", vectors="glove.txt", out="run", data=["train.parquet"])
+    loaded = reindex.load_run("run"); loaded.to_sorted(ids); loaded.to_original(sorted_ids)
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> (module, attribute). Public names never equal a submodule's name: importing
+# `reindex.build` would otherwise replace a function `reindex.build` with the module.
+_EXPORTS = {
+    "ReindexError": ("errors", "ReindexError"), "UsageError": ("errors", "UsageError"),
+    "build_permutation": ("mapping", "build_permutation"),
+    "invert_permutation": ("mapping", "invert_permutation"), "remap": ("mapping", "remap"),
+    "Run": ("run", "Run"), "load_run": ("run", "load_run"),
+    "Vocab": ("vocab", "Vocab"), "read_vocab": ("vocab", "read_vocab"),
+    "Vectors": ("vectors", "Vectors"), "read_vectors": ("vectors", "read_vectors"),
+    "build_run": ("build", "build"), "BuildResult": ("build", "BuildResult"),
+    "remap_files": ("transform", "remap_files"), "invert_files": ("transform", "invert_files"),
+    "export_run": ("export", "export"), "verify_run": ("verify", "verify_run"),
+    "SplitEmbedding": ("torch", "SplitEmbedding"), "SplitLinear": ("torch", "SplitLinear"),
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from .build import BuildResult
+    from .build import build as build_run
+    from .errors import ReindexError, UsageError
+    from .export import export as export_run
+    from .mapping import build_permutation, invert_permutation, remap
+    from .run import Run, load_run
+    from .torch import SplitEmbedding, SplitLinear
+    from .transform import invert_files, remap_files
+    from .vectors import Vectors, read_vectors
+    from .verify import verify_run
+    from .vocab import Vocab, read_vocab
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'reindex' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = getattr(importlib.import_module(f".{module}", __name__), attribute)
+    globals()[name] = value
+    return value

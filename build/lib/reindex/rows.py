@@ -1,0 +1,80 @@
+"""Gather the rows of a matrix in place: `matrix[rows]`, with a few MB of scratch, not a second matrix.
+
+`build` keeps the vectors it read in one matrix, in file order; the run stores them in sorted order.
+`np.take` would hold both orders at once (twice the kept vectors); `gather_rows` moves the rows
+within the matrix's own memory, a block of destination rows at a time. Pure: arrays in, arrays out.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Bytes of rows moved per step: a few MB of scratch whatever the matrix's size.
+BLOCK_BYTES = 1 << 22
+
+
+def owns_rows(matrix: np.ndarray) -> bool:
+    """True if `gather_rows` may reuse (and resize) the memory of `matrix`: it holds its own data.
+
+    >>> owns_rows(np.zeros((3, 2))), owns_rows(np.zeros((3, 2))[1:])
+    (True, False)
+    """
+    return matrix.ndim == 2 and matrix.base is None and matrix.flags.owndata and matrix.flags.writeable \
+        and matrix.flags.c_contiguous
+
+
+def gather_rows(matrix: np.ndarray, rows: np.ndarray, *, lead: int = 0, in_place: bool = True) -> np.ndarray:
+    """`[zeros(lead); matrix[rows]]`; `in_place`, in `matrix`'s own memory when it owns it (`matrix`
+    is spent then: it is the result), else in a new array.
+
+    `rows` may repeat a row and may be longer than `matrix`; the result is C-contiguous either way.
+    >>> m = np.array([[0.0], [1.0], [2.0]])
+    >>> gather_rows(m, np.array([2, 0, 2, 1]), lead=1).ravel().tolist()
+    [0.0, 2.0, 0.0, 2.0, 1.0]
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    total, dim = lead + len(rows), matrix.shape[1]
+    if not (in_place and owns_rows(matrix)):
+        out = np.empty((total, dim), dtype=matrix.dtype)
+        out[:lead] = 0
+        np.take(matrix, rows, axis=0, out=out[lead:])
+        return out
+    unique, first = np.unique(rows, return_index=True)  # a repeated row moves once, then is copied
+    size = max(matrix.shape[0], total)
+    if size > matrix.shape[0]:
+        matrix.resize((size, dim), refcheck=False)  # realloc, or mremap for a large one: no copy
+    source = np.full(size, -1, dtype=np.int64)  # source[d]: the row that ends at d
+    source[lead + first] = unique
+    used = np.zeros(size, dtype=bool)
+    used[unique] = True
+    source[source < 0] = np.flatnonzero(~used)  # the other destinations take the unused rows
+    _permute(matrix, source, block=max(1, BLOCK_BYTES // max(matrix[:1].nbytes, 1)))
+    again = np.ones(len(rows), dtype=bool)
+    again[first] = False
+    for chunk in np.array_split(np.flatnonzero(again), max(1, int(again.sum()) // 4096)):
+        matrix[lead + chunk] = matrix[lead + first[np.searchsorted(unique, rows[chunk])]]
+    matrix[:lead] = 0
+    matrix.resize((total, dim), refcheck=False)
+    return matrix
+
+
+def _permute(matrix: np.ndarray, source: np.ndarray, *, block: int) -> None:
+    """`matrix[:] = matrix[source]` in place, for a permutation `source`, `block` rows at a time.
+
+    Before each block, the rows not yet placed fill positions start.. exactly. The block's rows are
+    copied out; the rows still needed that sit in the block move to the positions just copied from
+    beyond it; then the block is written.
+    """
+    size = len(source)
+    where = np.arange(size, dtype=np.int64)   # where[r]: the position holding row r now
+    held = np.arange(size, dtype=np.int64)    # held[p]: the row at position p (-1: free)
+    for start in range(0, size, block):
+        stop = min(start + block, size)
+        taken = where[source[start:stop]]
+        rows = matrix[taken]
+        held[taken] = -1
+        stay = start + np.flatnonzero(held[start:stop] >= 0)
+        free = taken[taken >= stop]
+        matrix[free] = matrix[stay]
+        held[free] = held[stay]
+        where[held[free]] = free
+        matrix[start:stop] = rows

@@ -1,0 +1,418 @@
+"""The run directory: embedding.safetensors + vocab.txt + manifest.json (+ data/), written atomically.
+
+Layout (the contract every command and the docs share):
+
+    RUN/embedding.safetensors  tensors `fixed` [F, D] float32, `trainable` [T, D] float32,
+                               `sorted_to_original` [V] int64; string metadata (format, counts, dim)
+    RUN/vocab.txt              line s = the token with sorted id s (UTF-8)
+    RUN/manifest.json          format version, inputs (path, size, sha256), options, counts, outputs
+    RUN/data/<file name>       each dataset, remapped to sorted ids, in its input's format
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_directory  # noqa: F401  (re-exported: the run is written with it)
+from .errors import ReindexError, UsageError
+from .mapping import check_permutation, invert_permutation
+
+RUN_FORMAT = "reindex.run"
+EMBEDDING_FORMAT = "reindex.embedding"
+FORMAT_VERSION = 1
+EMBEDDING_FILE = "embedding.safetensors"
+VOCAB_FILE = "vocab.txt"
+MANIFEST_FILE = "manifest.json"
+DATA_DIR = "data"
+CORPUS_COUNTS_FILE = "corpus_counts.npy"
+
+
+def folder_files(path: str | os.PathLike) -> list[tuple[str, Path]]:
+    """(relative POSIX path, path) of every file below a folder, sorted by relative path."""
+    root = Path(path)
+    found = []
+    for parent, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in files:
+            file = Path(parent) / name
+            if file.is_file():  # a FIFO or socket would block the hash; no reader opens one either
+                found.append((file.relative_to(root).as_posix(), file))
+    return sorted(found)
+
+
+def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22, advance: Any = None) -> str:
+    """Hex sha256 of a file, read in chunks; of a folder (a `save_to_disk` dataset), a digest of
+    its files' relative paths and sha256s, so any change to any file, name or set of files shows.
+    `advance(n)` (a progress bar) is told the size of each chunk read."""
+    if os.path.isdir(path):
+        digest = hashlib.sha256()
+        for name, file in folder_files(path):
+            hashed = sha256_file(file, chunk_bytes=chunk_bytes, advance=advance)
+            digest.update(f"{name}\0{hashed}\n".encode("utf-8", "surrogateescape"))
+        return digest.hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_bytes):
+            digest.update(block)
+            if advance is not None:
+                advance(len(block))
+    return digest.hexdigest()
+
+
+def size_of(path: str | os.PathLike) -> int:
+    """Bytes of a file, or of all the files below a folder."""
+    if os.path.isdir(path):
+        return sum(file.stat().st_size for _, file in folder_files(path))
+    return os.stat(path).st_size
+
+
+def describe_file(path: str | os.PathLike, *, name: str | None = None) -> dict[str, Any]:
+    """{"path", "size", "sha256"} of a file (or a folder: see `sha256_file`), as the manifest records
+    inputs and outputs."""
+    path = Path(path)
+    return {"path": name if name is not None else str(path), "size": size_of(path),
+            "sha256": sha256_file(path)}
+
+
+class FileHashes:
+    """`describe_file` records computed on background threads, asked for when the manifest is written.
+
+    hashlib releases the GIL on large buffers, so hashing inputs while they are parsed and outputs
+    while the embedding is written costs little wall time on a second core.
+    """
+
+    def __init__(self, workers: int = 2) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reindex-sha256")
+        self._futures: dict[str, Any] = {}
+
+    def start(self, path: str | os.PathLike) -> None:
+        key = os.fspath(path)
+        if key not in self._futures:
+            self._futures[key] = self._pool.submit(describe_file, path)
+
+    def put(self, path: str | os.PathLike, record: dict[str, Any]) -> None:
+        """A {"size", "sha256"} record computed elsewhere (a reader that hashed the file as it read it)."""
+        from concurrent.futures import Future
+
+        done: Future = Future()
+        done.set_result({"path": str(path), **record})
+        self._futures[os.fspath(path)] = done
+
+    def describe(self, path: str | os.PathLike, *, name: str | None = None) -> dict[str, Any]:
+        self.start(path)
+        record = dict(self._futures[os.fspath(path)].result())
+        return record if name is None else {**record, "path": name}
+
+    def __enter__(self) -> "FileHashes":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON with sorted keys and a final newline (byte-stable for identical inputs)."""
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_embedding(path: Path, *, fixed: np.ndarray, trainable: np.ndarray,
+                    sorted_to_original: np.ndarray, metadata: dict[str, str] | None = None) -> dict[str, str]:
+    """Write the split checkpoint, loadable with `safetensors` alone; return its metadata."""
+    from .tensorfile import save_safetensors
+
+    meta = {
+        "format": EMBEDDING_FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "num_fixed": str(fixed.shape[0]),
+        "num_trainable": str(trainable.shape[0]),
+        "vocab_size": str(sorted_to_original.shape[0]),
+        "dim": str(fixed.shape[1] if fixed.ndim == 2 else trainable.shape[1]),
+    }
+    meta.update(metadata or {})
+    save_safetensors(path, {
+        "fixed": np.ascontiguousarray(fixed, dtype=np.float32),
+        "trainable": np.ascontiguousarray(trainable, dtype=np.float32),
+        "sorted_to_original": np.ascontiguousarray(sorted_to_original, dtype=np.int64),
+    }, metadata=meta)
+    return meta
+
+
+def write_vocab(path: Path, tokens_sorted: list[str]) -> None:
+    """One token per line, in sorted-id order."""
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for token in tokens_sorted:
+            f.write(token)
+            f.write("\n")
+
+
+def write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sorted_to_original: np.ndarray,
+              tokens_sorted: list[str], counts: dict[str, Any], options: dict[str, Any],
+              inputs: dict[str, Any], datasets: list[dict[str, Any]], corpus_counts: np.ndarray | None,
+              hashes: FileHashes) -> tuple[dict[str, Any], dict[str, str]]:
+    """Write embedding, vocabulary, corpus counts and (last) the manifest into `directory`.
+
+    Returns the manifest and the embedding's metadata."""
+    for entry in datasets:  # already complete: hash them while the embedding is written
+        hashes.start(directory / entry["output"])
+    metadata = write_embedding(directory / EMBEDDING_FILE, fixed=fixed, trainable=trainable,
+                    sorted_to_original=sorted_to_original,
+                    metadata={} if counts.get("pad_id") is None else {"pad_id": str(counts["pad_id"])})
+    write_vocab(directory / VOCAB_FILE, tokens_sorted)
+    names = [EMBEDDING_FILE, VOCAB_FILE]
+    if corpus_counts is not None:
+        from .datasets.npy import save_npy
+
+        save_npy(directory / CORPUS_COUNTS_FILE, corpus_counts)
+        names.append(CORPUS_COUNTS_FILE)
+    names += [d["output"] for d in datasets]
+    manifest = {
+        "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "reindex_version": _version(),
+        "inputs": inputs, "options": options, "counts": counts, "datasets": datasets,
+        "outputs": [hashes.describe(directory / name, name=name) for name in names],
+    }
+    write_json(directory / MANIFEST_FILE, manifest)
+    return manifest, metadata
+
+
+def input_files(*, vocab: str | os.PathLike, vectors: str | os.PathLike, data: list[Path],
+                weights: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The input files the manifest describes: a run directory as --vectors is its manifest."""
+    vectors = Path(vectors)
+    return {"vocab": Path(vocab), "vectors": vectors / MANIFEST_FILE if vectors.is_dir() else vectors,
+            "data": list(data), "weights": None if weights is None else Path(weights)}
+
+
+def describe_inputs(files: dict[str, Any], *, given: dict[str, Any], hashes: FileHashes) -> dict[str, Any]:
+    """The manifest's record of the `input_files`: each path as the user gave it, size and sha256."""
+    inputs = {"vocab": given.get("vocab_record") or hashes.describe(files["vocab"], name=str(given["vocab"])),
+              "vectors": hashes.describe(files["vectors"], name=str(given["vectors"])),
+              "data": [hashes.describe(p) for p in files["data"]]}
+    if files["weights"] is not None:
+        inputs["weights"] = hashes.describe(files["weights"], name=str(given["weights"]))
+    return inputs
+
+
+def describe_report(report: Any, directory: Path) -> dict[str, Any]:
+    """One remapped dataset as the manifest records it (paths relative to the run)."""
+    return {"source": str(report.source), "output": report.output.relative_to(directory).as_posix(),
+            "format": report.format, "num_ids": int(report.num_ids), "num_rows": int(report.num_rows)}
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def read_embedding(path: str | os.PathLike, *, keys: tuple[str, ...] | None = None
+                   ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read `embedding.safetensors` (or a run directory holding it): (tensors, metadata).
+
+    With `keys`, only those tensors are read; the others' shapes are still checked by `load_run`.
+    """
+    tensors, metadata, _ = _read_safetensors(path, keys)
+    return tensors, metadata
+
+
+def _read_safetensors(path: str | os.PathLike, keys: tuple[str, ...] | None
+                      ) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, list[int]]]:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / EMBEDDING_FILE
+    if not path.exists():
+        raise ReindexError("no such file", path=path, hint="is this a run directory written by `reindex build`?")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = dict(f.metadata() or {})
+            names = list(f.keys())
+            shapes = {key: list(f.get_slice(key).get_shape()) for key in names}
+            missing = [k for k in ("fixed", "trainable", "sorted_to_original") if k not in names]
+            if missing:
+                raise ReindexError(f"missing tensor {missing[0]!r} (has {sorted(names)})", path=path,
+                                   hint="this file was not written by `reindex build`")
+            tensors = {key: f.get_tensor(key) for key in (names if keys is None else keys)}
+    except ReindexError:
+        raise
+    except Exception as e:  # safetensors raises its own types for corrupt headers
+        raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
+    return tensors, metadata, shapes
+
+
+def read_sorted_vocab(path: Path) -> list[str]:
+    """The tokens of `vocab.txt`, in sorted-id order."""
+    text = path.read_text(encoding="utf-8")
+    if text.endswith("\n"):
+        text = text[:-1]
+    return text.split("\n") if text else []
+
+
+class Run:
+    """A loaded run directory: the mapping, and (read on first use) the tokens and the vectors.
+
+    run = load_run("runs/demo")
+    run.to_original(run.to_sorted(ids))
+    """
+
+    def __init__(self, *, path: Path, sorted_to_original: np.ndarray, num_fixed: int, num_trainable: int,
+                 dim: int, manifest: dict[str, Any], metadata: dict[str, str], tokens: list[str] | None = None,
+                 fixed: np.ndarray | None = None, trainable: np.ndarray | None = None) -> None:
+        self.path = path
+        self.sorted_to_original = sorted_to_original
+        self.num_fixed, self.num_trainable, self.dim = num_fixed, num_trainable, dim
+        self.manifest, self.metadata = manifest, metadata
+        self._original_to_sorted: np.ndarray | None = None
+        self._tokens: list[str] | None = tokens
+        self._vectors: dict[str, np.ndarray] = {k: v for k, v in (("fixed", fixed), ("trainable", trainable))
+                                                if v is not None}
+        self._lookups: dict = {}   # converted tables, see _apply
+        self._token_index: dict[str, int] | None = None
+
+    def __repr__(self) -> str:
+        return (f"Run({str(self.path)!r}, vocab_size={self.vocab_size}, num_fixed={self.num_fixed}, "
+                f"num_trainable={self.num_trainable}, dim={self.dim})")
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.sorted_to_original.shape[0])
+
+    @property
+    def tokens(self) -> list[str]:
+        """Sorted order: tokens[s] has sorted id s."""
+        if self._tokens is None:
+            tokens = read_sorted_vocab(self.path / VOCAB_FILE)
+            if len(tokens) != self.vocab_size:
+                raise ReindexError(f"{len(tokens)} tokens for {self.vocab_size} ids", path=self.path / VOCAB_FILE,
+                                   hint="the run directory was modified; rebuild it")
+            self._tokens = tokens
+        return self._tokens
+
+    @property
+    def fixed(self) -> np.ndarray:
+        return self._vector("fixed")
+
+    @fixed.setter
+    def fixed(self, value: np.ndarray) -> None:
+        self._vectors["fixed"] = value
+
+    @property
+    def trainable(self) -> np.ndarray:
+        return self._vector("trainable")
+
+    @trainable.setter
+    def trainable(self, value: np.ndarray) -> None:
+        self._vectors["trainable"] = value
+
+    def _vector(self, key: str) -> np.ndarray:
+        if key not in self._vectors:
+            tensors, _ = read_embedding(self.path / EMBEDDING_FILE, keys=(key,))
+            self._vectors[key] = tensors[key]
+        return self._vectors[key]
+
+    @property
+    def original_to_sorted(self) -> np.ndarray:
+        if self._original_to_sorted is None:
+            self._original_to_sorted = invert_permutation(self.sorted_to_original)
+        return self._original_to_sorted
+
+    @property
+    def original_tokens(self) -> list[str]:
+        """Tokens in original-id order."""
+        tokens = self.tokens
+        return [tokens[s] for s in self.original_to_sorted.tolist()]
+
+    def token_id(self, token: str, *, order: str = "sorted") -> int:
+        """The id of `token` in "sorted" or "original" order; KeyError names a token not in the run.
+
+        run.token_id("the"), run.token_id("the", order="original")
+        """
+        if self._token_index is None:
+            self._token_index = {t: s for s, t in enumerate(self.tokens)}
+        try:
+            sorted_id = self._token_index[token]
+        except KeyError:
+            raise KeyError(f"{token!r} is not in the vocabulary of {self.path}") from None
+        if order == "sorted":
+            return sorted_id
+        if order != "original":
+            raise UsageError(f"order must be 'sorted' or 'original', got {order!r}")
+        return int(self.sorted_to_original[sorted_id])
+
+    def token_ids(self, tokens: Any, *, order: str = "sorted") -> np.ndarray:
+        """int64 ids of several tokens: `run.token_ids("the cat sat".split())`."""
+        return np.array([self.token_id(t, order=order) for t in tokens], dtype=np.int64)
+
+    def to_sorted(self, ids: Any, *, dtype: Any = None, out: Any = None) -> Any:
+        """Original ids -> sorted ids, for a numpy array or a torch tensor (same kind out).
+
+        The output dtype is `dtype`, else `out`'s, else the input's; `out` is a preallocated result.
+        """
+        return _apply(self, "original_to_sorted", ids, dtype, out)
+
+    def to_original(self, ids: Any, *, dtype: Any = None, out: Any = None) -> Any:
+        """Sorted ids -> original ids, for a numpy array or a torch tensor (same kind out)."""
+        return _apply(self, "sorted_to_original", ids, dtype, out)
+
+    def weight(self, *, order: str = "original") -> np.ndarray:
+        """The merged [V, D] matrix, in "sorted" or "original" id order."""
+        merged = np.concatenate([self.fixed, self.trainable])
+        if order == "sorted":
+            return merged
+        if order != "original":
+            raise UsageError(f"order must be 'sorted' or 'original', got {order!r}")
+        return merged[self.original_to_sorted]
+
+
+def _apply(run: Run, which: str, ids: Any, dtype: Any, out: Any) -> Any:
+    """`run.<which>[ids]` for a numpy array or a torch tensor (same kind out), by default in the
+    ids' dtype. The table converted for each (kind, device, dtype) is kept: converting it costs
+    more than remapping a training batch."""
+    from .mapping import lookup_table, remap
+
+    if not hasattr(ids, "dtype"):
+        ids = np.asarray(ids)
+    if dtype is None:
+        dtype = ids.dtype if out is None else out.dtype
+    key = (which, type(ids).__module__, str(getattr(ids, "device", "")), str(dtype))
+    table = run._lookups.get(key)
+    if table is None:
+        table = run._lookups[key] = lookup_table(getattr(run, which), ids, dtype=dtype)
+    return remap(ids, table, dtype=dtype, out=out)
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Load a run directory written by `reindex build`, checking that its parts agree.
+
+    Only the permutation is read now; tokens and vectors are read when first used.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ReindexError("not a run directory", path=path, hint="pass the --out directory of `reindex build`")
+    tensors, metadata, shapes = _read_safetensors(path / EMBEDDING_FILE, ("sorted_to_original",))
+    manifest_path = path / MANIFEST_FILE
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ReindexError("no manifest.json", path=path, hint="is this a run directory?") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReindexError(f"invalid JSON: {e}", path=manifest_path) from e
+    except RecursionError as e:  # JSON nested deeper than Python's stack: no manifest reindex wrote
+        raise ReindexError("invalid JSON: nested too deeply", path=manifest_path) from e
+    sorted_to_original = tensors["sorted_to_original"]
+    check_permutation(sorted_to_original)
+    fixed, trainable = shapes["fixed"], shapes["trainable"]
+    if len(fixed) != 2 or len(trainable) != 2 or fixed[1] != trainable[1] \
+            or fixed[0] + trainable[0] != sorted_to_original.shape[0]:
+        raise ReindexError(
+            f"counts disagree: {sorted_to_original.shape[0]} ids, fixed {fixed} + trainable {trainable} rows",
+            path=path, hint="the run directory was modified; rebuild it")
+    return Run(path=path, sorted_to_original=sorted_to_original, num_fixed=int(fixed[0]),
+               num_trainable=int(trainable[0]), dim=int(fixed[1]), manifest=manifest, metadata=metadata)

@@ -1,0 +1,150 @@
+"""Where pretrained vectors come from: a vector file, an exported matrix, or a previous run directory.
+
+A previous run directory means vocabulary expansion: every old token is fixed with its exact old
+vector (trained rows included) and keeps its old sorted id.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ReindexError, UsageError
+from .inputfile import check_regular
+from .matching import Matched, match_vectors, needs_every_vector, wanted_forms
+
+
+def is_run_directory(path: Path) -> bool:
+    from .run import EMBEDDING_FILE
+
+    return path.is_dir() and (path / EMBEDDING_FILE).exists()
+
+
+def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallback: bool = False,
+          case_fallback: bool = False, normalize: str = "none", limit: int | None = None,
+          vectors_format: str | None = None, duplicates: str = "first", unicode_errors: str = "strict",
+          pad: int | None = None, weights: str | os.PathLike | None = None,
+          vectors_key: str | None = None, digest=None) -> Matched:
+    """Match `tokens` (original-id order) to the vectors found at `vectors` (rules: `reindex.matching`).
+
+    `weights` (only with a run directory) holds the trained trainable rows of that run; `vectors_key`
+    names the embedding tensor of a Hugging Face checkpoint; `limit` reads only the first `limit`
+    vectors of a vector file. `digest` (a `reindex.vectors.FileDigest`) hashes a vector file while it
+    is parsed (left incomplete otherwise).
+    """
+    path = Path(vectors)
+    rules = {"lowercase_fallback": lowercase_fallback, "case_fallback": case_fallback, "normalize": normalize}
+    if not path.exists():
+        raise ReindexError("no such file or directory", path=path, hint="check the --vectors path")
+    check_regular(path, what="a vector", allow_dir=True)  # a FIFO would hang the reader
+    if is_run_directory(path) and vectors_key is not None:
+        raise UsageError("--vectors-key goes with a Hugging Face model, not a run directory", path=path)
+    if is_run_directory(path):
+        if limit is not None:
+            raise UsageError("--limit goes with a vector file, not a run directory", path=path,
+                             hint="a grown vocabulary keeps every old row")
+        return match_old_run(path, tokens, pad=pad, weights=weights, **rules)
+    if weights is not None:
+        raise UsageError("--weights goes with a run directory as --vectors", path=path,
+                         hint="an exported file already holds the trained rows")
+    from .vectors.hf_model import is_hf_model, match_model
+
+    if vectors_key is not None or path.is_dir() or is_hf_model(path):  # a Hugging Face checkpoint
+        if limit is not None:
+            raise UsageError("--limit goes with a vector file, not a Hugging Face model", path=path)
+        return match_model(path, tokens, key=vectors_key, **rules)
+    if path.suffix == ".safetensors":
+        from . import export
+
+        found, matrix = read_export(path)
+        if limit is not None:
+            found, matrix = found[:limit], matrix[:limit]
+        matched = match_vectors(tokens, found, matrix, **rules)
+        matched.stats = {"vectors_read": len(found), "duplicate_vectors_skipped": 0,
+                         "vectors_format": export.EXPORT_FORMAT}
+        return matched
+    from .vectors import read_vectors
+
+    # Normalised and case-folded forms depend on the file's own tokens: those read every vector.
+    keep = None if needs_every_vector(normalize=normalize, case_fallback=case_fallback) \
+        else wanted_forms(tokens, lowercase_fallback=lowercase_fallback)
+    table = read_vectors(path, keep=keep, format=vectors_format, duplicates=duplicates,
+                         unicode_errors=unicode_errors, digest=digest, limit=limit)
+    matched = match_vectors(tokens, table.tokens, table.matrix, **rules)
+    matched.stats = {"vectors_read": table.num_read, "duplicate_vectors_skipped": table.num_duplicates,
+                     "vectors_format": table.format}
+    return matched
+
+
+def match_old_run(path: Path, tokens: Sequence[str], *, pad: int | None,
+                  weights: str | os.PathLike | None = None, **rules: object) -> Matched:
+    """Vocabulary expansion: old tokens keep their rows and sorted ids; new tokens are matched by string."""
+    from .run import load_run
+
+    old = load_run(path)
+    if weights is not None:
+        from .export import load_trainable
+
+        old.trainable = load_trainable(weights, shape=(old.num_trainable, old.dim), fixed=old.fixed)
+    position = {token: i for i, token in enumerate(tokens)}
+    missing = [t for t in old.tokens if t not in position]
+    if missing:
+        raise ReindexError(
+            f"{len(missing)} token(s) of the old run are not in the new vocabulary, first {missing[0]!r}",
+            path=path, hint="a grown vocabulary must keep every old token; to drop tokens, "
+                            "`reindex export` the old run and build from the exported file")
+    old_pad = old.manifest.get("counts", {}).get("pad_id")
+    if pad is not None and (old_pad is None or tokens[pad] != old.tokens[old_pad]):
+        raise UsageError(f"--pad {tokens[pad]!r} differs from the old run's pad token", path=path,
+                         hint="expansion keeps the old ids; pass the old run's pad token or none")
+    matched = match_vectors(tokens, old.tokens, old.weight(order="sorted"), **rules)
+    matched.old_order = np.fromiter((position[t] for t in old.tokens), dtype=np.int64, count=len(old.tokens))
+    matched.stats = {"vectors_read": old.vocab_size, "duplicate_vectors_skipped": 0,
+                     "vectors_format": "reindex.run", "old_vocab": old.vocab_size}
+    return matched
+
+
+def read_export(path: Path) -> tuple[list[str], np.ndarray]:
+    """Read a matrix written by `reindex export --format safetensors`: (tokens, float32 matrix)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+            if "weight" not in f.keys() or "tokens" not in metadata:
+                raise ReindexError("not a reindex export (needs a `weight` tensor and `tokens` metadata)",
+                                   path=path, hint="pass a run directory, or a vector file")
+            weight = f.get_tensor("weight")
+    except ReindexError:
+        raise
+    except Exception as e:
+        raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
+    try:
+        tokens = json.loads(metadata["tokens"])
+    except (ValueError, RecursionError):
+        tokens = None
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise ReindexError("the `tokens` metadata is not a JSON list of strings", path=path,
+                           hint="pass a file written by `reindex export --format safetensors`")
+    if len(set(tokens)) != len(tokens):
+        raise ReindexError("the `tokens` metadata names a token twice", path=path,
+                           hint="pass a file written by `reindex export --format safetensors`")
+    if weight.ndim != 2 or weight.shape[0] != len(tokens):
+        raise ReindexError(f"weight {weight.shape} does not match {len(tokens)} tokens", path=path)
+    from .export import as_float32
+
+    return tokens, np.ascontiguousarray(as_float32(weight, key="weight", path=path))
+
+
+def subword_vectors(model: str | os.PathLike, tokens: Sequence[str], *, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """`--init subwords`: fastText's vector for each token from the `.bin` at `model`, and whether it had one."""
+    from .vectors.fasttext import open_model, word_vectors
+
+    opened = open_model(model)
+    if opened.dim != dim:
+        raise ReindexError(f"the fastText model has dimension {opened.dim}, the vectors {dim}", path=model,
+                           hint="pass a --subword-model of the same dimension as --vectors")
+    return word_vectors(opened, tokens)

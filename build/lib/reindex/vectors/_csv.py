@@ -1,0 +1,142 @@
+"""The block parser: pyarrow's CSV reader over a buffer of whole lines, numbers read as float32.
+
+Lines with exactly `dim` numbers after a one-word token become rows; pyarrow hands every other line
+(a token with spaces, too few fields, a blank line) to `invalid_row_handler`, which only notes its
+number, for the one-line-at-a-time fallback. Quoting and NA detection are off, so `"quoted`, `nan`
+and `NA` are tokens like any other.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+MIN_BLOCK = 1 << 20  # pyarrow's parsing unit; a line longer than it needs a larger one
+
+
+def pool() -> pa.MemoryPool:
+    """The allocator for the reader's short-lived Arrow buffers: the system's, which gives freed
+    blocks back at once (the default mimalloc pool keeps them per thread, so the resident memory
+    would follow the blocks read rather than the vectors kept)."""
+    return pa.system_memory_pool()
+
+
+@dataclass
+class CsvRows:
+    """What pyarrow made of a buffer: rows in order, and the 0-based numbers of the lines it left."""
+
+    tokens: pa.Array           # binary, one per row
+    parts: list[np.ndarray]    # float32 row-major pieces, together len(tokens) rows
+    odd: np.ndarray            # int64 line numbers (0-based, in the buffer) pyarrow did not parse
+    bad: int                   # first row holding NaN or Inf, or -1
+
+
+class CsvParser:
+    """Parse buffers of lines holding `dim` numbers (plus a trailing space each, if `trailing`)."""
+
+    def __init__(self, *, dim: int, trailing: bool) -> None:
+        self.dim, self.trailing = dim, trailing
+        columns = dim + 1 + trailing  # a line ending in a space has one more, empty, field
+        self.names = [f"f{i}" for i in range(columns)]
+        self.convert_options = pcsv.ConvertOptions(
+            column_types={"f0": pa.binary(), **{f"f{i}": pa.float32() for i in range(1, dim + 1)}},
+            null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False,
+            include_columns=self.names[:dim + 1])
+
+    def parse(self, buffer) -> CsvRows | None:
+        """Rows of the buffer (which ends in a newline); None when pyarrow refuses a number or bytes."""
+        odd: list[int] = []
+
+        def note(row) -> str:
+            odd.append(row.number - 1)
+            return "skip"
+
+        parse_options = pcsv.ParseOptions(delimiter=" ", quote_char=False, escape_char=False,
+                                          newlines_in_values=False, ignore_empty_lines=False,
+                                          invalid_row_handler=note)
+        # One block per buffer: a line of any length fits, and row numbers are exact (single thread;
+        # the buffers themselves are parsed in parallel by the caller).
+        read_options = pcsv.ReadOptions(column_names=self.names, use_threads=False,
+                                        block_size=max(MIN_BLOCK, len(buffer) + 1))
+        try:
+            table = pcsv.read_csv(pa.BufferReader(buffer), read_options=read_options,
+                                  parse_options=parse_options, convert_options=self.convert_options,
+                                  memory_pool=pool())
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            return None  # a field that is not a number, or a skipped line that is not UTF-8
+        parts, bad = to_rows(table)
+        tokens = pa.array([], pa.binary())
+        if table.num_rows:
+            tokens = table.column(0).combine_chunks(memory_pool=pool())
+        return CsvRows(tokens, parts, np.array(sorted(odd), np.int64), bad)
+
+
+def to_rows(table: pa.Table) -> tuple[list[np.ndarray], int]:
+    """The float columns as row-major float32 pieces, one per record batch, checked for NaN/Inf
+    while each piece is still in cache; returns (pieces, first non-finite row or -1)."""
+    parts, r, bad = [], 0, -1
+    for batch in table.drop_columns(["f0"]).to_batches():
+        if batch.num_rows == 0:
+            continue
+        rows = np.asarray(batch.to_tensor(row_major=True, memory_pool=pool()))
+        if bad < 0 and not (np.isfinite(rows.min()) and np.isfinite(rows.max())):
+            bad = r + int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+        parts.append(rows)
+        r += batch.num_rows
+    return parts, bad
+
+
+def quiet_unraisable(unraisable) -> None:
+    """Drop the UnicodeDecodeError pyarrow raises while handing a non-UTF-8 line to the handler;
+    that buffer is parsed again line by line."""
+
+
+class QuietUnraisable:
+    """`with QuietUnraisable():` silences pyarrow's unraisable reports (see `quiet_unraisable`)."""
+
+    def __enter__(self) -> None:
+        self.saved, sys.unraisablehook = sys.unraisablehook, quiet_unraisable
+
+    def __exit__(self, *exc) -> None:
+        sys.unraisablehook = self.saved
+
+
+def complement(odd: np.ndarray, n: int) -> np.ndarray:
+    """0..n-1 without the (sorted) `odd`."""
+    if len(odd) == 0:
+        return np.arange(n, dtype=np.int64)
+    keep = np.ones(n, bool)
+    keep[odd] = False
+    return np.flatnonzero(keep)
+
+
+def row_at(parts: list[np.ndarray], i: int) -> np.ndarray:
+    for part in parts:
+        if i < len(part):
+            return part[i]
+        i -= len(part)
+    raise IndexError(i)
+
+
+def first_bad(parts: list[np.ndarray], wanted: np.ndarray) -> int:
+    """The first wanted row holding NaN or Inf, or -1."""
+    start = 0
+    for part in parts:
+        mask = wanted[start:start + len(part)]
+        bad = np.flatnonzero(mask & ~np.isfinite(part).all(axis=1))
+        if len(bad):
+            return start + int(bad[0])
+        start += len(part)
+    return -1
+
+
+def select_rows(parts: list[np.ndarray], wanted: np.ndarray) -> list[np.ndarray]:
+    out, start = [], 0
+    for part in parts:
+        mask = wanted[start:start + len(part)]
+        out.append(part if mask.all() else part[mask])
+        start += len(part)
+    return out

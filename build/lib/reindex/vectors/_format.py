@@ -1,0 +1,68 @@
+"""Tell the three formats apart from a file's first bytes (no pyarrow: `import` stays light)."""
+from __future__ import annotations
+
+import re
+
+INTEGER = re.compile(rb"[-+]?\d+")
+MAX_COUNT = 2 ** 63 - 1
+NUMBER = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|inf|infinity)")
+
+
+def parse_header(line: bytes) -> tuple[int, int] | None:
+    """(count, dim) if `line` has the shape of a word2vec `N D` header (two integers, any sign or size:
+    `header_problem` says whether they make sense).
+
+    >>> parse_header(b"3000 300"), parse_header(b"-3 3"), parse_header(b"the 0.1 0.2")
+    ((3000, 300), (-3, 3), None)
+    """
+    fields = line.split()
+    if len(fields) == 2 and INTEGER.fullmatch(fields[0]) and INTEGER.fullmatch(fields[1]):
+        return int(fields[0]), int(fields[1])
+    return None
+
+
+def header_problem(header: tuple[int, int]) -> str | None:
+    """Why a `count dim` header cannot be right, or None.
+
+    >>> header_problem((0, 0)), header_problem((10, 300))
+    ('its dimension 0 is not positive', None)
+    """
+    count, dim = header
+    if count < 0:
+        return f"its count {count} is negative"
+    if count > MAX_COUNT:
+        return f"its count {count} is larger than 2^63 - 1"
+    if dim <= 0:
+        return f"its dimension {dim} is not positive"
+    if dim > MAX_COUNT // 4:
+        return f"its dimension {dim} is larger than any vector"
+    return None
+
+
+def detect_format(head: bytes) -> str:
+    """Guess the format from the first bytes (BOM and compression already removed).
+
+    >>> detect_format(b"the 0.1 0.2\\n"), detect_format(b"1 2\\nthe 0.1 0.2\\n")
+    ('glove', 'word2vec-text')
+    """
+    newline = head.find(b"\n")
+    if newline < 0 or parse_header(head[:newline]) is None:
+        return "glove"
+    dim = max(parse_header(head[:newline])[1], 1)
+    line = head[newline + 1:].split(b"\n", 1)[0].rstrip(b" \r")
+    numbers = line.rsplit(b" ", dim)[1:]
+    if not line or (numbers and all(NUMBER.fullmatch(n) for n in numbers)):
+        return "word2vec-text"
+    return "word2vec-binary"
+
+
+FASTTEXT_MAGIC = 793712314  # int32 at byte 0 of a fastText model (.bin/.ftz)
+
+
+def is_fasttext_head(head: bytes) -> bool:
+    """Whether bytes start with fastText's magic number (little-endian int32).
+
+    >>> is_fasttext_head((793712314).to_bytes(4, "little") + bytes(4)), is_fasttext_head(b"3 2\\n")
+    (True, False)
+    """
+    return head[:4] == FASTTEXT_MAGIC.to_bytes(4, "little")

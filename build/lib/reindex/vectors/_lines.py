@@ -1,0 +1,227 @@
+"""A block of text lines in bulk: where each line starts, its first word, which lines matter.
+
+Nothing here steps through lines in Python: numpy finds the line ends, pyarrow's `find_substring`
+finds each line's first space, and a line's first word becomes a 64-bit key (its first and last 8
+bytes and its length) so that a vocabulary of any size is looked up with one `searchsorted`.
+"""
+from __future__ import annotations
+
+from collections.abc import Collection, Set
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._csv import pool
+
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
+
+
+class Lines(NamedTuple):
+    """A block split into lines: line i is data[offsets[i]:offsets[i + 1]] (with its line ending)."""
+
+    data: np.ndarray       # uint8 view of the block, which ends in b"\n"
+    offsets: np.ndarray    # int64, len(lines) + 1
+    array: pa.Array        # the same lines as a large_binary array (no copy)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+def split_lines(block) -> Lines:
+    """Split a block that ends in b"\\n" into lines.
+
+    >>> split_lines(b"a 1\\n\\nbc 2\\n").offsets.tolist()
+    [0, 4, 5, 10]
+    """
+    data = np.frombuffer(block, dtype=np.uint8)
+    ends = line_ends(data)
+    offsets = np.empty(len(ends) + 1, np.int64)
+    offsets[0] = 0
+    np.add(ends, 1, out=offsets[1:])
+    array = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(offsets) - 1,
+                                             [None, pa.py_buffer(offsets), pa.py_buffer(block)])
+    return Lines(data, offsets, array)
+
+
+SCAN_BYTES = 1 << 18  # bytes compared at a time: small temporaries are given back to the system
+
+
+def line_ends(data: np.ndarray) -> np.ndarray:
+    """Positions of b"\\n" in `data`, found 256 KB at a time.
+
+    One `data == 10` over a whole block makes a temporary the size of the block in each worker
+    thread; after the first such array is freed, glibc serves arrays that large from the thread's
+    heap and keeps them there, so the process would hold several blocks' worth it no longer uses.
+    >>> line_ends(np.frombuffer(b"a\\nbc\\n", np.uint8)).tolist()
+    [1, 4]
+    """
+    if len(data) <= SCAN_BYTES:
+        return np.flatnonzero(data == 10)
+    return np.concatenate([np.flatnonzero(data[i:i + SCAN_BYTES] == 10) + i
+                           for i in range(0, len(data), SCAN_BYTES)])
+
+
+def blank_lines(lines: Lines) -> np.ndarray:
+    """Bool per line: empty, or a lone line ending (LF or CRLF)."""
+    lengths = np.diff(lines.offsets)
+    ends = lines.offsets[1:]
+    return (lengths == 1) | ((lengths == 2) & (lines.data[np.maximum(ends - 2, 0)] == 13))
+
+
+def has_byte(block, byte: bytes) -> bool:
+    """Whether `byte` is in the block (a view of an mmap, searched in place, or bytes)."""
+    if isinstance(block, memoryview) and hasattr(block.obj, "find"):
+        return block.obj.find(byte, 0, len(block)) >= 0
+    return bytes(block).find(byte) >= 0 if isinstance(block, memoryview) else block.find(byte) >= 0
+
+
+def lone_crs(block) -> bool:
+    """Whether a CR stands alone somewhere in the block (pyarrow would end a line there)."""
+    if not has_byte(block, b"\r"):
+        return False
+    data = bytes(block)
+    return data.count(b"\r") != data.count(b"\r\n")
+
+
+def lone_cr_lines(lines: Lines) -> np.ndarray:
+    """Bool per line: holds a CR not followed by LF."""
+    special = np.zeros(len(lines), dtype=bool)
+    data = lines.data
+    cr = np.flatnonzero(data == 13)
+    if len(cr):
+        lone = cr[data[np.minimum(cr + 1, len(data) - 1)] != 10]
+        special[np.searchsorted(lines.offsets[1:], lone, side="right")] = True
+    return special
+
+
+def first_word_lengths(lines: Lines) -> np.ndarray:
+    """Bytes before each line's first space (or before its line ending when it has no space)."""
+    found = pc.find_substring(lines.array, b" ", memory_pool=pool())
+    found = found.to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = np.diff(lines.offsets)
+    alone = found < 0
+    if alone.any():  # a line with no space is all token, less its line ending
+        ends = lines.offsets[1:]
+        cr = (lengths >= 2) & (lines.data[np.maximum(ends - 2, 0)] == 13)
+        found[alone] = (lengths - 1 - cr)[alone]
+    return found
+
+
+_LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [(1 << 64) - 1], np.uint64)  # masks of n bytes
+
+
+def word_keys(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A uint64 per word data[starts[i]:starts[i] + lengths[i]]: equal words get equal keys.
+
+    The key mixes the word's first 8 bytes, its last 8 bytes and its length, each read as one
+    little-endian uint64 (a gather of 8-byte windows, no per-byte step).
+    >>> k = word_keys(np.frombuffer(b"cat dog cat", np.uint8), np.array([0, 4, 8]), np.array([3, 3, 3]))
+    >>> bool(k[0] == k[2]), bool(k[0] == k[1])
+    (True, False)
+    """
+    if len(starts) == 0:
+        return np.zeros(0, np.uint64)
+    if len(data) < 8:
+        data = np.concatenate([data, np.zeros(8 - len(data), np.uint8)])
+    windows = np.lib.stride_tricks.sliding_window_view(data, 8)
+    last = len(data) - 8
+    at = np.minimum(starts, last)  # a window past the end is read from earlier and shifted into place
+    head = windows[at].copy().view("<u8").ravel() >> ((starts - at) * 8).astype(np.uint64)
+    head &= _LOW_BYTES[np.minimum(lengths, 8)]
+    long = lengths > 8
+    tail = np.zeros(len(starts), np.uint64)
+    if long.any():
+        tail[long] = windows[(starts + lengths - 8)[long]].copy().view("<u8").ravel()
+    return (head * _MIX[0]) ^ (tail * _MIX[1]) ^ lengths.astype(np.uint64)
+
+
+class WordSet:
+    """The first words of the kept tokens, as keys: a superset test, exact up to key collisions (a
+    false match only costs the parse of a line the end result drops).
+
+    A bitmap of the keys' top bits (64 or more bits per word) rules out most words with one random
+    read each; only the few that pass (the kept ones and about 1 in 64 of the others) are looked up
+    among the sorted keys.
+    """
+
+    def __init__(self, tokens: Collection[str]) -> None:
+        try:  # one C-level conversion; a lone surrogate (not UTF-8) takes the per-token way
+            array = pa.array(list(tokens), pa.large_string())
+            offsets = np.frombuffer(array.buffers()[1], np.int64)[:len(array) + 1]
+            data = np.frombuffer(array.buffers()[2] or b"", np.uint8)
+            starts = offsets[:-1]
+            found = pc.find_substring(array, " ").to_numpy(zero_copy_only=False).astype(np.int64)
+            lengths = np.where(found >= 0, found, np.diff(offsets))
+        except (pa.ArrowInvalid, UnicodeEncodeError):
+            words = [t.encode("utf-8", "surrogatepass").split(b" ", 1)[0] for t in tokens]
+            data = np.frombuffer(b"".join(words), np.uint8)
+            lengths = np.fromiter((len(w) for w in words), np.int64, len(words))
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if words else lengths
+        keys = np.sort(word_keys(data, starts, lengths))
+        self.keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
+        self.bits = int(np.clip(np.ceil(np.log2(max(len(keys), 1) * 64)), 16, 28))
+        self.table = np.zeros(1 << (self.bits - 3), np.uint8)
+        slot = keys >> np.uint64(64 - self.bits)
+        np.bitwise_or.at(self.table, slot >> np.uint64(3), np.left_shift(1, slot & np.uint64(7)).astype(np.uint8))
+        self.empty = len(keys) == 0
+
+    def may_contain(self, word: bytes) -> bool:
+        """`contains` for one word (a line met on its own).
+
+        >>> WordSet(["new york", "cat"]).may_contain(b"new"), WordSet(["cat"]).may_contain(b"dog")
+        (True, False)
+        """
+        data = np.frombuffer(word + b"\0", np.uint8)  # never empty, for word_keys' indexing
+        return bool(self.contains(data, np.zeros(1, np.int64), np.array([len(word)], np.int64))[0])
+
+    def contains(self, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Bool per word: its key is among the kept words' keys."""
+        if self.empty:
+            return np.zeros(len(starts), bool)
+        keys = word_keys(data, starts, lengths)
+        slot = keys >> np.uint64(64 - self.bits)
+        found = (self.table[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1 == 1
+        maybe = np.flatnonzero(found)  # confirm the few that pass by the whole key
+        at = np.minimum(np.searchsorted(self.keys, keys[maybe]), len(self.keys) - 1)
+        found[maybe] = self.keys[at] == keys[maybe]
+        return found
+
+
+def in_keep(tokens: pa.Array, keep: Set[str]) -> np.ndarray:
+    """Bool per token (binary, valid UTF-8): it is in `keep` (a set lookup each: exact).
+
+    >>> in_keep(pa.array([b"cat", b"dog"]), {"cat"}).tolist()
+    [True, False]
+    """
+    return np.fromiter(map(keep.__contains__, tokens.cast(pa.large_string()).to_pylist()), bool, len(tokens))
+
+
+def share_in_keep(tokens: pa.Array, keep: Set[str], *, every: int, default: float) -> float:
+    """The share of every `every`-th token that is in `keep` (`default` for no tokens); a token that
+    is not UTF-8 is looked up as decoded with replacement characters."""
+    sample = tokens.take(pa.array(np.arange(0, len(tokens), every)))
+    if len(sample) == 0:
+        return default
+    try:
+        return float(in_keep(sample, keep).mean())
+    except pa.ArrowInvalid:
+        words = [t.decode("utf-8", "replace") for t in sample.to_pylist()]
+        return sum(map(keep.__contains__, words)) / len(words)
+
+
+def not_utf8(lines: pa.Array) -> np.ndarray | None:
+    """Bool per line that is not valid UTF-8, or None when every line is (one vectorised check)."""
+    try:
+        lines.view(pa.large_string() if pa.types.is_large_binary(lines.type) else pa.string()).validate(full=True)
+        return None
+    except pa.ArrowInvalid:
+        pass
+    out = np.zeros(len(lines), bool)
+    for i, line in enumerate(lines.to_pylist()):  # rare: only a block that holds bad bytes
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            out[i] = True
+    return out

@@ -1,0 +1,300 @@
+"""word2vec binary vectors: an `N D` header line, then per record `token ` + D little-endian float32.
+
+A token ends at its first space and is followed by exactly 4*D bytes. Records are found a chunk at
+a time by one regex scan that reads only the tokens (see `find_records`), then the vectors wanted are
+copied into the matrix in one gather. A newline before a token (the original word2vec tool and gensim
+write one after each vector) is dropped, as gensim does.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import mmap
+import os
+import re
+from collections.abc import Collection, Set
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import ReindexError
+from ._collect import Collector
+from ._open import hash_through, map_file, new_buffer, read_into, release
+from ._line import not_finite
+from ._lines import WordSet, in_keep, not_utf8, share_in_keep
+
+MAX_TOKEN_BYTES = 1 << 16
+DENSE = 0.9  # with `keep`: read every record when keep holds at least this share of the header's count
+SAMPLE_EVERY = 16  # while reading every record: the kept share of a chunk is checked on every 16th token
+CHUNK_BYTES = 1 << 24  # 16 MB read at a time: the file is never held whole
+
+
+def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """(token starts, token ends, where parsing stopped, whether each record began with a newline)
+    for the whole records in the uint8 `data`.
+
+    >>> find_records(np.frombuffer(b"a " + bytes(4) + b"\\nbc " + bytes(4), np.uint8), 4)
+    (array([0, 7]), array([1, 9]), 14, array([False,  True]))
+    """
+    found = _scan_records(data, record_bytes)
+    starts, ends = found if found is not None else _chain_records(data, record_bytes)
+    stop = int(ends[-1]) + 1 + record_bytes if len(ends) else 0
+    newline = data[starts] == 10 if len(starts) else np.zeros(0, bool)
+    led = newline.copy()
+    while newline.any():  # the newline after a vector (or several) belongs to no token
+        starts = starts + (newline & (starts < ends))
+        newline &= (starts < ends) & (data[np.minimum(starts, len(data) - 1)] == 10)
+    return starts, ends, stop, led
+
+
+@functools.lru_cache(maxsize=8)
+def _record_pattern(record_bytes: int) -> re.Pattern:
+    """A record: a token (with the newlines before it) up to its first space, the space, then the vector."""
+    return re.compile(rb"([^ ]{0,%d}) (?s:.{%d})" % (MAX_TOKEN_BYTES - 1, record_bytes))
+
+
+def _scan_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(token starts, token ends) found by one regex scan that steps over each vector without reading
+    it, so only the token bytes are looked at; None when a token is too long, for `_chain_records`.
+
+    The scan moves on by a byte wherever no record matches, but that happens only before a token with
+    no space within MAX_TOKEN_BYTES (the match found next is then exactly the longest allowed) or at the
+    end of `data` (no match follows). So without a longest-allowed token, the records are back to back
+    from byte 0 and their starts are the running sum of their lengths.
+    """
+    tokens = _record_pattern(record_bytes).findall(data)
+    if not tokens:
+        return None
+    lengths = np.fromiter(map(len, tokens), np.int64, len(tokens))
+    if lengths.max() >= MAX_TOKEN_BYTES - 1:
+        return None
+    starts = np.empty(len(tokens), np.int64)
+    starts[0] = 0
+    np.cumsum(lengths[:-1] + 1 + record_bytes, out=starts[1:])
+    ends = starts + lengths
+    if not (data[ends] == 32).all():  # cannot happen by the argument above; cheap to make sure
+        return None
+    return starts, ends
+
+
+def _chain_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(token starts, token ends) of the records back to back from byte 0, stopping before a token
+    with no space within MAX_TOKEN_BYTES.
+
+    Every space is a candidate token end; the record ending at space s ends at s + 1 + record_bytes, so
+    the next token ends at the first space after that (one `searchsorted` for all of them). The chain
+    from the first space is then followed by pointer doubling (`chain_from_zero`), with no step per record.
+    """
+    spaces = np.flatnonzero(data == 32)
+    fits = int(np.searchsorted(spaces, len(data) - 1 - record_bytes, side="right"))  # whole record in data
+    limit = MAX_TOKEN_BYTES
+    if fits and spaces[0] < limit:
+        following = np.minimum(np.searchsorted(spaces, spaces[:fits] + 1 + record_bytes), fits)
+        ends = spaces[chain_from_zero(following)]
+        starts = np.concatenate([[0], ends[:-1] + 1 + record_bytes])
+        long = np.flatnonzero(ends - starts >= limit)
+        if len(long):  # a token with no space within the limit: stop before it (reported if it is last)
+            ends, starts = ends[:long[0]], starts[:long[0]]
+    else:
+        ends = starts = np.zeros(0, np.int64)
+    return starts, ends
+
+
+def chain_from_zero(following: np.ndarray) -> np.ndarray:
+    """The nodes 0, f(0), f(f(0)), ... below n = len(following), where f = `following` only rises
+    and n marks the end; found in log2(chain length) numpy steps by doubling the jump.
+
+    >>> chain_from_zero(np.array([2, 3, 4, 4]))
+    array([0, 2])
+    """
+    n = len(following)
+    jump = np.append(following, n)  # jump[i]: the node 2^k steps after i (n: past the end)
+    chain = np.zeros(1, np.int64)
+    while True:
+        ahead = jump[chain]
+        ahead = ahead[ahead < n]
+        if len(ahead) == 0:
+            return chain
+        chain = np.concatenate([chain, ahead])  # the next 2^k nodes of the chain, in order
+        jump = jump[jump]
+
+
+def token_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """A binary array of the tokens `data[starts[i]:ends[i]]`, gathered in one step."""
+    lengths = ends - starts
+    offsets = np.zeros(len(starts) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts),
+                                            [None, pa.py_buffer(offsets), pa.py_buffer(data[index])])
+
+
+def gather(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
+    """Copy the float32 vectors starting at byte `offsets` of `data` into the rows of `out`."""
+    if len(offsets) == 0:
+        return
+    windows = np.lib.stride_tricks.sliding_window_view(data, out.shape[1] * 4)
+    raw = out.view(np.uint8)
+    for at in range(0, len(offsets), 1024):  # (np.take with out= is slow on a window view) cache-sized steps
+        raw[at:at + 1024] = windows[offsets[at:at + 1024]]
+    if not out.dtype.isnative:  # pragma: no cover - big-endian hosts
+        out[:] = out.view("<f4")
+
+
+def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, compression: str | None,
+                header: tuple[int, int], header_bytes: int, keep: Collection[str] | None,
+                size_hint: int | None = None,
+                limit: int | None = None) -> tuple[Collector, int]:
+    """Parse records from `first` (data after the header) and the rest of `stream` (the first `limit`)."""
+    count, dim = header
+    if limit is not None:  # --limit: the first `limit` records, as if the header said so
+        count = min(count, limit)
+    record = 4 * dim
+    # When most records are likely kept, a key lookup per token costs more than it saves: read every
+    # record and let the collector keep exactly `keep` at the end. A sample of each chunk checks the
+    # guess: when fewer than half its records are kept (a vocabulary as large as the file that shares
+    # few of its words), the reader turns to the key lookup, so the matrix never holds the file.
+    dense = keep is not None and len(keep) >= DENSE * count
+    wanted = None if keep is None or dense else WordSet(keep)
+    capacity = min(count, size_hint // record + 16) if size_hint is not None else min(count, 1 << 16)
+    if wanted is not None:  # room for the kept rows and the key test's false matches (never resident unless used)
+        capacity = min(capacity, len(keep) + count // 32 + 1024)
+    collector = Collector(dim, capacity=capacity)
+    collector.exact = wanted is not None  # rows are filtered exactly here, not again at the end
+    num_read, base, buf, eof, lines = 0, header_bytes, memoryview(first), False, None
+    ring: list = []  # two buffers taking turns: pages are faulted in once, not once per chunk
+    mapped = map_file(stream) if compression is None else None
+    span = CHUNK_BYTES  # of the mapped file looked at at once; doubled while no whole record fits
+    if mapped is not None:
+        buf, eof = _window(mapped, base, span)
+    while True:
+        data = np.frombuffer(buf, np.uint8)
+        starts, ends, stop, led = find_records(data, record)
+        if limit is not None and num_read + len(starts) >= count:  # --limit: stop at the count-th record
+            keep_n = count - num_read
+            stop = int(ends[keep_n - 1]) + 1 + record if keep_n else 0
+            starts, ends, led, eof = starts[:keep_n], ends[:keep_n], led[:keep_n], True
+        lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
+        num_read += len(starts)
+        sample = slice(None, None, SAMPLE_EVERY)
+        if dense and share_in_keep(token_array(data, starts[sample], ends[sample]), keep, every=1, default=1.0) < 0.5:
+            dense, wanted = False, WordSet(keep)  # from this chunk on; the rows before are filtered at the end
+        if wanted is not None:  # a key lookup per token, then an exact test of the few that pass it
+            mask = wanted.contains(data, starts, ends - starts)
+            bad = not_utf8(token_array(data, starts, ends))  # refused (strict) or decoded by the collector
+            if bad is None:
+                mask[mask] = in_keep(token_array(data, starts[mask], ends[mask]), keep)
+            else:
+                mask |= bad
+                collector.exact = False  # a token decoded with --unicode-errors may become a kept one
+            starts, ends = starts[mask], ends[mask]
+        tokens = token_array(data, starts, ends)
+        out = collector.reserve(len(starts))
+        gather(data, ends + 1, out)
+        _check_finite(out, starts, tokens, keep=keep if dense else None, path=path, base=base)
+        collector.add(tokens, out, base + starts)
+        del out  # a view of the collector's matrix, which the next chunk may move
+        del data
+        if mapped is not None:
+            rest, done = bytes(buf[stop:]) if eof else b"", base
+            base += stop
+            buf.release()
+            hash_through(mapped, stream, base)
+            release(mapped, done, base)
+            if eof:
+                break
+            span = CHUNK_BYTES if stop else 2 * span
+            buf, eof = _window(mapped, base, span)
+            continue
+        rest = bytes(buf[stop:])
+        base += stop
+        if eof:
+            break
+        buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base, ring=ring)
+    if mapped is not None:
+        with contextlib.suppress(BufferError):
+            mapped.close()
+    if limit is None or num_read < limit:
+        _check_tail(rest, path=path, offset=base, record=record, count=num_read)
+    if num_read < count:
+        raise ReindexError(f"the header says {count} vectors but the file ends after {num_read} records",
+                           path=path, position=f"byte {base}", hint="the file was cut short; download it again")
+    return collector, num_read
+
+
+def _check_alignment(led: np.ndarray, starts: np.ndarray, done: int, lines: bool | None, *, count: int,
+                     record: int, path: str | os.PathLike, base: int) -> bool | None:
+    """Refuse records past the header's count, and (when record 2 starts on a new line, as gensim and
+    the word2vec tool write them) a record that does not: the one before it was too short or too long,
+    so every record after it would be read out of alignment. Returns whether records start on new lines."""
+    if done + len(starts) > count:
+        k = count - done
+        raise ReindexError(f"the header says {count} vectors but record {count + 1} follows", path=path,
+                           position=f"byte {base + int(starts[k]) - int(led[k])}",
+                           hint=f"a record is longer or shorter than a token, a space and {record} bytes, "
+                                "or the header's count is wrong")
+    if lines is None and done + len(starts) >= 2:
+        lines = bool(led[1 - done])
+    if lines:
+        first = max(1 - done, 0)
+        wrong = np.flatnonzero(~led[first:])
+        if len(wrong):
+            k = first + int(wrong[0])
+            raise ReindexError(f"record {done + k + 1} does not start on a new line as the records before it "
+                               f"do: record {done + k} is shorter or longer than a token, a space and "
+                               f"{record} bytes", path=path,
+                               position=f"byte {base + int(starts[k])}",
+                               hint="the file is damaged (a record one number short or long); export it again")
+    return lines
+
+
+def _window(mapped: mmap.mmap, base: int, span: int) -> tuple[memoryview, bool]:
+    """The next `span` bytes of the mapped file from byte `base`, and whether they reach the end."""
+    end = min(base + span, len(mapped))
+    return memoryview(mapped)[base:end], end == len(mapped)
+
+
+def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compression: str | None,
+            offset: int, ring: list) -> tuple[memoryview, bool]:
+    """(`rest` followed by the next CHUNK_BYTES of the stream, whether the stream ended), read in place
+    into the older of the two buffers in `ring` (the chunk before the last is no longer looked at)."""
+    need = len(rest) + CHUNK_BYTES
+    buf = ring.pop(0) if len(ring) == 2 else None
+    if buf is None or len(buf) < need:
+        buf = new_buffer(need)
+    ring.append(buf)
+    buf[:len(rest)] = rest
+    filled, got = len(rest), 1
+    while got and filled < len(buf):
+        got = read_into(stream, memoryview(buf)[filled:], path=path, compression=compression,
+                        offset=offset + filled)
+        filled += got
+    return memoryview(buf)[:filled], got == 0
+
+
+def _check_finite(rows: np.ndarray, starts: np.ndarray, tokens: pa.Array, *, keep: Set[str] | None,
+                  path: str | os.PathLike, base: int) -> None:
+    """Refuse NaN and Inf, naming the byte offset of the record; with `keep`, only in kept records
+    (the others' numbers are not checked, whichever way they were read)."""
+    if len(rows) == 0 or (np.isfinite(rows.min()) and np.isfinite(rows.max())):
+        return
+    for row in np.flatnonzero(~np.isfinite(rows).all(axis=1)).tolist():
+        if keep is None or tokens[row].as_py().decode("utf-8", "replace") in keep:
+            raise not_finite(rows[row], path=path, position=f"byte {base + int(starts[row])}")
+
+
+def _check_tail(rest: bytes, *, path: str | os.PathLike, offset: int, record: int, count: int) -> None:
+    """Refuse leftover bytes that are not just whitespace: a record cut short."""
+    if not rest.strip():
+        return
+    offset += len(rest) - len(rest.lstrip(b"\n"))
+    rest = rest.lstrip(b"\n")
+    space = rest.find(b" ", 0, MAX_TOKEN_BYTES)
+    if space < 0:
+        raise ReindexError(f"no space ends the token of record {count + 1} within "
+                           f"{min(len(rest), MAX_TOKEN_BYTES)} bytes", path=path, position=f"byte {offset}",
+                           hint="is this really a word2vec binary file? try --vectors-format word2vec-text")
+    raise ReindexError(f"truncated binary file: record {count + 1} needs {record} bytes of vector, "
+                       f"only {len(rest) - space - 1} left", path=path, position=f"byte {offset}",
+                       hint="the file was cut short; download it again")

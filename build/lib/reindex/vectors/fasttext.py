@@ -1,0 +1,286 @@
+"""fastText's native model file (`.bin`): the vectors fastText itself gives, reading only the rows needed.
+
+Layout (fastText's `FastText::saveModel`, little-endian): int32 magic 793712314, int32 version;
+args (12 int32: dim ws epoch minCount neg wordNgrams loss model bucket minn maxn lrUpdateRate,
+then float64 t); dictionary (int32 size nwords nlabels, int64 ntokens pruneidx_size, then `size`
+entries of NUL-terminated word + int64 count + int8 type, then pruneidx_size int32 pairs); bool
+quant_input; input matrix (int64 rows, int64 dim, rows*dim float32: the nwords word rows then
+`bucket` n-gram rows); bool qout; output matrix.
+
+The input matrix is memory-mapped and only the rows the words need are read, in file order, with
+each stretch's pages released once used: peak memory follows the vocabulary, not the file.
+
+v = read_fasttext("cc.en.300.bin", keep={"the", "cat"})
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import ReindexError
+from ._format import FASTTEXT_MAGIC, is_fasttext_head
+from .ngrams import subword_rows
+
+VERSION = 12                      # the newest fastText file version (fastText reads any older one)
+MODEL_NAMES = {1: "cbow", 2: "skipgram", 3: "supervised"}
+ARGS = struct.Struct("<12id")     # dim ws epoch minCount neg wordNgrams loss model bucket minn maxn lrUpdateRate t
+DICTIONARY = struct.Struct("<3i2q")
+ENTRY_TAIL = 9                    # after a word's NUL: int64 count, int8 type
+MAX_WORD_BYTES = 1 << 20          # a dictionary word longer than this means the bytes are not a dictionary
+CHUNK_BYTES = 1 << 20            # the dictionary is read a MB at a time
+BLOCK_BYTES = 1 << 24             # a 16 MB stretch of the input matrix is read, used and released at a time
+PAIRS_PER_STEP = 1 << 13          # (word, row) pairs gathered at once within a stretch
+
+
+@dataclass
+class FastTextModel:
+    """A fastText `.bin`'s header and dictionary; the input matrix stays on disk at `matrix_offset`."""
+
+    path: str
+    version: int
+    dim: int
+    model: str                    # cbow | skipgram (supervised models are refused)
+    bucket: int
+    minn: int
+    maxn: int
+    words: pa.Array               # large_binary: the dictionary's words (labels excluded), file order
+    word_offsets: np.ndarray      # byte offset of each word's entry, for error messages
+    quant_offset: int             # byte offset of the quant_input flag
+    matrix_offset: int            # byte offset of the first float32 of the input matrix
+    num_rows: int                 # rows of the input matrix: nwords + bucket
+
+
+def open_model(path: str | os.PathLike) -> FastTextModel:
+    """Read and check the header and dictionary; refuse supervised, quantised or cut-short files."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(8 + ARGS.size)
+        if head[:3] in (b"\x1f\x8b\x08", b"BZh") or head[:6] == b"\xfd7zXZ\x00":
+            raise ReindexError("a compressed fastText model cannot be memory-mapped", path=path,
+                               hint="decompress it first, e.g. `gunzip -k`")
+        if not is_fasttext_head(head):
+            raise ReindexError(f"not a fastText model: the first 4 bytes are not the magic number {FASTTEXT_MAGIC}",
+                               path=path, position="byte 0", hint="pass --vectors-format for other formats")
+        if len(head) < 8 + ARGS.size:
+            f.seek(0)
+            _exact(f, 8 + ARGS.size, path=path, offset=0, what="header")
+        magic, version = struct.unpack_from("<2i", head)
+        if not 0 < version <= VERSION:
+            raise ReindexError(f"fastText file version {version} is not one this reader knows (1-{VERSION})",
+                               path=path, position="byte 4", hint="save the model with fastText 0.9 or gensim")
+        dim, _, _, _, _, _, _, model, bucket, minn, maxn, _, _ = ARGS.unpack_from(head, 8)
+        if model not in MODEL_NAMES or dim <= 0 or bucket < 0 or minn < 0 or maxn < 0:
+            raise ReindexError(f"bad fastText header (dim {dim}, model {model}, bucket {bucket}, minn {minn}, "
+                               f"maxn {maxn})", path=path, position="byte 8", hint="is the file complete?")
+        words, offsets, prune, prune_end = _read_dictionary(f, path=path)
+        flags = _exact(f, 17, path=path, offset=prune_end, what="input matrix header")
+    quant, rows, cols = struct.unpack("<?2q", flags)
+    if quant:
+        raise ReindexError("quantised fastText model (.ftz): its input matrix is compressed and has no plain rows",
+                           path=path, position=f"byte {prune_end}", hint="use the full .bin model")
+    if model == 3:
+        raise ReindexError("supervised fastText model: its rows are a classifier's, not word vectors",
+                           path=path, position="byte 36", hint="use an unsupervised (cbow or skipgram) .bin")
+    if prune >= 0:  # as fastText: only a quantised matrix may go with a pruned dictionary
+        raise ReindexError(f"pruned fastText dictionary ({prune} buckets kept) without a quantised matrix",
+                           path=path, position=f"byte {8 + ARGS.size + 20}", hint="is the file complete?")
+    _check_matrix(path, rows=rows, cols=cols, dim=dim, need=len(words) + bucket, offset=prune_end + 1, size=size)
+    return FastTextModel(path=os.fspath(path), version=version, dim=dim, model=MODEL_NAMES[model], bucket=bucket,
+                         minn=minn, maxn=maxn, words=words, word_offsets=offsets, quant_offset=prune_end,
+                         matrix_offset=prune_end + 17, num_rows=rows)
+
+
+def word_vectors(model: FastTextModel, tokens: Sequence[str], *, ids: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """fastText's `get_word_vector` for each token, and whether it had any row (else it is all zeros).
+
+    `ids`: the tokens' dictionary indices, when known (else looked up; -1 for a word not there).
+    """
+    encoded = [t.encode("utf-8", "surrogatepass") for t in tokens]
+    if ids is None:
+        found = pc.index_in(pa.array(encoded, pa.large_binary()), value_set=model.words)
+        ids = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    indptr, indices = subword_rows(encoded, ids, nwords=len(model.words), bucket=model.bucket,
+                                   minn=model.minn, maxn=model.maxn)
+    return mean_rows(model, indptr, indices), np.diff(indptr) > 0
+
+
+def mean_rows(model: FastTextModel, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Row i of the result is the mean of the input rows `indices[indptr[i]:indptr[i+1]]` (zeros if none).
+
+    The rows are visited in file order, a BLOCK_BYTES stretch of the matrix at a time, and each
+    stretch's pages are released once used: every needed page is read once, and resident memory is
+    the sums (one float64 row per word) plus one stretch, whatever the file's size.
+    """
+    counts = np.diff(indptr)
+    order = np.argsort(indices, kind="stable")
+    rows, owners = indices[order], np.repeat(np.arange(len(counts)), counts)[order]
+    sums = np.zeros((len(counts), model.dim), dtype=np.float64)
+    row_bytes = 4 * model.dim
+    per_block = max(1, BLOCK_BYTES // row_bytes)
+    cuts = np.searchsorted(rows, np.arange(0, model.num_rows + per_block, per_block)).tolist()
+    bad = None
+    with open(model.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        matrix = np.frombuffer(mm, dtype="<f4", count=model.num_rows * model.dim,
+                               offset=model.matrix_offset).reshape(model.num_rows, model.dim)
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if a == b:
+                continue
+            for at in range(a, b, PAIRS_PER_STEP):  # rows shared by many words are gathered once per word
+                bad = _accumulate(matrix, rows[at:min(at + PAIRS_PER_STEP, b)], owners[at:min(at + PAIRS_PER_STEP, b)],
+                                  sums)
+                if bad is not None:
+                    break
+            if bad is not None:
+                break
+            if hasattr(mm, "madvise"):  # the pages of this stretch are not needed again
+                first = (model.matrix_offset + int(rows[a]) * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+                mm.madvise(mmap.MADV_DONTNEED, first, model.matrix_offset + (int(rows[b - 1]) + 1) * row_bytes - first)
+        del matrix  # the mmap cannot close while an array still views it
+    if bad is not None:
+        raise ReindexError(f"input matrix row {bad} is not finite (NaN or Inf)", path=model.path,
+                           position=f"byte {model.matrix_offset + 4 * bad * model.dim}",
+                           hint="the model file is damaged; download or save it again")
+    sums /= np.maximum(counts, 1)[:, None]
+    return sums.astype(np.float32)
+
+
+def _accumulate(matrix: np.ndarray, rows: np.ndarray, owners: np.ndarray, sums: np.ndarray) -> int | None:
+    """Add `matrix[rows[i]]` to `sums[owners[i]]`; return the first non-finite row instead, if any."""
+    values = matrix[rows]
+    if not np.isfinite(values).all():
+        return int(rows[np.flatnonzero(~np.isfinite(values).all(axis=1))[0]])
+    # `sums[owners] += values` adds only once per repeated owner: add in rounds, the k-th pair of
+    # every owner in round k (few rounds: a stretch of rows rarely holds many n-grams of one word)
+    order = np.argsort(owners, kind="stable")
+    grouped = owners[order]
+    starts = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
+    rank = np.arange(len(grouped)) - np.repeat(starts, np.diff(np.append(starts, len(grouped))))
+    for k in range(int(rank.max()) + 1 if len(rank) else 0):
+        pick = order[rank == k]
+        sums[owners[pick]] += values[pick]
+    return None
+
+
+def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = None, duplicates: str = "first",
+                  unicode_errors: str = "strict", limit: int | None = None):
+    """The dictionary words (those in `keep`, or all) with fastText's own vectors, as `read_vectors` returns.
+
+    `limit`: only the first `limit` dictionary words (fastText sorts them by frequency, most frequent first).
+    Words are matched by their UTF-8 bytes, so a dictionary word that is not valid UTF-8 costs nothing
+    unless every word is asked for (keep=None), when `unicode_errors` decides.
+    """
+    from . import Vectors
+    from ._collect import _resolve_duplicates, decode_tokens
+
+    model = open_model(path)
+    candidates = model.words if limit is None else model.words.slice(0, limit)
+    if keep is None:
+        ids = np.arange(len(candidates))
+        tokens = decode_tokens(candidates, model.word_offsets[:len(candidates)], path=path, errors=unicode_errors,
+                               where_name="position")
+    else:
+        wanted = pa.array([t.encode("utf-8", "surrogatepass") for t in keep], pa.large_binary())
+        ids = np.flatnonzero(pc.is_in(candidates, value_set=wanted).to_numpy(zero_copy_only=False))
+        tokens = decode_tokens(model.words.take(pa.array(ids)), model.word_offsets[ids], path=path,
+                               errors="surrogatepass", where_name="position")  # the bytes of `keep` strings
+    winners, num_duplicates = _resolve_duplicates(tokens, ids, model.word_offsets, path=path, mode=duplicates,
+                                                  where_name="position")
+    ids, tokens = ids[winners], tokens.take(pa.array(winners)).to_pylist()
+    matrix, _ = word_vectors(model, tokens, ids=ids)
+    return Vectors(tokens=tokens, matrix=matrix, dim=model.dim, format="fasttext-bin", num_read=len(candidates),
+                   num_duplicates=num_duplicates)
+
+
+def is_fasttext(path: str | os.PathLike) -> bool:
+    """Whether `path` is a file that starts with fastText's magic number."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return is_fasttext_head(head)
+
+
+def _exact(f, n: int, *, path, offset: int, what: str) -> bytes:
+    data = f.read(n)
+    if len(data) < n:
+        raise ReindexError(f"truncated fastText model: the {what} needs {n} bytes, the file ends after {len(data)}",
+                           path=path, position=f"byte {offset}", hint="the file was cut short; download it again")
+    return data
+
+
+def _read_dictionary(f, *, path) -> tuple[pa.Array, np.ndarray, int, int]:
+    """(word bytes, their entries' byte offsets, pruneidx_size, the offset after the pruned-bucket pairs)."""
+    from .binary import token_array
+
+    start = 8 + ARGS.size
+    entries, nwords, nlabels, _, prune = DICTIONARY.unpack(_exact(f, DICTIONARY.size, path=path, offset=start,
+                                                                  what="dictionary header"))
+    if not (0 <= nwords <= entries and nlabels >= 0 and entries == nwords + nlabels and prune >= -1):
+        raise ReindexError(f"bad fastText dictionary header (size {entries}, nwords {nwords}, nlabels {nlabels}, "
+                           f"pruneidx_size {prune})", path=path, position=f"byte {start}",
+                           hint="is this file a fastText model?")
+    base, rest, found = start + DICTIONARY.size, b"", 0
+    words, offsets, types = [], [], []
+    while found < entries:
+        chunk = f.read(CHUNK_BYTES)
+        data = np.frombuffer(rest + chunk, np.uint8)
+        starts, nuls = _entries(data, limit=entries - found)
+        if len(starts) == 0 and (not chunk or len(data) > MAX_WORD_BYTES + ENTRY_TAIL):
+            what = "is cut short" if not chunk else f"has no NUL within {MAX_WORD_BYTES} bytes"
+            raise ReindexError(f"dictionary entry {found + 1} of {entries} {what}", path=path,
+                               position=f"byte {base}", hint="the file was cut short or is not a fastText model")
+        words.append(token_array(data, starts, nuls))
+        offsets.append(base + starts)
+        types.append(data[nuls + ENTRY_TAIL])
+        found += len(starts)
+        used = int(nuls[-1]) + 1 + ENTRY_TAIL if len(nuls) else 0
+        rest, base = bytes(data[used:]), base + used
+    types = np.concatenate(types) if types else np.zeros(0, np.uint8)
+    offsets = np.concatenate(offsets) if offsets else np.zeros(0, np.int64)
+    bad = np.flatnonzero(types != (np.arange(entries) >= nwords))
+    if len(bad):
+        raise ReindexError(f"dictionary entry {int(bad[0]) + 1} has type {int(types[bad[0]])} (words, type 0, "
+                           "come before labels, type 1)", path=path, position=f"byte {int(offsets[bad[0]])}",
+                           hint="is the file complete?")
+    words = pa.concat_arrays(words) if words else pa.array([], pa.large_binary())
+    pairs = 8 * max(prune, 0)  # the pruned buckets: int32 pairs (bucket, row), used by quantised models only
+    f.seek(base + pairs)       # (the reads above ran ahead of `base`)
+    return words.slice(0, nwords), offsets[:nwords], prune, base + pairs
+
+
+def _entries(data: np.ndarray, *, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, NUL positions) of the whole dictionary entries at the front of `data`, at most `limit`.
+
+    >>> _entries(np.frombuffer(b"ab\\x00" + bytes(9) + b"c\\x00" + bytes(9) + b"d", np.uint8), limit=9)
+    (array([ 0, 12]), array([ 2, 13]))
+    """
+    zeros = np.flatnonzero(data == 0)
+    fits = int(np.searchsorted(zeros, len(data) - ENTRY_TAIL, side="left"))   # NUL whose tail is in data
+    following = np.searchsorted(zeros, zeros[:fits] + 1 + ENTRY_TAIL).tolist()
+    chain, i, begin = [], 0, 0
+    while i < fits and len(chain) < limit and zeros[i] - begin <= MAX_WORD_BYTES:
+        chain.append(i)  # one list step per entry; the words are gathered in one step after
+        begin = int(zeros[i]) + 1 + ENTRY_TAIL
+        i = following[i]
+    nuls = zeros[chain].astype(np.int64)
+    starts = np.concatenate([[0], nuls[:-1] + 1 + ENTRY_TAIL]).astype(np.int64) if len(nuls) else nuls
+    return starts, nuls
+
+
+def _check_matrix(path, *, rows: int, cols: int, dim: int, need: int, offset: int, size: int) -> None:
+    if cols != dim or rows != need:
+        raise ReindexError(f"input matrix is {rows} x {cols}, the header says {need} x {dim} (nwords + bucket)",
+                           path=path, position=f"byte {offset}", hint="is the file complete?")
+    end = offset + 16 + 4 * rows * cols
+    if size < end + 17:  # then qout and the output matrix's shape, at least
+        raise ReindexError(f"truncated fastText model: the input matrix ends at byte {end}, the file at {size}",
+                           path=path, position=f"byte {offset}", hint="the file was cut short; download it again")

@@ -1,0 +1,163 @@
+"""Hugging Face tokenizers as vocabularies: `tokenizer.json`, or a directory a tokenizer was saved to.
+
+The original id of a token is the id the tokenizer gives it, added tokens included. `tokenizers`
+(and, for a directory without `tokenizer.json`, `transformers`) is imported only when one is read.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import ReindexError
+
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "tokenizer_config.json"
+SLOW_FILES = ("vocab.json", "merges.txt")
+_ADDED = re.compile(rb'"added_tokens"\s*:\s*\[')
+_MODEL = re.compile(rb'"model"\s*:\s*\{')
+HINT = "save it with tokenizer.save_pretrained(DIR) or pass its tokenizer.json"
+
+
+def tokenizer_file(path: Path) -> Path | None:
+    """The file a tokenizer directory is read from (tokenizer.json first), or None if it holds none."""
+    for name in (TOKENIZER_FILE, CONFIG_FILE, SLOW_FILES[0]):
+        if (path / name).is_file():
+            return path / name
+    return None
+
+
+def is_tokenizer(path: str | os.PathLike) -> bool:
+    """A tokenizer directory, or a JSON file shaped like `tokenizer.json` (a `model` object inside)."""
+    path = Path(path)
+    if path.is_dir():
+        return tokenizer_file(path) is not None
+    if not path.is_file() or path.suffix.lower() != ".json":
+        return False
+    if path.name == TOKENIZER_FILE:
+        return True
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    # A vocab.json maps tokens to integers; tokenizer.json holds "added_tokens": [...] and "model": {...}.
+    return _ADDED.search(head) is not None and _MODEL.search(head) is not None
+
+
+def load_tokenizer(path: str | os.PathLike) -> Any:
+    """A `tokenizers.Tokenizer` from tokenizer.json, or from a directory a tokenizer was saved to."""
+    path = Path(path)
+    source = tokenizer_file(path) if path.is_dir() else path
+    if source is None:
+        raise ReindexError(f"no tokenizer here ({TOKENIZER_FILE}, {CONFIG_FILE} or vocab.json + merges.txt)",
+                           path=path, hint=HINT)
+    try:
+        if source.name == CONFIG_FILE:
+            return _from_transformers(source.parent)
+        if source.name == SLOW_FILES[0] and path.is_dir():
+            return _from_vocab_and_merges(path)
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(source))
+    except ReindexError:
+        raise
+    except Exception as e:  # tokenizers raises a bare Exception for a malformed file
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ReindexError(f"cannot read the tokenizer: {reason}", path=path,
+                           hint="write it again with tokenizer.save_pretrained(DIR)") from e
+
+
+def _from_transformers(directory: Path) -> Any:
+    from transformers import AutoTokenizer
+    from transformers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # its advice about tokenizer classes is not ours to print
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    finally:
+        logging.set_verbosity(verbosity)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ReindexError(f"{type(tokenizer).__name__} has no `tokenizers` backend", path=directory,
+                           hint=HINT)
+    return backend
+
+
+def _from_vocab_and_merges(directory: Path) -> Any:
+    """A GPT-2 style directory: byte-level BPE from vocab.json + merges.txt, then added_tokens.json."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    merges = directory / SLOW_FILES[1]
+    if not merges.is_file():
+        raise ReindexError(f"vocab.json without {SLOW_FILES[1]}", path=directory, hint=HINT)
+    tokenizer = Tokenizer(models.BPE.from_file(str(directory / SLOW_FILES[0]), str(merges)))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    added_file = directory / "added_tokens.json"
+    if added_file.is_file():
+        try:
+            added = json.loads(added_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as e:
+            raise ReindexError(f"cannot read added tokens: {e}", path=added_file) from e
+        if not isinstance(added, dict) or not all(isinstance(k, str) and type(v) is int for k, v in added.items()):
+            raise ReindexError("added tokens must be a JSON object of token: id", path=added_file)
+        for content, index in sorted(added.items(), key=lambda item: item[1]):
+            tokenizer.add_special_tokens([AddedToken(content, special=True)])
+            if tokenizer.token_to_id(content) != index:
+                raise ReindexError(f"added token {content!r} has id {index} but would get "
+                                   f"{tokenizer.token_to_id(content)}", path=added_file,
+                                   hint="added tokens must follow vocab.json's ids without gaps")
+    return tokenizer
+
+
+def tokens_by_id(tokenizer: Any) -> dict[int, str]:
+    """id -> token of every id the tokenizer assigns, added tokens included; refuses an id given twice."""
+    tokens: dict[int, str] = {}
+    for token, index in tokenizer.get_vocab(with_added_tokens=True).items():
+        if index in tokens:
+            raise ReindexError(f"id {index} is given to both {tokens[index]!r} and {token!r}",
+                               hint="each id must name one token")
+        tokens[index] = token
+    return tokens
+
+
+def read_tokenizer_vocab(path: str | os.PathLike) -> Any:
+    """A `Vocab` whose original ids are the tokenizer's ids: `read_tokenizer_vocab("tok/").tokens[0]`."""
+    from .vocab import Vocab
+
+    path = Path(path)
+    tokenizer = load_tokenizer(path)
+    try:
+        by_id = tokens_by_id(tokenizer)
+    except ReindexError as e:
+        raise ReindexError(e.message, path=path, hint=e.hint) from e
+    if not by_id:
+        raise ReindexError("the tokenizer has no tokens", path=path, hint=HINT)
+    size = max(by_id) + 1
+    if len(by_id) != size:
+        hole = next(i for i in range(size) if i not in by_id)
+        raise ReindexError(f"the tokenizer assigns no token to id {hole} (ids must be exactly 0..{size - 1}, "
+                           f"{size - len(by_id)} missing)", path=path,
+                           hint="give every unused id a placeholder token, e.g. tokenizer.add_tokens([...])")
+    tokens = [by_id[i] for i in range(size)]
+    for index, token in enumerate(tokens):
+        if token == "" or "\n" in token or "\r" in token:
+            raise ReindexError(f"token {token!r} (id {index}) is empty or holds a line break", path=path,
+                               hint="run directories store one token per line; rename it in the tokenizer")
+    return Vocab(tokens=tokens, counts=None, format="tokenizer", path=path)
+
+
+def token_texts(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    """The text each id stands for (`Ġcat` -> ` cat`), as the tokenizer decodes it on its own."""
+    return tokenizer.decode_batch([[int(i)] for i in ids], skip_special_tokens=False)
+
+
+def source_file(path: str | os.PathLike) -> Path:
+    """The file the manifest records for a --vocab: a tokenizer directory's tokenizer file, else `path`."""
+    path = Path(path)
+    if path.is_dir():
+        found = tokenizer_file(path)
+        if found is not None:
+            return found
+    return path

@@ -1,0 +1,163 @@
+"""The words a reader keeps (`read_vectors(keep=...)`), and the two views of them that tokens are
+tested against, each built once, when a reader first needs it:
+- `array`: the words as one Arrow string array, for the exact test in C (`pc.index_in`), which
+  also numbers the kept tokens so that duplicates are found without hashing them again;
+- `words`: their keys (`WordSet`), a superset test that rules out most other tokens before their
+  bytes are even gathered.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import time
+from collections.abc import Set
+from concurrent.futures import Executor, Future
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._lines import WordSet
+
+
+class Keep:
+    """The caller's set of words (`set`, for the few lookups done one at a time) and its views.
+
+    >>> k = Keep({"cat", "new york"})
+    >>> k.index(pa.array(["dog", "new york", "cat"])).is_valid().to_pylist()
+    [False, True, True]
+    """
+
+    def __init__(self, words: Set[str]) -> None:
+        self.set = words
+
+    def __len__(self) -> int:
+        return len(self.set)
+
+    @functools.cached_property
+    def array(self) -> pa.LargeStringArray:
+        """Every word that has a UTF-8 form, in one array (a lone surrogate has none, so no token
+        read from a file can equal it)."""
+        return utf8_array(self.set, yielding=False)
+
+    @functools.cached_property
+    def words(self) -> WordSet:
+        return WordSet(self.array)
+
+    def index(self, tokens: pa.Array) -> pa.Array:
+        """Per token (a string array): its position in `array`, null when it is not kept."""
+        return pc.index_in(tokens, value_set=self.array)
+
+
+JOIN_WORDS = 1 << 14  # words joined at a time by a worker thread, which then lets others run
+
+
+def utf8_array(words: Set[str], *, yielding: bool) -> pa.LargeStringArray:
+    """`words` as a large_string array: joined and encoded once, then cut at the separators
+    (four times faster than converting each word; a word that holds the separator, or has no UTF-8
+    form, takes the per-word way). `yielding`: joined a slice at a time, handing the interpreter to
+    other threads in between (in a worker thread, so that the reader is not held up for long).
+
+    >>> utf8_array({"a b"}, yielding=True).to_pylist(), utf8_array(set(), yielding=False).to_pylist()
+    (['a b'], [])
+    """
+    try:
+        if yielding:
+            parts, it = [], iter(words)
+            while part := "\n".join(itertools.islice(it, JOIN_WORDS)):
+                parts.append(part)
+                time.sleep(0)  # releases the GIL: a thread waiting for it takes it now, not in 5 ms
+            joined = "\n".join(parts).encode("utf-8")
+        else:
+            joined = "\n".join(words).encode("utf-8")
+    except UnicodeEncodeError:
+        return pa.array([w for w in words if _has_utf8(w)], pa.large_string())
+    data = np.frombuffer(joined, np.uint8)
+    separator = data == 10
+    cuts = np.flatnonzero(separator)
+    n = len(words)
+    if n == 0 or len(cuts) != n - 1:
+        return pa.array(list(words), pa.large_string())
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
+    np.subtract(cuts, np.arange(n - 1), out=offsets[1:-1])  # each cut less the separators before it
+    offsets[-1] = len(data) - (n - 1)
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data[~separator]))
+
+
+def _has_utf8(word: str) -> bool:
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class Indexer:
+    """The exact `keep` test of the rows a reader hands on, done by a worker thread: positions in
+    `keep.array` (-1: not kept) for the collector, so that reading with a vocabulary that covers
+    the file costs no more than reading without one.
+
+    While the reader reads, the worker builds `keep.array`, then looks up the first half of the
+    rows; the second half is looked up while the collector converts the tokens to Python strings.
+    Each lookup (`pc.index_in`, which runs without the GIL) builds a table of `keep`, so the rows
+    are looked up in two batches, not one per chunk.
+    """
+
+    def __init__(self, keep: Keep, executor: Executor, *, rows: int) -> None:
+        self.keep, self.executor = keep, executor
+        self.batch = max((rows + 1) // 2, 1)
+        self.pending: list[pa.Array] = []
+        self.size = 0
+        self.done: list[Future] = [executor.submit(self._prepare)]
+
+    def _prepare(self) -> None:
+        if "array" not in self.keep.__dict__:
+            self.keep.array = utf8_array(self.keep.set, yielding=True)
+
+    def add(self, tokens: pa.Array) -> None:
+        """Queue the token bytes of the rows just added to the collector (in the collector's order)."""
+        self.pending.append(tokens)
+        self.size += len(tokens)
+        if self.size >= self.batch:
+            self.flush()
+
+    def flush(self, *, last: bool = False) -> None:
+        """Look up the rows queued so far. `last` (the reader has read every row): wait until the
+        worker is inside the lookup, where it needs no GIL; otherwise it could not even start while
+        the collector converts the tokens (one long call that holds the GIL)."""
+        if self.pending:
+            batch = pa.concat_arrays(self.pending)
+            self.pending, self.size = [], 0
+            started = threading.Event()
+            self.done.append(self.executor.submit(self._index, batch, started))
+            if last:
+                started.wait()
+
+    def _index(self, raw: pa.Array, started: threading.Event | None = None) -> np.ndarray | None:
+        try:
+            tokens = raw.cast(pa.string())
+        except pa.ArrowInvalid:  # not UTF-8: the collector decodes (or refuses) it, then tests it
+            return None
+        finally:
+            if started is not None:
+                started.set()
+        return self.keep.index(tokens).fill_null(-1).to_numpy(zero_copy_only=False)
+
+    def codes(self) -> np.ndarray | None:
+        """Every row's position in `keep.array` (-1: not kept), or None when a batch was not UTF-8."""
+        if self.pending:  # not flushed by the reader: looked up here
+            self.done.append(_completed(self._index(pa.concat_arrays(self.pending))))
+            self.pending, self.size = [], 0
+        self.done[0].result()
+        found = [f.result() for f in self.done[1:]]
+        if any(f is None for f in found):
+            return None
+        return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
+def _completed(value) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future

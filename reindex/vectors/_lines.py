@@ -6,7 +6,8 @@ bytes and its length) so that a vocabulary of any size is looked up with one `se
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Set
+import mmap
+from collections.abc import Callable, Collection, Set
 from typing import NamedTuple
 
 import numpy as np
@@ -36,7 +37,7 @@ def split_lines(block) -> Lines:
     [0, 4, 5, 10]
     """
     data = np.frombuffer(block, dtype=np.uint8)
-    ends = line_ends(data)
+    ends = line_ends(data, find=_find_in(block, data))
     offsets = np.empty(len(ends) + 1, np.int64)
     offsets[0] = 0
     np.add(ends, 1, out=offsets[1:])
@@ -48,19 +49,47 @@ def split_lines(block) -> Lines:
 SCAN_BYTES = 1 << 18  # bytes compared at a time: small temporaries are given back to the system
 
 
-def line_ends(data: np.ndarray) -> np.ndarray:
-    """Positions of b"\\n" in `data`, found 256 KB at a time.
+LONG_LINE = 1 << 10  # bytes: lines longer than this on average are found one `find` each
+PROBE_LINES = 8
+
+
+def line_ends(data: np.ndarray, *, find: Callable | None = None) -> np.ndarray:
+    """Positions of b"\\n" in `data`, found 256 KB at a time; or, given the `find` method of the
+    bytes behind `data` and lines that are long (vectors of 300 numbers take about 3 KB), one
+    `find` (memchr) per line, which skips over the numbers without a temporary the size of the block.
 
     One `data == 10` over a whole block makes a temporary the size of the block in each worker
     thread; after the first such array is freed, glibc serves arrays that large from the thread's
     heap and keeps them there, so the process would hold several blocks' worth it no longer uses.
     >>> line_ends(np.frombuffer(b"a\\nbc\\n", np.uint8)).tolist()
     [1, 4]
+    >>> line_ends(np.frombuffer(b"x" * 3000 + b"\\n" + b"y" * 2000 + b"\\n", np.uint8), find=(b"x" * 3000 + b"\\n" + b"y" * 2000 + b"\\n").find).tolist()
+    [3000, 5001]
     """
-    if len(data) <= SCAN_BYTES:
+    n = len(data)
+    if find is not None:
+        ends, at = [], find(b"\n", 0, n)
+        while at >= 0 and (len(ends) < PROBE_LINES or at > LONG_LINE * len(ends)):
+            ends.append(at)
+            at = find(b"\n", at + 1, n)
+        if at < 0:
+            return np.array(ends, np.int64)
+        start = ends[-1] + 1 if ends else 0  # short lines: the rest by numpy
+        return np.concatenate([np.array(ends, np.int64), start + line_ends(data[start:])])
+    if n <= SCAN_BYTES:
         return np.flatnonzero(data == 10)
-    return np.concatenate([np.flatnonzero(data[i:i + SCAN_BYTES] == 10) + i
-                           for i in range(0, len(data), SCAN_BYTES)])
+    return np.concatenate([np.flatnonzero(data[i:i + SCAN_BYTES] == 10) + i for i in range(0, n, SCAN_BYTES)])
+
+
+def _find_in(block, data: np.ndarray) -> Callable | None:
+    """The `find` of the object whose bytes `block` views from its first byte (in place), if any."""
+    if isinstance(block, bytes):
+        return block.find
+    base = getattr(block, "obj", None)
+    if isinstance(block, memoryview) and isinstance(base, (mmap.mmap, bytearray, bytes)) and len(data):
+        if np.frombuffer(base, np.uint8, count=1).ctypes.data == data.ctypes.data:
+            return base.find
+    return None
 
 
 def blank_lines(lines: Lines) -> np.ndarray:
@@ -121,8 +150,14 @@ def word_keys(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.n
     >>> bool(k[0] == k[2]), bool(k[0] == k[1])
     (True, False)
     """
+    head, tail = _ends_of_words(data, starts, lengths)
+    return (head * _MIX[0]) ^ (tail * _MIX[1]) ^ lengths.astype(np.uint64)
+
+
+def _ends_of_words(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first 8 bytes, last 8 bytes or 0 when the word is no longer than 8) of each word, as uint64."""
     if len(starts) == 0:
-        return np.zeros(0, np.uint64)
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     if len(data) < 8:
         data = np.concatenate([data, np.zeros(8 - len(data), np.uint8)])
     windows = np.lib.stride_tricks.sliding_window_view(data, 8)
@@ -134,7 +169,36 @@ def word_keys(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.n
     tail = np.zeros(len(starts), np.uint64)
     if long.any():
         tail[long] = windows[(starts + lengths - 8)[long]].copy().view("<u8").ravel()
-    return (head * _MIX[0]) ^ (tail * _MIX[1]) ^ lengths.astype(np.uint64)
+    return head, tail
+
+
+_HIGH_BITS = np.uint64(0x8080808080808080)
+
+
+def words_not_utf8(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
+    """Bool per word data[starts[i]:starts[i] + lengths[i]] that is not valid UTF-8, or None when
+    every word is: a word of at most 16 ASCII bytes (most words) is told by its two 8-byte windows;
+    only the others are gathered and validated.
+
+    >>> d = np.frombuffer(b"cat caf\\xc3\\xa9 b\\xffd", np.uint8)
+    >>> words_not_utf8(d, np.array([0, 4, 10]), np.array([3, 5, 3])).tolist()
+    [False, False, True]
+    """
+    head, tail = _ends_of_words(data, starts, lengths)
+    check = np.flatnonzero(((head | tail) & _HIGH_BITS != 0) | (lengths > 16))
+    if len(check) == 0:
+        return None
+    offsets = np.zeros(len(check) + 1, np.int64)
+    np.cumsum(lengths[check], out=offsets[1:])
+    index = np.repeat(starts[check] - offsets[:-1], lengths[check]) + np.arange(offsets[-1])
+    words = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(check),
+                                             [None, pa.py_buffer(offsets), pa.py_buffer(data[index])])
+    bad = not_utf8(words)
+    if bad is None:
+        return None
+    out = np.zeros(len(starts), bool)
+    out[check] = bad
+    return out
 
 
 class WordSet:

@@ -24,7 +24,7 @@ from ._collect import Collector
 from ._open import hash_through, map_file, new_buffer, read_into, release
 from ._line import not_finite
 from ._keep import Indexer, Keep
-from ._lines import not_utf8, share_in_keep
+from ._lines import share_in_keep, words_not_utf8
 
 MAX_TOKEN_BYTES = 1 << 16
 DENSE = 0.9  # with `keep`: read every record when keep holds at least this share of the header's count
@@ -199,7 +199,7 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path:
             dense = False  # from this chunk on
         if keep is not None and not dense:
             mask = keep.words.contains(data, starts, ends - starts, confirm=False)
-            bad = not_utf8(token_array(data, starts, ends))  # refused (strict) or decoded by the collector
+            bad = words_not_utf8(data, starts, ends - starts)  # refused (strict) or decoded by the collector
             if bad is not None:
                 mask |= bad
             starts, ends = starts[mask], ends[mask]

@@ -36,7 +36,7 @@ from ._dim import SAMPLE_LINES, find_dim
 from ._keep import Keep
 from ._line import not_finite, parse_line
 from ._lines import (Lines, WordSet, blank_lines, first_word_lengths, line_ends, lone_cr_lines, lone_crs, not_utf8,
-                     share_in_keep, split_lines)
+                     share_in_keep, split_lines, words_not_utf8)
 from ._open import WORKERS, read_ahead
 
 DENSE = 0.5      # with `keep`: parse whole blocks while the last block kept at least this share of lines
@@ -128,8 +128,9 @@ class BlockReader:
         special = lone_cr_lines(lines) if lone_crs(data) else np.zeros(len(lines), bool)
         chosen = ~blank & ~special
         if self.keep is not None:
-            candidate = self.words.contains(lines.data, lines.offsets[:-1], first_word_lengths(lines))
-            bad = not_utf8(lines.array)
+            lengths = first_word_lengths(lines)
+            candidate = self.words.contains(lines.data, lines.offsets[:-1], lengths)
+            bad = words_not_utf8(lines.data, lines.offsets[:-1], lengths)
             chosen &= candidate if bad is None else candidate | bad
         index = np.flatnonzero(chosen)
         selected = np.zeros(0, np.uint8)

@@ -31,15 +31,24 @@ class Keep:
 
     def __init__(self, words: Set[str]) -> None:
         self.set = words
+        self._array: pa.LargeStringArray | None = None
+        self._lock = threading.Lock()  # one array, whichever thread needs it first: positions must agree
 
     def __len__(self) -> int:
         return len(self.set)
 
-    @functools.cached_property
+    @property
     def array(self) -> pa.LargeStringArray:
         """Every word that has a UTF-8 form, in one array (a lone surrogate has none, so no token
         read from a file can equal it)."""
-        return utf8_array(self.set, yielding=False)
+        return self.get_array(yielding=False)
+
+    def get_array(self, *, yielding: bool) -> pa.LargeStringArray:
+        """`array`, built by the first caller (see `utf8_array` for `yielding`)."""
+        with self._lock:
+            if self._array is None:
+                self._array = utf8_array(self.set, yielding=yielding)
+            return self._array
 
     @functools.cached_property
     def words(self) -> WordSet:
@@ -113,8 +122,7 @@ class Indexer:
         self.done: list[Future] = [executor.submit(self._prepare)]
 
     def _prepare(self) -> None:
-        if "array" not in self.keep.__dict__:
-            self.keep.array = utf8_array(self.keep.set, yielding=True)
+        self.keep.get_array(yielding=True)
 
     def add(self, tokens: pa.Array) -> None:
         """Queue the token bytes of the rows just added to the collector (in the collector's order)."""
@@ -137,7 +145,7 @@ class Indexer:
 
     def _index(self, raw: pa.Array, started: threading.Event | None = None) -> np.ndarray | None:
         try:
-            tokens = raw.cast(pa.string())
+            tokens = raw.cast(pa.large_string())
         except pa.ArrowInvalid:  # not UTF-8: the collector decodes (or refuses) it, then tests it
             return None
         finally:

@@ -135,7 +135,7 @@ def decode_tokens(raw: pa.Array, where: np.ndarray, *, path: str | os.PathLike, 
     return pa.array(out, pa.string())
 
 
-def _resolve_duplicates(tokens: pa.Array, rows: np.ndarray, where: np.ndarray, *, codes: np.ndarray | None,
+def _resolve_duplicates(tokens: pa.Array, rows: np.ndarray, where: np.ndarray, *, codes: np.ndarray | None = None,
                         path: str | os.PathLike, mode: str, where_name: str) -> tuple[np.ndarray, int]:
     """Rows that survive duplicate handling (ascending), and how many records were duplicates.
 

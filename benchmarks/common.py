@@ -24,16 +24,19 @@ class Row:
 
 
 def interleaved(contenders: dict[str, Callable[[], object]], *, repeats: int = 5,
-                warmup: int = 1) -> dict[str, float]:
+                warmup: int = 1, cpu: dict[str, float] | None = None) -> dict[str, float]:
     """Run each contender `repeats` times, in rounds A B C, C A B, ..., return median seconds.
 
     Each round runs the contenders in another (seeded) order, so that no contender always follows
     the same one: what one leaves behind (a fragmented heap, memory the kernel must compact before
     it can hand out huge pages for numpy's next large array) would otherwise bias its successor.
+    `cpu`, when given, gets each contender's median CPU seconds (all of the process's threads), which
+    move far less than wall seconds when threads share few cores.
     """
     import random
 
     times: dict[str, list[float]] = {name: [] for name in contenders}
+    used: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(warmup):
         for fn in contenders.values():
             fn()
@@ -42,9 +45,12 @@ def interleaved(contenders: dict[str, Callable[[], object]], *, repeats: int = 5
         random.Random(round_).shuffle(order)
         for name, fn in order:
             gc.collect()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
+            used[name].append(time.process_time() - start_cpu)
             times[name].append(time.perf_counter() - start)
+    if cpu is not None:
+        cpu.update({name: statistics.median(ts) for name, ts in used.items()})
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 

@@ -7,12 +7,13 @@ tested against, each built once, when a reader first needs it:
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import threading
 import time
 from collections.abc import Set
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -169,3 +170,19 @@ def _completed(value) -> Future:
     future: Future = Future()
     future.set_result(value)
     return future
+
+
+@contextlib.contextmanager
+def looked_up_meanwhile(collector, keep: Keep | None, *, rows: int):
+    """While a reader reads (the body): with `keep`, the rows it hands to `collector` are looked up
+    by a worker thread (`Indexer`), the last of them once the body ends."""
+    if keep is None:
+        yield
+        return
+    executor = ThreadPoolExecutor(1, thread_name_prefix="reindex-keep")
+    collector.indexer = Indexer(keep, executor, rows=rows)
+    try:
+        yield
+        collector.indexer.flush(last=True)
+    finally:
+        executor.shutdown(wait=False)  # the last lookup finishes meanwhile; the collector waits for it

@@ -12,7 +12,6 @@ import functools
 import mmap
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Set
 from typing import BinaryIO
 
@@ -23,7 +22,7 @@ from ..errors import ReindexError
 from ._collect import Collector
 from ._open import hash_through, map_file, new_buffer, read_into, release
 from ._line import not_finite
-from ._keep import Indexer, Keep
+from ._keep import Keep, looked_up_meanwhile
 from ._lines import share_in_keep, words_not_utf8
 
 MAX_TOKEN_BYTES = 1 << 16
@@ -164,15 +163,10 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
     if keep is not None and not dense:  # the kept rows and the bitmap's false matches (never resident unless used)
         capacity = min(capacity, len(keep) + count // 32 + 1024)
     collector = Collector(dim, capacity=capacity)
-    executor = ThreadPoolExecutor(1, thread_name_prefix="reindex-keep") if dense else None
-    if executor is not None:
-        collector.indexer = Indexer(keep, executor, rows=count)
-    try:
+    rows = count if keep is None or dense else min(count, len(keep) + count // 32)  # those likely added
+    with looked_up_meanwhile(collector, keep, rows=rows):
         return _read_records(stream, first, collector, path=path, compression=compression, count=count,
                              record=record, header_bytes=header_bytes, keep=keep, dense=dense, limit=limit)
-    finally:
-        if executor is not None:
-            executor.shutdown(wait=False)  # the last lookups finish meanwhile; the collector waits for them
 
 
 def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path: str | os.PathLike,
@@ -226,8 +220,6 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path:
         if eof:
             break
         buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base, ring=ring)
-    if collector.indexer is not None:
-        collector.indexer.flush(last=True)
     if mapped is not None:
         with contextlib.suppress(BufferError):
             mapped.close()

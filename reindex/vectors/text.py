@@ -33,7 +33,7 @@ from ..errors import ReindexError
 from ._collect import Collector
 from ._csv import CsvParser, CsvRows, QuietUnraisable, complement, first_bad, pool, row_at, select_rows
 from ._dim import SAMPLE_LINES, find_dim
-from ._keep import Keep
+from ._keep import Keep, looked_up_meanwhile
 from ._line import not_finite, parse_line
 from ._lines import (Lines, WordSet, blank_lines, first_word_lengths, line_ends, lone_cr_lines, lone_crs, not_utf8,
                      share_in_keep, split_lines, words_not_utf8)
@@ -303,7 +303,9 @@ def read_text(blocks: Iterator[memoryview], *, path: str | os.PathLike, header: 
     reader = BlockReader(dim=dim, trailing=trailing, path=path, origin=origin, keep=keep,
                          kept_share=0.0 if keep is None else _share_kept(head, keep.set, dim=dim))
     placed = Placed(collector)
-    with QuietUnraisable(), ThreadPoolExecutor(WORKERS, thread_name_prefix="reindex-chosen") as executor:
+    rows = collector.matrix.shape[0]  # the estimate of the file's records (or of the kept ones)
+    with QuietUnraisable(), ThreadPoolExecutor(WORKERS, thread_name_prefix="reindex-chosen") as executor, \
+            looked_up_meanwhile(collector, keep, rows=rows):
         reader.executor = executor
         try:
             for _, result in read_ahead(itertools.chain([block], blocks), reader.work):

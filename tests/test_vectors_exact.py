@@ -249,3 +249,21 @@ def test_long_lines_read_with_keep_as_without(tmp_path, share):
     got = read_vectors(path, keep=keep)
     want_tokens, want_matrix = expected(tokens, m, keep)
     assert got.tokens == want_tokens and np.array_equal(got.matrix, want_matrix)
+
+
+@pytest.mark.parametrize("share", [0.05, 1.0])
+def test_text_rows_are_looked_up_by_the_worker(tmp_path, monkeypatch, share):
+    """Text hands its rows to the same worker: every row the collector holds is looked up once,
+    and the result is exact whatever the share."""
+    tokens, m = corpus(1500)
+    keep = pick(tokens, share)
+    looked_up = []
+    index = Indexer._index
+    monkeypatch.setattr(Indexer, "_index", lambda self, raw, *a: looked_up.append(len(raw)) or index(self, raw, *a))
+    held = []
+    finish = Collector.finish
+    monkeypatch.setattr(Collector, "finish", lambda self, **kw: held.append(self.num_rows) or finish(self, **kw))
+    got = read_vectors(write(tmp_path, "v.txt", text_bytes(tokens, m, header=False)), keep=keep)
+    want_tokens, want_matrix = expected(tokens, m, keep)
+    assert got.tokens == want_tokens and np.array_equal(got.matrix, want_matrix)
+    assert sum(looked_up) == held[0] >= len(want_tokens)

@@ -267,3 +267,10 @@ def test_text_rows_are_looked_up_by_the_worker(tmp_path, monkeypatch, share):
     want_tokens, want_matrix = expected(tokens, m, keep)
     assert got.tokens == want_tokens and np.array_equal(got.matrix, want_matrix)
     assert sum(looked_up) == held[0] >= len(want_tokens)
+
+
+def test_utf8_array_keeps_an_empty_word_alone_in_the_last_slice(monkeypatch):
+    monkeypatch.setattr(_keep, "JOIN_WORDS", 2)
+    monkeypatch.setattr(pa, "array", None)  # the per-word way is not taken: the slices were all joined
+    words = ["a", "b", ""]  # the last slice is [""], whose join is empty
+    assert utf8_array(words, yielding=True).to_pylist() == ["a", "b", ""]

@@ -75,8 +75,8 @@ def utf8_array(words: Set[str], *, yielding: bool) -> pa.LargeStringArray:
     try:
         if yielding:
             parts, it = [], iter(words)
-            while part := "\n".join(itertools.islice(it, JOIN_WORDS)):
-                parts.append(part)
+            while chunk := list(itertools.islice(it, JOIN_WORDS)):
+                parts.append("\n".join(chunk))
                 time.sleep(0)  # releases the GIL: a thread waiting for it takes it now, not in 5 ms
             joined = "\n".join(parts).encode("utf-8")
         else:

@@ -64,10 +64,10 @@ JOIN_WORDS = 1 << 14  # words joined at a time by a worker thread, which then le
 
 
 def utf8_array(words: Set[str], *, yielding: bool) -> pa.LargeStringArray:
-    """`words` as a large_string array: joined and encoded once, then cut at the separators
-    (four times faster than converting each word; a word that holds the separator, or has no UTF-8
-    form, takes the per-word way). `yielding`: joined a slice at a time, handing the interpreter to
-    other threads in between (in a worker thread, so that the reader is not held up for long).
+    """`words` as a large_string array: joined and encoded, then cut at the separators (a word that
+    holds the separator, or has no UTF-8 form, takes the per-word way, `pa.array`). `yielding`:
+    joined a slice at a time, handing the interpreter to other threads in between (in a worker
+    thread, so that the reader is not held up for long; `pa.array` is one call that holds the GIL).
 
     >>> utf8_array({"a b"}, yielding=True).to_pylist(), utf8_array(set(), yielding=False).to_pylist()
     (['a b'], [])

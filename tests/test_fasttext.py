@@ -354,3 +354,8 @@ def test_the_format_can_be_named_and_is_checked(model, tmp_path):
     glove = write_glove(tmp_path / "glove.txt", {"the": [1.0, 2.0]})
     with pytest.raises(ReindexError, match=r"glove\.txt: at byte 0: not a fastText model"):
         read_vectors(glove, format="fasttext-bin")
+
+
+def test_a_vocabulary_that_is_not_strings_is_a_usage_error(model):
+    with pytest.raises(UsageError, match=r"keep holds 7, a int: a vocabulary is a collection of strings"):
+        read_vectors(model["path"], keep={"the", 7})

@@ -274,3 +274,16 @@ def test_utf8_array_keeps_an_empty_word_alone_in_the_last_slice(monkeypatch):
     monkeypatch.setattr(pa, "array", None)  # the per-word way is not taken: the slices were all joined
     words = ["a", "b", ""]  # the last slice is [""], whose join is empty
     assert utf8_array(words, yielding=True).to_pylist() == ["a", "b", ""]
+
+
+@pytest.mark.parametrize("fmt", ["glove", "bin"])
+@pytest.mark.parametrize("keep", [{1, 2}, ["w1", 3], {b"w1"}])
+def test_a_vocabulary_that_is_not_strings_is_a_usage_error_naming_the_item(tmp_path, fmt, keep):
+    """Not "cannot parse vector file": the file is fine, the argument is not."""
+    from reindex.errors import UsageError
+
+    tokens, m = corpus(50, spaces=False)
+    raw = binary_bytes(tokens, m) if fmt == "bin" else text_bytes(tokens, m, header=False)
+    path = write(tmp_path, "v." + fmt, raw)
+    with pytest.raises(UsageError, match=r"keep holds (1|3|b'w1'), a (int|bytes): a vocabulary is a collection of strings"):
+        read_vectors(path, keep=keep)

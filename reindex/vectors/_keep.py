@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import UsageError
 from ._lines import WordSet
 
 
@@ -83,6 +84,8 @@ def utf8_array(words: Set[str], *, yielding: bool) -> pa.LargeStringArray:
             joined = "\n".join(words).encode("utf-8")
     except UnicodeEncodeError:
         return pa.array([w for w in words if _has_utf8(w)], pa.large_string())
+    except TypeError:
+        raise not_strings(words) from None
     data = np.frombuffer(joined, np.uint8)
     separator = data == 10
     cuts = np.flatnonzero(separator)
@@ -94,6 +97,13 @@ def utf8_array(words: Set[str], *, yielding: bool) -> pa.LargeStringArray:
     np.subtract(cuts, np.arange(n - 1), out=offsets[1:-1])  # each cut less the separators before it
     offsets[-1] = len(data) - (n - 1)
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data[~separator]))
+
+
+def not_strings(words: Set) -> UsageError:
+    """The error for a vocabulary that holds something other than a string (found by a reader's
+    conversion failing, not by a pass over every word)."""
+    other = next(w for w in words if not isinstance(w, str))
+    return UsageError(f"keep holds {other!r}, a {type(other).__name__}: a vocabulary is a collection of strings")
 
 
 def _has_utf8(word: str) -> bool:

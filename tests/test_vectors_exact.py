@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -287,3 +288,51 @@ def test_a_vocabulary_that_is_not_strings_is_a_usage_error_naming_the_item(tmp_p
     path = write(tmp_path, "v." + fmt, raw)
     with pytest.raises(UsageError, match=r"keep holds (1|3|b'w1'), a (int|bytes): a vocabulary is a collection of strings"):
         read_vectors(path, keep=keep)
+
+
+# --- mapping the binary file in while the vocabulary is prepared ------------------------------------
+
+def test_populate_while_stops_when_the_other_work_does_and_at_its_limit(tmp_path):
+    from reindex.vectors import _open
+
+    path = write(tmp_path, "f.bin", bytes(range(256)) * 4096 * 40)  # 40 MB: more than two 16 MB steps
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        assert _open.populate_while(mapped, 100, lambda: False, limit=1 << 30) == 100  # nothing to wait for
+        end = _open.populate_while(mapped, 5000, lambda: True, limit=3 << 20)
+        if end != 5000:  # 5000: the kernel predates MADV_POPULATE_READ, and nothing was done
+            assert end == 5000 + (3 << 20)  # the limit, counted from the start asked for
+            answers = iter([True, True, False])  # busy at the start and before the first step only
+            assert _open.populate_while(mapped, 0, lambda: next(answers, False), limit=1 << 30) == 1 << 24
+        assert bytes(mapped[5000:5010]) == (bytes(range(256)) * 40)[5000 % 256:5000 % 256 + 10]
+
+
+@pytest.mark.parametrize("madvise", ["missing", "failing"])
+def test_binary_reads_the_same_when_pages_cannot_be_mapped_ahead(tmp_path, monkeypatch, madvise):
+    from reindex.vectors import _open
+
+    calls = []
+    monkeypatch.setattr(_open, "_madvise", lambda: None if madvise == "missing" else (lambda *a: calls.append(a) or -1))
+    real = _keep.utf8_array
+    monkeypatch.setattr(_keep, "utf8_array", lambda *a, **k: time.sleep(0.2) or real(*a, **k))  # busy a while
+    tokens, m = corpus(800, spaces=False)
+    keep = set(tokens)
+    got = read_vectors(write(tmp_path, "v.bin", binary_bytes(tokens, m)), keep=keep)
+    want_tokens, want_matrix = expected(tokens, m, keep)
+    assert got.tokens == want_tokens and np.array_equal(got.matrix, want_matrix)
+    assert len(calls) == (madvise == "failing")  # tried once, then left alone
+
+
+def test_binary_maps_pages_ahead_only_while_the_vocabulary_is_prepared(tmp_path, monkeypatch):
+    """Reading every record with a vocabulary: the pages are mapped in while the worker builds the
+    vocabulary's array (and never without a vocabulary, where nothing runs beside the reader)."""
+    from reindex.vectors import _open
+
+    seen = []
+    real = _open.populate_while
+    monkeypatch.setattr(binary, "populate_while", lambda *a, **k: seen.append(a[1]) or real(*a, **k))
+    tokens, m = corpus(800, spaces=False)
+    path = write(tmp_path, "v.bin", binary_bytes(tokens, m))
+    read_vectors(path)
+    assert seen == []
+    read_vectors(path, keep=set(tokens))
+    assert len(seen) == 1 and seen[0] == len(b"%d 5\n" % len(tokens))  # from the first record

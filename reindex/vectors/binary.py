@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ..errors import ReindexError
 from ._collect import Collector
-from ._open import hash_through, map_file, new_buffer, read_into, release
+from ._open import hash_through, map_file, new_buffer, populate_while, read_into, release
 from ._line import not_finite
 from ._keep import Keep, looked_up_meanwhile
 from ._lines import share_in_keep, words_not_utf8
@@ -29,6 +29,7 @@ MAX_TOKEN_BYTES = 1 << 16
 DENSE = 0.9  # with `keep`: read every record when keep holds at least this share of the header's count
 SAMPLE_EVERY = 64  # while reading every record: the kept share of a chunk is checked on every 64th token
 CHUNK_BYTES = 1 << 24  # 16 MB read at a time: the file is never held whole
+POPULATE_BYTES = 1 << 28  # at most mapped in ahead while the vocabulary is prepared (then dropped window by window)
 
 
 def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
@@ -177,6 +178,8 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path:
     mapped = map_file(stream) if compression is None else None
     span = CHUNK_BYTES  # of the mapped file looked at at once; doubled while no whole record fits
     if mapped is not None:
+        if collector.indexer is not None:  # its worker builds keep's array, holding the GIL: meanwhile,
+            populate_while(mapped, base, lambda: not collector.indexer.done[0].done(), limit=POPULATE_BYTES)
         buf, eof = _window(mapped, base, span)
     while True:
         data = np.frombuffer(buf, np.uint8)

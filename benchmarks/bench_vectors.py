@@ -166,8 +166,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def big(lines: int, *, repeats: int, out: Path) -> None:
     """Table 3: the glove.840B-shaped file, 50,000-word vocabulary: time, peak RSS, against wc -l."""
-    from reindex.vectors import read_vectors
-
     text, gz, vocab = make_big(lines)
     check_big(text, lines)
     tiny_vocab, tiny_vectors = WORK / "tiny_vocab.txt", WORK / "tiny_vectors.txt"

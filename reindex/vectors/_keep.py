@@ -135,6 +135,10 @@ class Indexer:
     def _prepare(self) -> None:
         self.keep.get_array(yielding=True)
 
+    def preparing(self) -> bool:
+        """Whether the worker is still building `keep.array` (holding the GIL most of the time)."""
+        return not self.done[0].done()
+
     def add(self, tokens: pa.Array) -> None:
         """Queue the token bytes of the rows just added to the collector (in the collector's order)."""
         self.pending.append(tokens)

@@ -175,6 +175,16 @@ def _ends_of_words(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) ->
 _HIGH_BITS = np.uint64(0x8080808080808080)
 
 
+def token_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """A binary array of the tokens `data[starts[i]:ends[i]]`, gathered in one step."""
+    lengths = ends - starts
+    offsets = np.zeros(len(starts) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts),
+                                            [None, pa.py_buffer(offsets), pa.py_buffer(data[index])])
+
+
 def words_not_utf8(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
     """Bool per word data[starts[i]:starts[i] + lengths[i]] that is not valid UTF-8, or None when
     every word is: a word of at most 16 ASCII bytes (most words) is told by its two 8-byte windows;
@@ -188,12 +198,7 @@ def words_not_utf8(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) ->
     check = np.flatnonzero(((head | tail) & _HIGH_BITS != 0) | (lengths > 16))
     if len(check) == 0:
         return None
-    offsets = np.zeros(len(check) + 1, np.int64)
-    np.cumsum(lengths[check], out=offsets[1:])
-    index = np.repeat(starts[check] - offsets[:-1], lengths[check]) + np.arange(offsets[-1])
-    words = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(check),
-                                             [None, pa.py_buffer(offsets), pa.py_buffer(data[index])])
-    bad = not_utf8(words)
+    bad = not_utf8(token_array(data, starts[check], starts[check] + lengths[check]))
     if bad is None:
         return None
     out = np.zeros(len(starts), bool)

@@ -23,7 +23,7 @@ from ._collect import Collector
 from ._open import hash_through, map_file, new_buffer, populate_while, read_into, release
 from ._line import not_finite
 from ._keep import Keep, looked_up_meanwhile
-from ._lines import share_in_keep, words_not_utf8
+from ._lines import share_in_keep, token_array, words_not_utf8
 
 MAX_TOKEN_BYTES = 1 << 16
 DENSE = 0.9  # with `keep`: read every record when keep holds at least this share of the header's count
@@ -122,16 +122,6 @@ def chain_from_zero(following: np.ndarray) -> np.ndarray:
         jump = jump[jump]
 
 
-def token_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
-    """A binary array of the tokens `data[starts[i]:ends[i]]`, gathered in one step."""
-    lengths = ends - starts
-    offsets = np.zeros(len(starts) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts),
-                                            [None, pa.py_buffer(offsets), pa.py_buffer(data[index])])
-
-
 def gather(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
     """Copy the float32 vectors starting at byte `offsets` of `data` into the rows of `out`."""
     if len(offsets) == 0:
@@ -179,7 +169,7 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path:
     span = CHUNK_BYTES  # of the mapped file looked at at once; doubled while no whole record fits
     if mapped is not None:
         if collector.indexer is not None:  # its worker builds keep's array, holding the GIL: meanwhile,
-            populate_while(mapped, base, lambda: not collector.indexer.done[0].done(), limit=POPULATE_BYTES)
+            populate_while(mapped, base, collector.indexer.preparing, limit=POPULATE_BYTES)
         buf, eof = _window(mapped, base, span)
     while True:
         data = np.frombuffer(buf, np.uint8)

@@ -223,7 +223,7 @@ def _exact(f, n: int, *, path, offset: int, what: str) -> bytes:
 
 def _read_dictionary(f, *, path) -> tuple[pa.Array, np.ndarray, int, int]:
     """(word bytes, their entries' byte offsets, pruneidx_size, the offset after the pruned-bucket pairs)."""
-    from .binary import token_array
+    from ._lines import token_array
 
     start = 8 + ARGS.size
     entries, nwords, nlabels, _, prune = DICTIONARY.unpack(_exact(f, DICTIONARY.size, path=path, offset=start,

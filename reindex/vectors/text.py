@@ -84,7 +84,6 @@ class BlockReader:
     def __init__(self, *, dim: int, trailing: bool, path: str | os.PathLike, origin: str,
                  keep: Keep | None, kept_share: float = 0.0, executor: Executor | None = None) -> None:
         self.dim, self.path, self.origin, self.keep, self.executor = dim, path, origin, keep, executor
-        self._words: WordSet | None = None
         self._words_lock = threading.Lock()
         self.csv = CsvParser(dim=dim, trailing=trailing)
         self.kept_share = kept_share  # of the last block placed; read by workers to pick a way (a hint only)
@@ -107,10 +106,8 @@ class BlockReader:
     @property
     def words(self) -> WordSet:
         """The key test of `keep`, built when a block first needs it (reading every row needs none)."""
-        with self._words_lock:
-            if self._words is None:
-                self._words = self.keep.words
-            return self._words
+        with self._words_lock:  # cached by `keep`, built once even when workers ask at the same time
+            return self.keep.words
 
     def _wanted(self, tokens: pa.Array) -> np.ndarray:
         """Bool per parsed row: its token may be kept (exact up to key collisions; bad UTF-8 kept,

@@ -166,7 +166,7 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
     from . import run as run_dir
     from . import vocab_hf
     from .datasets.core import check_columns
-    from .outputs import check_output, replacer
+    from .io.outputs import check_output, replacer
     from .vectors import hf_model
 
     note = progress or (lambda message: None)

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from .errors import ReindexError, UsageError
-from .inputfile import check_regular
+from .io.inputfile import check_regular
 
 FORMATS = ("safetensors", "npy", "pt", "word2vec", "word2vec-binary", "glove", "word2vec-gz", "glove-gz")
 SUFFIXES = {".safetensors": "safetensors", ".npy": "npy", ".pt": "pt", ".bin": "word2vec-binary",
             ".vec": "word2vec", ".txt": "glove", ".vec.gz": "word2vec-gz", ".txt.gz": "glove-gz"}
-EXPORT_FORMAT = "reindex.export"
+from .formats import EXPORT_FORMAT  # noqa: E402
 
 
 def load_trainable(path: str | os.PathLike, *, shape: tuple[int, int], fixed: np.ndarray) -> np.ndarray:
@@ -114,7 +114,7 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
     export("runs/demo", out="embedding.vec.gz")   # {"path": ..., "format": "word2vec-gz", "rows": ..., "dim": ...}
     """
     from . import progress
-    from .outputs import check_output, recorded_inputs
+    from .io.outputs import check_output, recorded_inputs
     from .run import load_run
 
     out = Path(out)
@@ -152,8 +152,8 @@ def _format_from_suffix(out: Path) -> str:
 
 
 def _write_atomic(out: Path, write: Any, *, force: bool) -> None:
-    from .atomic import atomic_file
-    from .outputs import mark_export, replacer
+    from .io.atomic import atomic_file
+    from .io.outputs import mark_export, replacer
 
     with atomic_file(out, force=force, replace=replacer("export")) as tmp:
         write(tmp)
@@ -161,7 +161,7 @@ def _write_atomic(out: Path, write: Any, *, force: bool) -> None:
 
 
 def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
-    from .tensorfile import save_safetensors
+    from .io.tensorfile import save_safetensors
 
     fixed_rows = np.sort(run.sorted_to_original[: run.num_fixed])
     save_safetensors(path, {"weight": np.ascontiguousarray(matrix), "fixed_rows": fixed_rows}, metadata={

@@ -154,7 +154,7 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
     The title names the run and its final token and vocabulary coverage; 1200 x 720 pixels for a PNG.
     """
     from .errors import UsageError
-    from .outputs import check_output
+    from .io.outputs import check_output
 
     check_plot_path(path)
     check_output(path, kind="plot", force=True, inputs=[run.path, *data], option="--plot")  # never over an input
@@ -196,8 +196,8 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
         plt.close(fig)
     # Written here, not by matplotlib, whose image writers can lose a failed write (ENOSPC);
     # atomically, and over an existing file only if it is an earlier plot (outputs.py).
-    from .atomic import atomic_file
-    from .outputs import PLOT_FORMAT, mark, replacer
+    from .io.atomic import atomic_file
+    from .io.outputs import PLOT_FORMAT, mark, replacer
 
     with atomic_file(path, force=True, replace=replacer("plot")) as temporary:
         temporary.write_bytes(image.getbuffer())

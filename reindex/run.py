@@ -18,18 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_directory  # noqa: F401  (re-exported: the run is written with it)
+from .io.atomic import atomic_directory  # noqa: F401  (re-exported: the run is written with it)
 from .errors import ReindexError, UsageError
 from .mapping import check_permutation, invert_permutation
 
-RUN_FORMAT = "reindex.run"
-EMBEDDING_FORMAT = "reindex.embedding"
-FORMAT_VERSION = 1
-EMBEDDING_FILE = "embedding.safetensors"
-VOCAB_FILE = "vocab.txt"
-MANIFEST_FILE = "manifest.json"
-DATA_DIR = "data"
-CORPUS_COUNTS_FILE = "corpus_counts.npy"
+from .formats import (CORPUS_COUNTS_FILE, DATA_DIR, EMBEDDING_FILE, EMBEDDING_FORMAT, FORMAT_VERSION,  # noqa: F401
+                      MANIFEST_FILE, RUN_FORMAT, VOCAB_FILE)
+from .io.jsonfile import write_json  # noqa: F401
 
 
 def folder_files(path: str | os.PathLike) -> list[tuple[str, Path]]:
@@ -117,15 +112,10 @@ class FileHashes:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON with sorted keys and a final newline (byte-stable for identical inputs)."""
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 def write_embedding(path: Path, *, fixed: np.ndarray, trainable: np.ndarray,
                     sorted_to_original: np.ndarray, metadata: dict[str, str] | None = None) -> dict[str, str]:
     """Write the split checkpoint, loadable with `safetensors` alone; return its metadata."""
-    from .tensorfile import save_safetensors
+    from .io.tensorfile import save_safetensors
 
     meta = {
         "format": EMBEDDING_FORMAT,

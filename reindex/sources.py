@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ReindexError, UsageError
-from .inputfile import check_regular
+from .io.inputfile import check_regular
 from .matching import Matched, match_vectors, needs_every_vector, wanted_forms
 
 

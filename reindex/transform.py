@@ -23,7 +23,7 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
     from . import progress
     from .datasets import RemapSpec, plan_outputs
     from .engines import run_engine
-    from .outputs import check_output, replacer, write_marker
+    from .io.outputs import check_output, replacer, write_marker
     from .run import atomic_directory, load_run
 
     if not data:

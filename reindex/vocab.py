@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .io.compression import EXTRACT, detect_archive, detect_compression
 from .errors import ReindexError
-from .inputfile import check_regular
+from .io.inputfile import check_regular
 
 _COUNTED = re.compile(r"^(.*)\t *(\d+) *$", re.DOTALL)  # spaces around a count are an editor's, not data
 #: A first line whose last tab-separated field looks like a number (even a bad one: -3, 1.5, 1e9)
@@ -219,33 +220,29 @@ def _parse(raw: bytes, path: Path) -> Vocab:
     return parse_lines(text, path=path)
 
 
-#: Compressed vocabularies are read as Python's standard library can; archives and zstd are refused.
-_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
-_REFUSED = ((b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first: zstd -d FILE"),
-            (b"PK\x03\x04", "a zip archive", "extract the vocabulary from it first: unzip FILE"))
-
-
 def _decompress(raw: bytes, path: Path) -> bytes:
-    """The bytes of a gzip/bz2/xz vocabulary uncompressed (found by magic bytes, not the suffix)."""
+    """The bytes of a gzip/bz2/xz vocabulary uncompressed (found by magic bytes, not the suffix).
+    Archives and zstd (which Python's standard library cannot read) are refused."""
     import bz2
     import gzip
     import lzma
     import zlib
 
-    for magic, name, hint in _REFUSED:
-        if raw.startswith(magic):
-            raise ReindexError(f"is {name}, not a vocabulary text file", path=path, hint=hint)
-    if raw[257:262] == b"ustar":
-        raise ReindexError("is a tar archive, not a vocabulary text file", path=path,
-                           hint="extract the vocabulary from it first: tar -xf FILE")
-    for magic, name in _COMPRESSED:
-        if raw.startswith(magic):
-            module = {"gzip": gzip, "bz2": bz2, "xz": lzma}[name]
-            try:
-                return module.decompress(raw)
-            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
-                raise ReindexError(f"corrupt or truncated {name} data: {e}", path=path) from e
-    return raw
+    archive = detect_archive(raw)
+    if archive is not None:
+        raise ReindexError(f"is a {archive} archive, not a vocabulary text file", path=path,
+                           hint=f"extract the vocabulary from it first: {EXTRACT[archive]}")
+    name = detect_compression(raw)
+    if name == "zstd":
+        raise ReindexError("is zstd-compressed, not a vocabulary text file", path=path,
+                           hint="decompress it first: zstd -d FILE")
+    if name is None:
+        return raw
+    module = {"gzip": gzip, "bz2": bz2, "xz": lzma}[name]
+    try:
+        return module.decompress(raw)
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
+        raise ReindexError(f"corrupt or truncated {name} data: {e}", path=path) from e
 
 
 #: Lines sampled from the top of a vocabulary to guess whether it is some other kind of file.

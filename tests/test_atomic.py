@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reindex.atomic import atomic_directory, atomic_file, remove_stale
+from reindex.io.atomic import atomic_directory, atomic_file, remove_stale
 from reindex.errors import ReindexError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,7 +240,7 @@ def test_stale_siblings_are_removed_but_not_a_live_writers(tmp_path):
 
 def test_an_interrupt_during_creation_is_deferred_until_cleanup_is_possible(tmp_path, monkeypatch, request):
     """SIGINT right after the temporary exists (as from a pyarrow thread): still removed."""
-    import reindex.atomic as atomic
+    import reindex.io.atomic as atomic
 
     create = atomic._create
 
@@ -385,7 +385,7 @@ def test_export_replaces_only_an_export(user_tree, cli):
 
 def test_a_remap_output_is_marked_and_the_marker_is_not_a_dataset(user_tree, cli):
     tmp, _ = user_tree
-    from reindex.outputs import DATASETS_FORMAT, MARKER
+    from reindex.io.outputs import DATASETS_FORMAT, MARKER
 
     marker = json.loads((tmp / "encoded" / MARKER).read_text())
     assert marker["format"] == DATASETS_FORMAT and marker["command"] == "remap"
@@ -397,7 +397,7 @@ def test_a_remap_output_is_marked_and_the_marker_is_not_a_dataset(user_tree, cli
 
 
 def test_trainable_format_is_the_same_in_outputs_and_torch():
-    from reindex.outputs import TRAINABLE_FORMAT
+    from reindex.io.outputs import TRAINABLE_FORMAT
     from reindex.torch import TRAINABLE_FORMAT as TORCH_FORMAT
 
     assert TRAINABLE_FORMAT == TORCH_FORMAT
@@ -425,7 +425,7 @@ def test_save_trainable_replaces_its_own_file_but_not_a_users(tmp_path):
 RACER = """
 import sys, time
 from pathlib import Path
-from reindex.atomic import atomic_directory
+from reindex.io.atomic import atomic_directory
 from reindex.errors import ReindexError
 final, name = Path(sys.argv[1]), sys.argv[2]
 other = "b" if name == "a" else "a"
@@ -683,7 +683,7 @@ def test_disk_full_on_every_writer(tmp_path, tmpfs, target):
     (ValueError("os error 2"), None),
 ])
 def test_disk_full_is_recognised_in_every_writers_words(error, said):
-    from reindex.write_error import disk_full
+    from reindex.io.write_error import disk_full
 
     assert disk_full(error) == said
     wrapped = ReindexError("cannot read Parquet file: ...")   # how a reader wraps a writer's error

@@ -426,7 +426,7 @@ def test_other_non_regular_files_are_refused_as_vocab_and_vectors(tmp_path, kind
 def test_dash_is_left_for_standard_input():
     """`-` is never refused as a non-regular file: issue 11 reads it as standard input."""
     from reindex.errors import ReindexError
-    from reindex.inputfile import check_regular
+    from reindex.io.inputfile import check_regular
 
     check_regular("-", what="a vocabulary")   # passes: no stat of a file named "-"
     with pytest.raises(ReindexError, match="/dev/null: is a character device, not a vocabulary file"):

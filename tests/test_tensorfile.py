@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from reindex.tensorfile import DTYPES, canonicalize, save_safetensors
+from reindex.io.tensorfile import DTYPES, canonicalize, save_safetensors
 
 
 def every_dtype() -> dict[str, np.ndarray]:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReindexError
-from ..inputfile import check_regular
-from ..run import write_json
+from ..io.inputfile import check_regular
+from ..io.jsonfile import write_json
 from .arrow import update_features
 from .core import FileReport, RemapSpec
 from .ipc import remap_ipc

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..errors import ReindexError
-from ..inputfile import check_regular
+from ..io.inputfile import check_regular
 from .arrow import output_schema, remap_batch
 from .core import FileReport, RemapSpec
 from .parquet import count_ids

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ReindexError
-from ..inputfile import check_regular
+from ..io.inputfile import check_regular
 
 SUFFIXES = {
     ".npy": "npy", ".pt": "pt", ".pth": "pt", ".safetensors": "safetensors",

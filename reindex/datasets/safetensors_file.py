@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ReindexError
-from ..tensorfile import canonicalize
+from ..io.tensorfile import canonicalize
 from .core import FileReport, RemapSpec
 from .pt import remap_tensor_dict
 
@@ -17,7 +17,7 @@ def remap_safetensors(source: Path, output: Path, spec: RemapSpec) -> FileReport
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from ..atomic import as_new_file
+    from ..io.atomic import as_new_file
 
     try:
         # The "pt" framework reads every dtype (numpy has no bfloat16 for the untouched tensors).

@@ -18,7 +18,7 @@ from ._autograd import BlockLookup
 from ._checks import ID_DTYPES, check_permutation, check_rows, full, inverse, normalise_padding_idx, rows_to_mask
 from .partition import partition_rows
 
-TRAINABLE_FORMAT = "reindex.trainable"
+from ..formats import TRAINABLE_FORMAT  # noqa: E402
 
 
 class IdOutOfRangeError(ReindexError, IndexError):
@@ -283,9 +283,9 @@ class SplitEmbedding(nn.Module):
         """
         from safetensors.torch import save_file
 
-        from ..atomic import as_new_file, atomic_file
-        from ..outputs import replacer
-        from ..tensorfile import canonicalize
+        from ..io.atomic import as_new_file, atomic_file
+        from ..io.outputs import replacer
+        from ..io.tensorfile import canonicalize
 
         metadata = {"format": TRAINABLE_FORMAT, "format_version": "1", "num_fixed": str(self.num_fixed),
                     "num_trainable": str(self.num_trainable), "dim": str(self.embedding_dim)}

@@ -17,7 +17,7 @@ from ..errors import ReindexError
 from ._checks import full
 from .swap import Swap
 
-ROWS_FORMAT = "reindex.hf.trainable"
+from ..formats import HF_TRAINABLE_FORMAT as ROWS_FORMAT  # noqa: E402
 _HASH_CHUNK = 1 << 20   # floats per hashed piece (4 MiB)
 
 
@@ -52,9 +52,9 @@ def save_rows(swap: Swap, path: str | os.PathLike) -> None:
     """Write the trainable rows of `swap` (and their ids and the frozen rows' fingerprint) to `path`."""
     from safetensors.torch import save_file
 
-    from ..atomic import as_new_file, atomic_file
-    from ..outputs import replacer
-    from ..tensorfile import canonicalize
+    from ..io.atomic import as_new_file, atomic_file
+    from ..io.outputs import replacer
+    from ..io.tensorfile import canonicalize
 
     split = swap.embedding
     tensors = {name: full(tensor).to("cpu").contiguous() for name, tensor in _tensors(swap).items()}

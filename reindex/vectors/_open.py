@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Callable, Iterator, TypeVar
 
 from ..errors import ReindexError
+from ..io.compression import EXTRACT, HEAD_BYTES, detect_archive, detect_compression
 
 T = TypeVar("T")
 
@@ -27,35 +28,7 @@ IN_FLIGHT = WORKERS + 2  # buffers in the ring of `iter_line_blocks` (more than 
 BLOCK_BYTES = 1 << 21  # 2 MB: one thread parses a block; the few blocks in flight are much of the memory
                        # when few lines are kept (4 MB: about 7% faster full parses, 28 MB more at the peak of a
                        # 2 GB file read for 5% of its lines)
-MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
-ARCHIVES = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"PK\x07\x08", "zip"),
-            (b"7z\xbc\xaf\x27\x1c", "7z"))
-HEAD_BYTES = 512  # enough for a tar header's "ustar" at byte 257
 STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
-
-
-def detect_compression(head: bytes) -> str | None:
-    """The compression named by a file's first bytes, or None.
-
-    >>> detect_compression(b"\\x1f\\x8b\\x08"), detect_compression(b"(\\xb5/\\xfd"), detect_compression(b"the 0.1")
-    ('gzip', 'zstd', None)
-    """
-    for magic, name in MAGIC:
-        if head.startswith(magic):
-            return name
-    return None
-
-
-def detect_archive(head: bytes) -> str | None:
-    """'zip', 'tar' or '7z' when the first bytes (after any compression) start an archive.
-
-    >>> detect_archive(b"PK\\x03\\x04"), detect_archive(bytes(257) + b"ustar\\x0000"), detect_archive(b"a 1")
-    ('zip', 'tar', None)
-    """
-    for magic, name in ARCHIVES:
-        if head.startswith(magic):
-            return name
-    return "tar" if head[257:262] == b"ustar" else None
 
 
 def refuse_archive(head: bytes, *, path: str | os.PathLike, compression: str | None) -> None:
@@ -65,10 +38,9 @@ def refuse_archive(head: bytes, *, path: str | os.PathLike, compression: str | N
         return
     what = f"a {compression}-compressed {kind} archive" if compression else f"a {kind} archive"
     raise ReindexError(f"this is {what}, not a vector file", path=path, position="byte 0",
-                       hint=f"extract the vector file from it (e.g. `{_EXTRACT[kind]}`) and pass that file")
+                       hint=f"extract the vector file from it (e.g. `{EXTRACT[kind]}`) and pass that file")
 
 
-_EXTRACT = {"zip": "unzip FILE", "tar": "tar -xf FILE", "7z": "7z x FILE"}
 
 
 class FileDigest:

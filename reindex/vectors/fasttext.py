@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ReindexError
+from ..io.compression import detect_compression
 from ._format import FASTTEXT_MAGIC, is_fasttext_head
 from .ngrams import subword_rows
 
@@ -62,7 +63,7 @@ def open_model(path: str | os.PathLike) -> FastTextModel:
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(8 + ARGS.size)
-        if head[:3] in (b"\x1f\x8b\x08", b"BZh") or head[:6] == b"\xfd7zXZ\x00":
+        if detect_compression(head) is not None:
             raise ReindexError("a compressed fastText model cannot be memory-mapped", path=path,
                                hint="decompress it first, e.g. `gunzip -k`")
         if not is_fasttext_head(head):

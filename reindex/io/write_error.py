@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from .errors import ReindexError
+from ..errors import ReindexError
 
 _DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
               errno.EFBIG: "file too large"}

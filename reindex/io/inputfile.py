@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .errors import ReindexError
+from ..errors import ReindexError
 
 KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))

@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import ReindexError, UsageError
+from ..errors import ReindexError, UsageError
 from .write_error import OS_ERROR_TEXT, disk_full, user_path, write_error
 
 

@@ -16,28 +16,21 @@ import struct
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import UsageError
+from ..errors import UsageError
+from ..formats import (DATASETS_FORMAT, DATASETS_MARKER, EXPORT_FORMAT, FORMAT_VERSION, HF_TRAINABLE_FORMAT,
+                       MANIFEST_FILE, PLOT_FORMAT, RUN_FORMAT, TRAINABLE_FORMAT)
+from .jsonfile import read_json_or_none, write_json
 
 #: Written into every `remap`/`invert` output directory: what wrote it (a dot-name, so listing the
 #: directory as a dataset skips it).
-MARKER = ".reindex-output.json"
-DATASETS_FORMAT = "reindex.datasets"
-TRAINABLE_FORMAT = "reindex.trainable"   # the same as reindex.torch's, without importing torch
-HF_TRAINABLE_FORMAT = "reindex.hf.trainable"   # reindex.hf.save_trainable's
-
-
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
+MARKER = DATASETS_MARKER
 
 
 def _marked_directory(path: Path, name: str, format: str, what: str) -> str | None:
     """None if `path` is a directory whose JSON file `name` says `format`, else why not."""
     if not path.is_dir():
         return "it is not a directory"
-    found = _read_json(path / name)
+    found = read_json_or_none(path / name)
     if not isinstance(found, dict) or found.get("format") != format:
         return f"it is not {what} (no reindex {name})"
     return None
@@ -45,8 +38,6 @@ def _marked_directory(path: Path, name: str, format: str, what: str) -> str | No
 
 def _is_run(path: Path) -> str | None:
     """None if `path` is a run directory written by `reindex build`, else why not."""
-    from .run import MANIFEST_FILE, RUN_FORMAT
-
     return _marked_directory(path, MANIFEST_FILE, RUN_FORMAT, "a run directory written by `reindex build`")
 
 
@@ -73,8 +64,6 @@ def _is_export(path: Path) -> str | None:
     head, why = _file_head(path)
     if why is not None:
         return why
-    from .export import EXPORT_FORMAT
-
     if safetensors_format(head) == EXPORT_FORMAT:
         return None
     try:
@@ -97,8 +86,6 @@ EXPORT_XATTR = "user.reindex.format"
 
 def mark_export(path: str | os.PathLike) -> None:
     """Mark `path` as written by `export` (best effort: a file system may not keep xattrs)."""
-    from .export import EXPORT_FORMAT
-
     mark(path, EXPORT_FORMAT)
 
 
@@ -108,8 +95,6 @@ def looks_like_export(head: bytes) -> bool:
     >>> looks_like_export(b"2 3\\nthe 1 2 3\\n"), looks_like_export(b"my notes\\n")
     (True, False)
     """
-    from .export import EXPORT_FORMAT
-
     if head.startswith(b"\x93NUMPY"):
         return b"'descr': '<f4'" in head[:256]
     written = safetensors_format(head)
@@ -160,7 +145,6 @@ def _is_trainable(path: Path) -> str | None:
 IMAGE_MAGIC = {".png": (b"\x89PNG",), ".pdf": (b"%PDF",), ".svg": (b"<?xml", b"<svg"), ".svgz": (b"\x1f\x8b",),
                ".jpg": (b"\xff\xd8",), ".jpeg": (b"\xff\xd8",), ".tif": (b"II*", b"MM\x00*"),
                ".tiff": (b"II*", b"MM\x00*"), ".webp": (b"RIFF",), ".eps": (b"%!PS",), ".ps": (b"%!PS",)}
-PLOT_FORMAT = "reindex.plot"
 
 
 def _is_plot(path: Path) -> str | None:
@@ -280,7 +264,5 @@ def recorded_inputs(run: object) -> list[str]:
 
 def write_marker(directory: Path, *, command: str, run: str | os.PathLike) -> None:
     """Mark `directory` as a `remap`/`invert` output, so a later `--force` may replace it."""
-    from .run import FORMAT_VERSION, write_json
-
     write_json(directory / MARKER, {"format": DATASETS_FORMAT, "format_version": FORMAT_VERSION,
                                     "command": command, "run": str(run)})

@@ -238,19 +238,20 @@ def test_stale_siblings_are_removed_but_not_a_live_writers(tmp_path):
     assert [p.read_text() for p in users] == ["mine"] * 3           # names reindex never gives: kept
 
 
-def test_an_interrupt_during_creation_is_deferred_until_cleanup_is_possible(tmp_path, monkeypatch, request):
-    """SIGINT right after the temporary exists (as from a pyarrow thread): still removed."""
+def test_an_interrupt_right_after_the_temporary_exists_still_removes_it(tmp_path, monkeypatch, request):
+    """SIGINT the moment the temporary exists, before `create` returns (as from a pyarrow thread):
+    the temporary is removed on the way out, and no signal handler of the process was touched."""
     import reindex.io.atomic as atomic
 
-    create = atomic._create
+    create = atomic.create
 
-    def create_then_interrupt(final, *, directory):
-        made = create(final, directory=directory)
+    def create_then_interrupt(final, *, directory, pending):
+        create(final, directory=directory, pending=pending)
         os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)  # the handler would have run here, between creation and the `try`
-        return made
+        time.sleep(0.05)  # the handler runs here, before `create` returns
+        pytest.fail("SIGINT did not arrive")  # pragma: no cover
 
-    monkeypatch.setattr(atomic, "_create", create_then_interrupt)
+    monkeypatch.setattr(atomic, "create", create_then_interrupt)
     # Python's own SIGINT handler, whatever this process inherited (a background job's SIGINT is ignored).
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))

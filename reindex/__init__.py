@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> (module, attribute). Public names never equal a submodule's name: importing
 # `reindex.build` would otherwise replace a function `reindex.build` with the module.

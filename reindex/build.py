@@ -166,6 +166,7 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
     from . import run as run_dir
     from . import vocab_hf
     from .datasets.core import check_columns
+    from .io.atomic import atomic_directory
     from .io.outputs import check_output, replacer
     from .vectors import hf_model
 
@@ -205,7 +206,7 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         if digest.complete:
             hashes.put(files["vectors"], digest.record())
         tokens_sorted = [vocabulary.tokens[i] for i in split.sorted_to_original.tolist()]
-        with run_dir.atomic_directory(out, force=force, replace=replacer("run")) as tmp:
+        with atomic_directory(out, force=force, replace=replacer("run")) as tmp:
             reports, corpus = _remap_data(pairs, split, out=out, tmp=tmp, options=options, workers=workers,
                                           engine=engine, ray_address=ray_address, note=note)
             with step(f"writing {out} (hashing inputs and outputs)"):

@@ -24,7 +24,8 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
     from .datasets import RemapSpec, plan_outputs
     from .engines import run_engine
     from .io.outputs import check_output, replacer, write_marker
-    from .run import atomic_directory, load_run
+    from .io.atomic import atomic_directory
+    from .run import load_run
 
     if not data:
         raise UsageError("no datasets given", hint="pass one or more DATA files, directories or globs")

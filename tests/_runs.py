@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from reindex.mapping import build_permutation, invert_permutation
-from reindex.run import EMBEDDING_FILE, MANIFEST_FILE, VOCAB_FILE, write_embedding, write_json, write_vocab
+from reindex.io.jsonfile import write_json
+from reindex.run import EMBEDDING_FILE, MANIFEST_FILE, VOCAB_FILE, write_embedding, write_vocab
 
 
 def make_run(out: Path, *, vocab_size: int = 40, num_fixed: int = 15, dim: int = 8, rows: int = 64,

@@ -6,7 +6,6 @@ Writes run on a second thread while the next chunk is gathered (both release the
 """
 from __future__ import annotations
 
-import io
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -14,6 +13,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import ReindexError
+from ..io.npyfile import header_bytes, save_npy  # noqa: F401  (save_npy: public here too)
 from .core import (CHUNK_IDS, FileReport, OutOfRange, RemapSpec, add_counts, describe_index, gather,
                    out_of_range_error, output_dtype, table_as)
 
@@ -33,31 +33,6 @@ def read_header(f: BinaryIO, path: Path) -> tuple[tuple[int, ...], bool, np.dtyp
     return tuple(shape), bool(fortran), dtype, f.tell()
 
 
-def _header_bytes(shape: tuple[int, ...], fortran: bool, dtype: np.dtype) -> bytes:
-    """A fresh header, in the oldest format version that can hold it (as np.save does)."""
-    buffer = io.BytesIO()
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran, "shape": shape}
-    try:
-        np.lib.format.write_array_header_1_0(buffer, header)
-    except ValueError:
-        buffer = io.BytesIO()
-        np.lib.format.write_array_header_2_0(buffer, header)
-    return buffer.getvalue()
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    """`np.save` through Python's file writes: numpy's own (`tofile`) reports a full disk as
-    "N requested and M written", without the errno that says why.
-
-    save_npy(Path("counts.npy"), np.zeros(3, np.int64))
-    """
-    array = np.require(array, requirements="C")  # ascontiguousarray would make a 0-d array 1-d
-    with open(path, "wb") as f:
-        f.write(_header_bytes(array.shape, False, array.dtype))
-        if array.size:
-            f.write(memoryview(array.reshape(-1)).cast("B"))
-
-
 def remap_npy(source: Path, output: Path, spec: RemapSpec, *, chunk: int = CHUNK_IDS) -> FileReport:
     """Remap a .npy file to `output`; same header (shape, order, dtype unless `spec.id_dtype`).
 
@@ -75,7 +50,7 @@ def remap_npy(source: Path, output: Path, spec: RemapSpec, *, chunk: int = CHUNK
                                path=source)
         f.seek(0)
         # Same dtype: copy the header byte for byte, so `invert` after `remap` is byte-identical.
-        header = f.read(header_len) if out_dtype == dtype else _header_bytes(shape, fortran, out_dtype)
+        header = f.read(header_len) if out_dtype == dtype else header_bytes(shape, fortran, out_dtype)
         f.seek(header_len)
         output.parent.mkdir(parents=True, exist_ok=True)
         with open(output, "wb") as g:

@@ -1,4 +1,4 @@
-"""The run directory: embedding.safetensors + vocab.txt + manifest.json (+ data/), written atomically.
+"""A run directory read back: `Run` (the mapping, and the tokens and vectors read on first use) and `load_run`.
 
 Layout (the contract every command and the docs share):
 
@@ -10,7 +10,6 @@ Layout (the contract every command and the docs share):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,187 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .io.atomic import atomic_directory  # noqa: F401  (re-exported: the run is written with it)
-from .errors import ReindexError, UsageError
-from .mapping import check_permutation, invert_permutation
-
-from .formats import (CORPUS_COUNTS_FILE, DATA_DIR, EMBEDDING_FILE, EMBEDDING_FORMAT, FORMAT_VERSION,  # noqa: F401
-                      MANIFEST_FILE, RUN_FORMAT, VOCAB_FILE)
-from .io.jsonfile import write_json  # noqa: F401
-
-
-def folder_files(path: str | os.PathLike) -> list[tuple[str, Path]]:
-    """(relative POSIX path, path) of every file below a folder, sorted by relative path."""
-    root = Path(path)
-    found = []
-    for parent, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in files:
-            file = Path(parent) / name
-            if file.is_file():  # a FIFO or socket would block the hash; no reader opens one either
-                found.append((file.relative_to(root).as_posix(), file))
-    return sorted(found)
-
-
-def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22, advance: Any = None) -> str:
-    """Hex sha256 of a file, read in chunks; of a folder (a `save_to_disk` dataset), a digest of
-    its files' relative paths and sha256s, so any change to any file, name or set of files shows.
-    `advance(n)` (a progress bar) is told the size of each chunk read."""
-    if os.path.isdir(path):
-        digest = hashlib.sha256()
-        for name, file in folder_files(path):
-            hashed = sha256_file(file, chunk_bytes=chunk_bytes, advance=advance)
-            digest.update(f"{name}\0{hashed}\n".encode("utf-8", "surrogateescape"))
-        return digest.hexdigest()
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_bytes):
-            digest.update(block)
-            if advance is not None:
-                advance(len(block))
-    return digest.hexdigest()
-
-
-def size_of(path: str | os.PathLike) -> int:
-    """Bytes of a file, or of all the files below a folder."""
-    if os.path.isdir(path):
-        return sum(file.stat().st_size for _, file in folder_files(path))
-    return os.stat(path).st_size
-
-
-def describe_file(path: str | os.PathLike, *, name: str | None = None) -> dict[str, Any]:
-    """{"path", "size", "sha256"} of a file (or a folder: see `sha256_file`), as the manifest records
-    inputs and outputs."""
-    path = Path(path)
-    return {"path": name if name is not None else str(path), "size": size_of(path),
-            "sha256": sha256_file(path)}
-
-
-class FileHashes:
-    """`describe_file` records computed on background threads, asked for when the manifest is written.
-
-    hashlib releases the GIL on large buffers, so hashing inputs while they are parsed and outputs
-    while the embedding is written costs little wall time on a second core.
-    """
-
-    def __init__(self, workers: int = 2) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reindex-sha256")
-        self._futures: dict[str, Any] = {}
-
-    def start(self, path: str | os.PathLike) -> None:
-        key = os.fspath(path)
-        if key not in self._futures:
-            self._futures[key] = self._pool.submit(describe_file, path)
-
-    def put(self, path: str | os.PathLike, record: dict[str, Any]) -> None:
-        """A {"size", "sha256"} record computed elsewhere (a reader that hashed the file as it read it)."""
-        from concurrent.futures import Future
-
-        done: Future = Future()
-        done.set_result({"path": str(path), **record})
-        self._futures[os.fspath(path)] = done
-
-    def describe(self, path: str | os.PathLike, *, name: str | None = None) -> dict[str, Any]:
-        self.start(path)
-        record = dict(self._futures[os.fspath(path)].result())
-        return record if name is None else {**record, "path": name}
-
-    def __enter__(self) -> "FileHashes":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def write_embedding(path: Path, *, fixed: np.ndarray, trainable: np.ndarray,
-                    sorted_to_original: np.ndarray, metadata: dict[str, str] | None = None) -> dict[str, str]:
-    """Write the split checkpoint, loadable with `safetensors` alone; return its metadata."""
-    from .io.tensorfile import save_safetensors
-
-    meta = {
-        "format": EMBEDDING_FORMAT,
-        "format_version": str(FORMAT_VERSION),
-        "num_fixed": str(fixed.shape[0]),
-        "num_trainable": str(trainable.shape[0]),
-        "vocab_size": str(sorted_to_original.shape[0]),
-        "dim": str(fixed.shape[1] if fixed.ndim == 2 else trainable.shape[1]),
-    }
-    meta.update(metadata or {})
-    save_safetensors(path, {
-        "fixed": np.ascontiguousarray(fixed, dtype=np.float32),
-        "trainable": np.ascontiguousarray(trainable, dtype=np.float32),
-        "sorted_to_original": np.ascontiguousarray(sorted_to_original, dtype=np.int64),
-    }, metadata=meta)
-    return meta
-
-
-def write_vocab(path: Path, tokens_sorted: list[str]) -> None:
-    """One token per line, in sorted-id order."""
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        for token in tokens_sorted:
-            f.write(token)
-            f.write("\n")
-
-
-def write_run(directory: Path, *, fixed: np.ndarray, trainable: np.ndarray, sorted_to_original: np.ndarray,
-              tokens_sorted: list[str], counts: dict[str, Any], options: dict[str, Any],
-              inputs: dict[str, Any], datasets: list[dict[str, Any]], corpus_counts: np.ndarray | None,
-              hashes: FileHashes) -> tuple[dict[str, Any], dict[str, str]]:
-    """Write embedding, vocabulary, corpus counts and (last) the manifest into `directory`.
-
-    Returns the manifest and the embedding's metadata."""
-    for entry in datasets:  # already complete: hash them while the embedding is written
-        hashes.start(directory / entry["output"])
-    metadata = write_embedding(directory / EMBEDDING_FILE, fixed=fixed, trainable=trainable,
-                    sorted_to_original=sorted_to_original,
-                    metadata={} if counts.get("pad_id") is None else {"pad_id": str(counts["pad_id"])})
-    write_vocab(directory / VOCAB_FILE, tokens_sorted)
-    names = [EMBEDDING_FILE, VOCAB_FILE]
-    if corpus_counts is not None:
-        from .datasets.npy import save_npy
-
-        save_npy(directory / CORPUS_COUNTS_FILE, corpus_counts)
-        names.append(CORPUS_COUNTS_FILE)
-    names += [d["output"] for d in datasets]
-    manifest = {
-        "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "reindex_version": _version(),
-        "inputs": inputs, "options": options, "counts": counts, "datasets": datasets,
-        "outputs": [hashes.describe(directory / name, name=name) for name in names],
-    }
-    write_json(directory / MANIFEST_FILE, manifest)
-    return manifest, metadata
-
-
-def input_files(*, vocab: str | os.PathLike, vectors: str | os.PathLike, data: list[Path],
-                weights: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The input files the manifest describes: a run directory as --vectors is its manifest."""
-    vectors = Path(vectors)
-    return {"vocab": Path(vocab), "vectors": vectors / MANIFEST_FILE if vectors.is_dir() else vectors,
-            "data": list(data), "weights": None if weights is None else Path(weights)}
-
-
-def describe_inputs(files: dict[str, Any], *, given: dict[str, Any], hashes: FileHashes) -> dict[str, Any]:
-    """The manifest's record of the `input_files`: each path as the user gave it, size and sha256."""
-    inputs = {"vocab": given.get("vocab_record") or hashes.describe(files["vocab"], name=str(given["vocab"])),
-              "vectors": hashes.describe(files["vectors"], name=str(given["vectors"])),
-              "data": [hashes.describe(p) for p in files["data"]]}
-    if files["weights"] is not None:
-        inputs["weights"] = hashes.describe(files["weights"], name=str(given["weights"]))
-    return inputs
-
-
-def describe_report(report: Any, directory: Path) -> dict[str, Any]:
-    """One remapped dataset as the manifest records it (paths relative to the run)."""
-    return {"source": str(report.source), "output": report.output.relative_to(directory).as_posix(),
-            "format": report.format, "num_ids": int(report.num_ids), "num_rows": int(report.num_rows)}
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
+from ..errors import ReindexError, UsageError
+from ..formats import EMBEDDING_FILE, MANIFEST_FILE, VOCAB_FILE
+from ..mapping import check_permutation, invert_permutation, lookup_table, remap
 
 
 def read_embedding(path: str | os.PathLike, *, keys: tuple[str, ...] | None = None
@@ -365,8 +186,6 @@ def _apply(run: Run, which: str, ids: Any, dtype: Any, out: Any) -> Any:
     """`run.<which>[ids]` for a numpy array or a torch tensor (same kind out), by default in the
     ids' dtype. The table converted for each (kind, device, dtype) is kept: converting it costs
     more than remapping a training batch."""
-    from .mapping import lookup_table, remap
-
     if not hasattr(ids, "dtype"):
         ids = np.asarray(ids)
     if dtype is None:

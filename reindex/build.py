@@ -126,7 +126,7 @@ def lookup_pad(vocab: Vocab, pad: str | None) -> int | None:
 def vocab_texts(vocabulary: Vocab, ids: np.ndarray) -> list[str]:
     """The text of each original id: a tokenizer's decoding (`Ġcat` -> ` cat`), else the token itself."""
     if vocabulary.format == "tokenizer":
-        from .vocab_hf import load_tokenizer, token_texts
+        from .vocab.tokenizer import load_tokenizer, token_texts
 
         return token_texts(load_tokenizer(vocabulary.path), ids)
     return [vocabulary.tokens[i] for i in ids.tolist()]
@@ -164,7 +164,7 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
     build(vocab="data/vocab.txt", vectors="data/vectors.txt", out="runs/x")
     """
     from . import run as run_dir
-    from . import vocab_hf
+    from .vocab import tokenizer as vocab_hf
     from .datasets.core import check_columns
     from .io.atomic import atomic_directory
     from .io.outputs import check_output, replacer

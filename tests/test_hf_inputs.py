@@ -408,7 +408,7 @@ def test_round_trip_through_every_command(cli, hf, tmp_path, vocab, vectors, ini
 
 
 def test_readers_import_nothing_heavy():
-    code = ("import sys, reindex.vocab_hf, reindex.vectors.hf_model, reindex.vocab, reindex.sources; "
+    code = ("import sys, reindex.vocab.tokenizer, reindex.vectors.hf_model, reindex.vocab, reindex.sources; "
             "print(sorted(m for m in ('tokenizers', 'transformers', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

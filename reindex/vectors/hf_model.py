@@ -65,7 +65,7 @@ def _is_reindex_export(path: Path) -> bool:
 
 def read_model_embedding(path: str | os.PathLike, *, key: str | None = None) -> ModelEmbedding:
     """Read the input embedding of a checkpoint and name its rows with the tokenizer stored beside it."""
-    from ..vocab_hf import load_tokenizer, tokenizer_file, tokens_by_id
+    from ..vocab.tokenizer import load_tokenizer, tokenizer_file, tokens_by_id
 
     path = Path(path)
     shards, directory = _tensor_files(path)

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import ReindexError
+from ..errors import ReindexError
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
@@ -124,7 +124,7 @@ def tokens_by_id(tokenizer: Any) -> dict[int, str]:
 
 def read_tokenizer_vocab(path: str | os.PathLike) -> Any:
     """A `Vocab` whose original ids are the tokenizer's ids: `read_tokenizer_vocab("tok/").tokens[0]`."""
-    from .vocab import Vocab
+    from .base import Vocab
 
     path = Path(path)
     tokenizer = load_tokenizer(path)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .io.compression import EXTRACT, detect_archive, detect_compression
-from .errors import ReindexError
-from .io.inputfile import check_regular
+from ..errors import ReindexError
+from ..io.compression import EXTRACT, detect_archive, detect_compression
+from .base import Vocab
 
 _COUNTED = re.compile(r"^(.*)\t *(\d+) *$", re.DOTALL)  # spaces around a count are an editor's, not data
 #: A first line whose last tab-separated field looks like a number (even a bad one: -3, 1.5, 1e9)
@@ -23,20 +22,6 @@ _COUNTED = re.compile(r"^(.*)\t *(\d+) *$", re.DOTALL)  # spaces around a count 
 _COUNT_LIKE = re.compile(r"^.*\t\s*[-+]?(\d|\.\d)[^\t]*$", re.DOTALL)
 _INT64_MAX = (1 << 63) - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-@dataclass
-class Vocab:
-    """Tokens in original-id order, with their counts when the file gives them."""
-
-    tokens: list[str]
-    counts: np.ndarray | None
-    format: str  # "lines" | "counts" | "json"
-    path: Path
-    record: dict | None = None  # read from stdin: {"path": "-", "size", "sha256"} for the manifest
-
-    def __len__(self) -> int:
-        return len(self.tokens)
 
 
 def parse_lines(text: str, *, path: str | os.PathLike = "<vocab>") -> Vocab:
@@ -166,61 +151,7 @@ def _refuse_duplicate_keys(path: str | os.PathLike):
     return hook
 
 
-def read_vocab(path: str | os.PathLike) -> Vocab:
-    """Read a vocabulary file (`-`: stdin; the format follows the suffix `.json` or the first character `{`)
-    or a tokenizer."""
-    from .vocab_hf import is_tokenizer, read_tokenizer_vocab
-
-    if os.fspath(path) == "-":
-        import hashlib
-        import sys
-
-        raw = sys.stdin.buffer.read()
-        vocab = _parse(raw, Path(STDIN))
-        vocab.record = {"path": "-", "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
-        return vocab
-    path = Path(path)
-    if is_tokenizer(path):  # tokenizer.json or a saved tokenizer directory: the tokenizer's own ids
-        return read_tokenizer_vocab(path)
-    check_regular(path, what="a vocabulary")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as e:
-        raise ReindexError("no such file", path=path, hint="check the --vocab path") from e
-    except IsADirectoryError as e:
-        raise ReindexError("is a directory, not a vocabulary file", path=path) from e
-    except OSError as e:
-        raise ReindexError(f"cannot read: {e.strerror}", path=path) from e
-    return _parse(raw, path)
-
-
-STDIN = "<stdin>"
-
-
-def _parse(raw: bytes, path: Path) -> Vocab:
-    raw = _decompress(raw, path)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
-        raise ReindexError(f"invalid UTF-8 at byte {e.start}" + (" (the file is UTF-16)" if utf16 else ""),
-                           path=path, line=line,
-                           hint="convert it: iconv -f UTF-16 -t UTF-8" if utf16 else "vocabularies must be UTF-8") from e
-    if path.suffix.lower() == ".json":
-        return parse_json(text, path=path)
-    if text.lstrip("\ufeff \t\r\n").startswith("{"):
-        try:
-            json.loads(text.removeprefix("\ufeff"))
-        except json.JSONDecodeError:
-            return parse_lines(text, path=path)  # a token that starts with "{", not JSON
-        except RecursionError:
-            pass  # JSON too deep to parse: parse_json says so
-        return parse_json(text, path=path)
-    return parse_lines(text, path=path)
-
-
-def _decompress(raw: bytes, path: Path) -> bytes:
+def decompress(raw: bytes, path: Path) -> bytes:
     """The bytes of a gzip/bz2/xz vocabulary uncompressed (found by magic bytes, not the suffix).
     Archives and zstd (which Python's standard library cannot read) are refused."""
     import bz2
@@ -243,43 +174,3 @@ def _decompress(raw: bytes, path: Path) -> bytes:
         return module.decompress(raw)
     except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
         raise ReindexError(f"corrupt or truncated {name} data: {e}", path=path) from e
-
-
-#: Lines sampled from the top of a vocabulary to guess whether it is some other kind of file.
-SAMPLE_LINES = 1000
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-_GENSIM_ENTRY = re.compile(r"\d+\t[^\t]+\t\d+")
-
-
-def misread_as(vocab: Vocab) -> str | None:
-    """What a one-token-per-line vocabulary probably really is, or None: a vector file, a GloVe
-    `word count` list or a gensim `Dictionary.save_as_text` file, each of whose lines would have
-    been taken whole as one token (and so matched no vector).
-
-    >>> misread_as(Vocab(["the 0.1 0.2 0.3", "cat 0.4 0.5 0.6"], None, "lines", Path("v.txt")))[:24]
-    'a vector file (GloVe or '
-    """
-    if vocab.format != "lines":
-        return None
-    head = vocab.tokens[:SAMPLE_LINES]
-    fields = [token.split() for token in head]
-    numbers = [sum(1 for f in row[1:] if _NUMBER.fullmatch(f)) for row in fields]
-
-    def share(test) -> float:
-        return sum(1 for row, n in zip(fields, numbers) if test(row, n)) / len(head)
-
-    header = len(fields[0]) == 2 and all(f.isdigit() for f in fields[0])  # word2vec's "N D" line
-    if share(lambda row, n: n >= 2 and n == len(row) - 1) >= 0.9 or (
-            header and len(head) > 1 and numbers[1] >= 2 and numbers[1] == len(fields[1]) - 1):
-        return ("a vector file (GloVe or word2vec text): its lines hold a token and numbers; pass it as "
-                "--vectors, and as --vocab a file with one token per line")
-    if share(lambda row, n: len(row) == 2 and row[1].isdigit()) >= 0.9:
-        return ("a `word count` list (GloVe's vocab_count output): each 'word 123' line was read as one "
-                "token; write token<TAB>count lines (e.g. tr ' ' '\\t') or one token per line")
-    rest = head[1:]
-    if head[0].strip().isdigit() and rest and \
-            sum(1 for t in rest if _GENSIM_ENTRY.fullmatch(t)) >= 0.9 * len(rest):
-        return ("a gensim Dictionary.save_as_text file (a document count, then id<TAB>token<TAB>count "
-                "lines): each line was read as one token; write one token per line in id order "
-                "(dictionary[i] for i in range(len(dictionary)))")
-    return None

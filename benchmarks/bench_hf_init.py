@@ -88,7 +88,7 @@ def new_words(tok, count: int) -> list[str]:
 
 def starting_rows(name: str, old_model, directory: Path, new_size: int, torch):
     """(embedding rows, head rows) of the new tokens under init `name`."""
-    from reindex.build import build
+    from reindex.commands.build import build
 
     old = OLD_VOCAB
     if name in ("pieces", "normal"):

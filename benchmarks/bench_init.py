@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from reindex.build import build
+    from reindex.commands.build import build
     from reindex.run import load_run
 
     torch.set_num_threads(1)

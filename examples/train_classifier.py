@@ -25,7 +25,7 @@ from torch import nn
 from reindex.datasets.plan import detect_format, is_hf_dataset
 from reindex.run import read_embedding
 from reindex.torch import SplitEmbedding
-from reindex.totext import rows_of
+from reindex.commands.totext import rows_of
 
 
 class Classifier(nn.Module):

@@ -21,25 +21,25 @@ _EXPORTS = {
     "Run": ("run", "Run"), "load_run": ("run", "load_run"),
     "Vocab": ("vocab", "Vocab"), "read_vocab": ("vocab", "read_vocab"),
     "Vectors": ("vectors", "Vectors"), "read_vectors": ("vectors", "read_vectors"),
-    "build_run": ("build", "build"), "BuildResult": ("build", "BuildResult"),
-    "remap_files": ("transform", "remap_files"), "invert_files": ("transform", "invert_files"),
-    "export_run": ("export", "export"), "verify_run": ("verify", "verify_run"),
+    "build_run": ("commands.build", "build"), "BuildResult": ("commands.build", "BuildResult"),
+    "remap_files": ("commands.remap", "remap_files"), "invert_files": ("commands.remap", "invert_files"),
+    "export_run": ("commands.export", "export"), "verify_run": ("commands.verify", "verify_run"),
     "SplitEmbedding": ("torch", "SplitEmbedding"), "SplitLinear": ("torch", "SplitLinear"),
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from .build import BuildResult
-    from .build import build as build_run
+    from .commands.build import BuildResult
+    from .commands.build import build as build_run
     from .errors import ReindexError, UsageError
-    from .export import export as export_run
+    from .commands.export import export as export_run
     from .mapping import build_permutation, invert_permutation, remap
     from .run import Run, load_run
     from .torch import SplitEmbedding, SplitLinear
-    from .transform import invert_files, remap_files
+    from .commands.remap import invert_files, remap_files
     from .vectors import Vectors, read_vectors
-    from .verify import verify_run
+    from .commands.verify import verify_run
     from .vocab import Vocab, read_vocab
 
 

@@ -21,25 +21,26 @@ PARALLEL_IDS = 1 << 22
 MAX_THREADS = 8
 
 
-def build_permutation(is_fixed: np.ndarray, *, pad: int | None = None) -> np.ndarray:
-    """Return `sorted_to_original` (int64) for a boolean mask over original ids.
+def build_permutation(is_fixed: np.ndarray, *, pad: int | None = None, head: np.ndarray | None = None) -> np.ndarray:
+    """Return `sorted_to_original` (int64) for a boolean mask over original ids: the one stable partition.
+
+    `head` (original ids) comes first as given, then the other fixed ids, then the other trainable ids,
+    each in original order; `pad` alone is the head when `head` is None.
 
     >>> build_permutation(np.array([False, True, False, True])).tolist()
     [1, 3, 0, 2]
     >>> build_permutation(np.array([False, True, False, True]), pad=2).tolist()
     [2, 1, 3, 0]
+    >>> build_permutation(np.array([True, True, False, True]), head=np.array([3, 2])).tolist()
+    [3, 2, 0, 1]
     """
     is_fixed = np.asarray(is_fixed, dtype=bool)
-    if pad is not None:
-        is_fixed = is_fixed.copy()
-        is_fixed[pad] = False
-    fixed = np.flatnonzero(is_fixed)
-    trainable = np.flatnonzero(~is_fixed)
-    if pad is not None:
-        trainable = trainable[trainable != pad]
-        head = np.array([pad], dtype=np.int64)
-        return np.concatenate([head, fixed, trainable]).astype(np.int64, copy=False)
-    return np.concatenate([fixed, trainable]).astype(np.int64, copy=False)
+    if head is None:
+        head = np.array([] if pad is None else [pad], dtype=np.int64)
+    rest = np.ones(is_fixed.shape[0], dtype=bool)
+    rest[head] = False
+    parts = [np.asarray(head, dtype=np.int64), np.flatnonzero(rest & is_fixed), np.flatnonzero(rest & ~is_fixed)]
+    return np.concatenate(parts).astype(np.int64, copy=False)
 
 
 def invert_permutation(permutation: np.ndarray) -> np.ndarray:

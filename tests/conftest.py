@@ -48,3 +48,19 @@ def cli():
         return result.exit_code, result.stdout, result.stderr
 
     return invoke
+
+
+class NoteCollector:
+    """A progress reporter that keeps the library's notes: `with progress.use(NoteCollector()) as r: ...; r.lines`."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.bars = False
+
+    def note(self, message: str, *, verbose: bool = False) -> None:
+        self.lines.append(message)
+
+    def step(self, description, *, total=None, unit="items", poll=None):
+        import contextlib
+
+        return contextlib.nullcontext(lambda amount: None)

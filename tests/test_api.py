@@ -5,8 +5,8 @@ import reindex
 
 
 def test_every_public_name_resolves_to_what_it_says():
-    import reindex.build  # noqa: F401  (a submodule import must not shadow a public function)
-    import reindex.export  # noqa: F401
+    import reindex.commands.build  # noqa: F401  (a submodule import must not shadow a public function)
+    import reindex.commands.export  # noqa: F401
 
     assert callable(reindex.build_run) and reindex.build_run.__name__ == "build"
     assert callable(reindex.export_run) and reindex.export_run.__name__ == "export"

@@ -496,9 +496,9 @@ def test_outputs_get_the_permissions_of_new_files_under_the_umask(small, tmp_pat
     import torch
     from safetensors.numpy import save_file
 
-    from reindex.build import build
-    from reindex.export import export
-    from reindex.transform import remap_files
+    from reindex.commands.build import build
+    from reindex.commands.export import export
+    from reindex.commands.remap import remap_files
 
     ids = np.array([[1, 2, 3]], dtype=np.int64)
     data = [small["ids"]]
@@ -511,7 +511,7 @@ def test_outputs_get_the_permissions_of_new_files_under_the_umask(small, tmp_pat
     export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.safetensors")
     export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.npy")
     export(tmp_path / "out" / "run", out=tmp_path / "out" / "e.txt")
-    from reindex.report import plot_coverage
+    from reindex.commands.inspect import plot_coverage
     from reindex.run import load_run
 
     plot_coverage(load_run(tmp_path / "out" / "run"), tmp_path / "out" / "p.png")
@@ -595,13 +595,13 @@ def _disk_full_inputs(tmp: Path, target: str) -> tuple[list[str], str, list[str]
     dataset = str(tmp / Path(name).name)
     build = ["build", "-q", "--vocab", str(tmp / "vocab.txt"), "--vectors", str(tmp / "vectors.txt")]
     if target.startswith("export:"):
-        from reindex.build import build as build_run
+        from reindex.commands.build import build as build_run
 
         build_run(vocab=tmp / "vocab.txt", vectors=tmp / "vectors.txt", out=tmp / "base")
         fmt = target.split(":")[1]
         return ["export", str(tmp / "base"), "--format", fmt], "e.out", ["e.out"]
     if target.startswith("remap:"):
-        from reindex.build import build as build_run
+        from reindex.commands.build import build as build_run
 
         build_run(vocab=tmp / "vocab.txt", vectors=tmp / "vectors.txt", out=tmp / "base")
         return ["remap", str(tmp / "base"), dataset], "enc", [Path(name).name]

@@ -60,7 +60,7 @@ def build_args(tmp: Path, vectors: Path, *data: Path, vocab: Path | None = None,
 
 def base_run(tmp: Path, *, name: str = "base", extra: tuple = ()) -> Path:
     """A complete run (vocab VOCAB, vectors VECS) built through the library, outside the table's --out."""
-    from reindex.build import build
+    from reindex.commands.build import build
 
     write_vocab(tmp / "vocab.txt")
     write(tmp / "vectors.txt", glove_bytes(VECS))
@@ -573,7 +573,7 @@ def _(tmp):
 
 @case("export --format word2vec of a token with a space", Refused(1, r"e\.vec", "'a b'", "glove"), out="e.vec")
 def _(tmp):
-    from reindex.build import build
+    from reindex.commands.build import build
 
     write_vocab(tmp / "vocab.txt", ["the", "a b"])
     build(vocab=tmp / "vocab.txt", vectors=write(tmp / "v.txt", glove_bytes(VECS)), out=tmp / "base")
@@ -725,7 +725,7 @@ def test_the_pickled_payload_is_live_and_reindex_refuses_it(tmp_path):
     marker.unlink()
     from reindex.datasets import RemapSpec, remap_dataset
     from reindex.errors import ReindexError
-    from reindex.export import load_trainable
+    from reindex.commands.export import load_trainable
 
     with pytest.raises(ReindexError, match="weights_only"):
         remap_dataset(tmp_path / "evil.pt", tmp_path / "out.pt", RemapSpec(np.arange(5)))

@@ -660,7 +660,7 @@ def _parquet(column: str, values) -> callable:
     ("hf", lambda p: (_hf_dataset(p), write(p / "state.json", "{")), r"state\.json:1: invalid JSON"),
 ])
 def test_build_checks_every_dataset_before_it_reads_the_vectors(tmp_path, monkeypatch, name, make, where):
-    import reindex.sources
+    import reindex.commands.match
 
     def never(*args, **kwargs):
         raise AssertionError("the vectors were read before the datasets were checked")
@@ -669,12 +669,12 @@ def test_build_checks_every_dataset_before_it_reads_the_vectors(tmp_path, monkey
     np.save(tmp_path / "good.npy", np.array([1, 2]))
     vocab, vectors = inputs(tmp_path)
     if where is None:   # the control: a valid dataset does reach the vectors
-        from reindex.build import build
+        from reindex.commands.build import build
 
         build(vocab=vocab, vectors=vectors, out=tmp_path / "out", data=[tmp_path / name])
         assert (tmp_path / "out" / "data" / name).exists()
         return
-    monkeypatch.setattr(reindex.sources, "match", never)
+    monkeypatch.setattr(reindex.commands.match, "match", never)
     # the bad dataset after a good one: all are checked, not only the first
     result = invoke("build", "--vocab", vocab, "--vectors", vectors, "--out", tmp_path / "out",
                     tmp_path / "good.npy", tmp_path / name)
@@ -682,9 +682,9 @@ def test_build_checks_every_dataset_before_it_reads_the_vectors(tmp_path, monkey
 
 
 def test_fail_fast_check_also_covers_the_id_dtype(tmp_path, monkeypatch):
-    import reindex.sources
+    import reindex.commands.match
 
-    monkeypatch.setattr(reindex.sources, "match", lambda *a, **k: pytest.fail("vectors read"))
+    monkeypatch.setattr(reindex.commands.match, "match", lambda *a, **k: pytest.fail("vectors read"))
     np.save(tmp_path / "ids.npy", np.array([1, 2], np.int8))
     write(tmp_path / "vocab.txt", "".join(f"w{i}\n" for i in range(300)))
     write(tmp_path / "vectors.txt", "w1 1 2 3\n")
@@ -752,14 +752,17 @@ def test_a_vocabulary_that_is_another_kind_of_file_is_warned_about(tmp_path, mak
 
 @pytest.mark.parametrize("matched, warned", [(0, True), (4, True), (5, False), (100, False)])
 def test_a_low_match_share_is_warned_about(tmp_path, matched, warned):
-    from reindex.build import build
+    from reindex.commands.build import build
 
-    lines = []
-    build_notes = lines.append
+    from conftest import NoteCollector
+
+    from reindex import progress
+
     write(tmp_path / "vocab.txt", "".join(f"w{i}\n" for i in range(100)))
     write(tmp_path / "vectors.txt", "".join(f"w{i} 1 2 3\n" for i in range(matched)) + "other 1 2 3\n")
-    result = build(vocab=tmp_path / "vocab.txt", vectors=tmp_path / "vectors.txt", out=tmp_path / "run",
-                   progress=build_notes)
+    with progress.use(NoteCollector()) as collector:
+        result = build(vocab=tmp_path / "vocab.txt", vectors=tmp_path / "vectors.txt", out=tmp_path / "run")
+    lines = collector.lines
     notes = [n for n in lines if n.startswith("warning: ")]
     if not warned:
         assert notes == [] and "warnings" not in result.manifest["counts"]
@@ -772,13 +775,17 @@ def test_a_low_match_share_is_warned_about(tmp_path, matched, warned):
 
 
 def test_the_pad_token_does_not_count_as_matched(tmp_path):
-    from reindex.build import build
+    from reindex.commands.build import build
 
-    notes = []
+    from conftest import NoteCollector
+
+    from reindex import progress
+
     write(tmp_path / "vocab.txt", "".join(["<pad>\n"] + [f"w{i}\n" for i in range(30)]))
     write(tmp_path / "vectors.txt", "<pad> 0 0 0\nother 1 2 3\n")
-    build(vocab=tmp_path / "vocab.txt", vectors=tmp_path / "vectors.txt", out=tmp_path / "run", pad="<pad>",
-          progress=notes.append)
+    with progress.use(NoteCollector()) as collector:
+        build(vocab=tmp_path / "vocab.txt", vectors=tmp_path / "vectors.txt", out=tmp_path / "run", pad="<pad>")
+    notes = collector.lines
     assert any("no vocabulary token has a pretrained vector (0 of 30)" in n for n in notes), notes
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from reindex.build import build
+from reindex.commands.build import build
 from reindex.errors import ReindexError, UsageError
 from reindex.run import load_run, sha256_file
 

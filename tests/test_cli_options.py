@@ -591,7 +591,7 @@ def test_build_uses_arrows_system_allocator_unless_the_user_chose_one():
     import subprocess
     import sys
 
-    code = ("from reindex import cli; cli._system_allocator_for_arrow(); "
+    code = ("from reindex import cli; cli.system_allocator_for_arrow(); "
             "import pyarrow as pa; print(pa.default_memory_pool().backend_name)")
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
     ours = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

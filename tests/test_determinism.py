@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reindex.build import build
+from reindex.commands.build import build
 
 from conftest import DATA, ROOT
 

@@ -17,7 +17,7 @@ DATA = ROOT / "data"
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory) -> Path:
     """`reindex build` on the sample inputs in data/, as `make demo` runs it."""
-    from reindex.build import build
+    from reindex.commands.build import build
 
     out = tmp_path_factory.mktemp("sample") / "run"
     build(vocab=DATA / "vocab.txt", vectors=DATA / "vectors.txt", out=out, pad="<pad>",

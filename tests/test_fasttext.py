@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from reindex.build import build
+from reindex.commands.build import build
 from reindex.errors import ReindexError, UsageError
 from reindex.run import load_run, sha256_file
 from reindex.vectors import read_vectors
@@ -118,7 +118,7 @@ def test_glove_rows_stay_fixed_and_the_fasttext_model_fills_only_the_gaps(model,
     recorded = run.manifest["inputs"]["subword_model"]
     assert recorded == {"path": str(model["path"]), "size": model["path"].stat().st_size,
                         "sha256": sha256_file(model["path"])}
-    from reindex.verify import verify_run
+    from reindex.commands.verify import verify_run
 
     assert verify_run(tmp_path / "run") == []
 

@@ -214,7 +214,7 @@ def test_only_the_embedding_tensor_is_read(hf, tmp_path, monkeypatch):
     """Every tensor read goes through a slice of the one embedding key; the rest is never loaded."""
     import safetensors
 
-    from reindex.build import build
+    from reindex.commands.build import build
 
     reads: list[tuple[str, str]] = []
     real_open = safetensors.safe_open
@@ -408,7 +408,7 @@ def test_round_trip_through_every_command(cli, hf, tmp_path, vocab, vectors, ini
 
 
 def test_readers_import_nothing_heavy():
-    code = ("import sys, reindex.vocab.tokenizer, reindex.vectors.hf_model, reindex.vocab, reindex.sources; "
+    code = ("import sys, reindex.vocab.tokenizer, reindex.vectors.hf_model, reindex.vocab, reindex.commands.match; "
             "print(sorted(m for m in ('tokenizers', 'transformers', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

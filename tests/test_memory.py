@@ -185,8 +185,8 @@ def measure(runs: int) -> dict[str, list[int]]:
 # 110 MB or more.
 BUILD_CHILD = """
 import json, sys
-import reindex.sources as sources
-from reindex.build import build
+import reindex.commands.match as sources
+from reindex.commands.build import build
 
 def status(key):
     with open("/proc/self/status") as f:

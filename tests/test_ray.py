@@ -16,12 +16,12 @@ import pytest
 import ray
 from typer.testing import CliRunner
 
-from reindex.build import build
+from reindex.commands.build import build
 from reindex.cli import app
 from reindex.datasets import RemapSpec, plan_outputs, remap_many
 from reindex.engines.ray_data import import_ray, remap_with_ray
 from reindex.errors import ReindexError, UsageError
-from reindex.transform import remap_files
+from reindex.commands.remap import remap_files
 
 VOCAB = 40
 
@@ -164,7 +164,7 @@ def test_missing_ray_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_import_and_help_do_not_import_ray() -> None:
-    code = ("import sys, reindex, reindex.engines, reindex.transform, reindex.build\n"
+    code = ("import sys, reindex, reindex.engines, reindex.commands.remap, reindex.commands.build\n"
             "from reindex.cli import app\n"
             "from typer.testing import CliRunner\n"
             "for args in (['--help'], ['remap', '--help'], ['build', '--help']):\n"

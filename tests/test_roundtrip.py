@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from reindex.build import build
+from reindex.commands.build import build
 from reindex.errors import ReindexError, UsageError
-from reindex.export import export
+from reindex.commands.export import export
 from reindex.run import load_run
-from reindex.transform import invert_files, remap_files
+from reindex.commands.remap import invert_files, remap_files
 
 from conftest import DATA, write_glove
 

@@ -256,7 +256,7 @@ def test_from_run_hand_written(tmp_path, input):
 def test_from_run_built_by_reindex_build_gives_the_vector_file_rows(small, tmp_path):
     from conftest import VECTORS, VOCAB
 
-    from reindex.build import build
+    from reindex.commands.build import build
 
     build(vocab=small["vocab"], vectors=small["vectors"], out=tmp_path / "run", pad="<pad>")
     emb = SplitEmbedding.from_run(tmp_path / "run", input="original")

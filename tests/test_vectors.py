@@ -546,8 +546,8 @@ def test_build_reads_every_format_compressed_and_hashes_it_in_one_pass(tmp_path,
     import hashlib
     import json
 
-    from reindex.build import build
-    from reindex.verify import verify_run
+    from reindex.commands.build import build
+    from reindex.commands.verify import verify_run
 
     tokens = ["the", "cat", "dog", "unused"]
     m = np.arange(12, dtype=np.float32).reshape(4, 3)

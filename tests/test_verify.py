@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reindex.build import build
+from reindex.commands.build import build
 from reindex.run import EMBEDDING_FILE, MANIFEST_FILE, describe_file, read_embedding, write_embedding
 
 from conftest import write_glove, VECTORS, VOCAB

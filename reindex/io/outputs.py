@@ -1,7 +1,7 @@
 """Which `--out` a command may write: never over an input, and over an existing path only with
 `--force` when it is an earlier output of the same kind that reindex wrote.
 
-    check_output("runs/x", kind="run", force=True, inputs=["vocab.txt", "vectors.txt"])
+    check_output("runs/x", kind="run", force=True, inputs=inputs)   # inputs: a reindex.io.inputs.Inputs
 
 Kinds: "run" (`build`: a directory whose manifest.json says `reindex.run`), "datasets" (`remap`,
 `invert`: a directory holding the `MARKER` file they write), "export" (a regular file in one of
@@ -14,11 +14,12 @@ import json
 import os
 import struct
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from ..errors import UsageError
 from ..formats import (DATASETS_FORMAT, DATASETS_MARKER, EXPORT_FORMAT, FORMAT_VERSION, HF_TRAINABLE_FORMAT,
                        MANIFEST_FILE, PLOT_FORMAT, RUN_FORMAT, TRAINABLE_FORMAT)
+from .inputs import Inputs
 from .jsonfile import read_json_or_none, write_json
 
 #: Written into every `remap`/`invert` output directory: what wrote it (a dot-name, so listing the
@@ -222,15 +223,12 @@ def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return False
 
 
-def check_output(out: str | os.PathLike, *, kind: str, force: bool,
-                 inputs: Sequence[str | os.PathLike | None], option: str = "--out") -> None:
-    """Refuse (UsageError, exit 2) an `out` that is, holds or lies inside an input, or that exists
-    and may not be replaced. Symlinks and `..` are resolved before comparing."""
+def check_output(out: str | os.PathLike, *, kind: str, force: bool, inputs: Inputs, option: str = "--out") -> None:
+    """Refuse (UsageError, exit 2) an `out` that is, holds or lies inside a registered input, or that
+    exists and may not be replaced. Symlinks and `..` are resolved before comparing."""
     out = Path(out)
     real = _real(out)
-    for given in inputs:
-        if given is None:
-            continue
+    for _, given in inputs:
         source = _real(given)
         if source == real or _same_file(out, given):
             relation = "is"
@@ -249,17 +247,6 @@ def check_output(out: str | os.PathLike, *, kind: str, force: bool,
     reason = refusal(out, kind=kind)
     if reason is not None:
         raise UsageError(reason)
-
-
-def recorded_inputs(run: object) -> list[str]:
-    """The files a run was built from, as its manifest records them: an export must not replace them."""
-    inputs = getattr(run, "manifest", {}).get("inputs", {}) if isinstance(getattr(run, "manifest", None), dict) else {}
-    found = []
-    for value in inputs.values() if isinstance(inputs, dict) else []:
-        for entry in value if isinstance(value, list) else [value]:
-            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-                found.append(entry["path"])
-    return found
 
 
 def write_marker(directory: Path, *, command: str, run: str | os.PathLike) -> None:

@@ -8,72 +8,52 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import ReindexError, UsageError
-from .io.inputfile import check_regular
-from .matching import Matched, match_vectors, needs_every_vector, wanted_forms
+from ..errors import ReindexError, UsageError
+from ..formats import EXPORT_FORMAT
+from ..matching import Matched, match_vectors, needs_every_vector, wanted_forms
+from ..options import MatchOptions, VectorOptions
+from ..vectors.source import VectorSource
 
 
-def is_run_directory(path: Path) -> bool:
-    from .run import EMBEDDING_FILE
+def match(source: VectorSource, tokens: Sequence[str], *, rules: MatchOptions, read: VectorOptions,
+          pad: int | None = None, digest: Any = None) -> Matched:
+    """Match `tokens` (original-id order) to the vectors of `source` (rules: `reindex.matching`).
 
-    return path.is_dir() and (path / EMBEDDING_FILE).exists()
-
-
-def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallback: bool = False,
-          case_fallback: bool = False, normalize: str = "none", limit: int | None = None,
-          vectors_format: str | None = None, duplicates: str = "first", unicode_errors: str = "strict",
-          pad: int | None = None, weights: str | os.PathLike | None = None,
-          vectors_key: str | None = None, digest=None) -> Matched:
-    """Match `tokens` (original-id order) to the vectors found at `vectors` (rules: `reindex.matching`).
-
-    `weights` (only with a run directory) holds the trained trainable rows of that run; `vectors_key`
-    names the embedding tensor of a Hugging Face checkpoint; `limit` reads only the first `limit`
-    vectors of a vector file. `digest` (a `reindex.vectors.FileDigest`) hashes a vector file while it
-    is parsed (left incomplete otherwise).
+    `digest` (a `reindex.vectors.FileDigest`) hashes a vector file while it is parsed.
     """
-    path = Path(vectors)
-    rules = {"lowercase_fallback": lowercase_fallback, "case_fallback": case_fallback, "normalize": normalize}
-    if not path.exists():
-        raise ReindexError("no such file or directory", path=path, hint="check the --vectors path")
-    check_regular(path, what="a vector", allow_dir=True)  # a FIFO would hang the reader
-    if is_run_directory(path) and vectors_key is not None:
-        raise UsageError("--vectors-key goes with a Hugging Face model, not a run directory", path=path)
-    if is_run_directory(path):
-        if limit is not None:
-            raise UsageError("--limit goes with a vector file, not a run directory", path=path,
-                             hint="a grown vocabulary keeps every old row")
-        return match_old_run(path, tokens, pad=pad, weights=weights, **rules)
-    if weights is not None:
+    path, flags = source.path, rules.manifest()
+    if source.kind != "run" and read.weights is not None:
         raise UsageError("--weights goes with a run directory as --vectors", path=path,
                          hint="an exported file already holds the trained rows")
-    from .vectors.hf_model import is_hf_model, match_model
+    if source.kind in ("run", "hf-model") and read.limit is not None:
+        what = "a run directory" if source.kind == "run" else "a Hugging Face model"
+        raise UsageError(f"--limit goes with a vector file, not {what}", path=path,
+                         hint="a grown vocabulary keeps every old row" if source.kind == "run" else None)
+    if source.kind == "run":
+        return match_old_run(path, tokens, pad=pad, weights=read.weights, **flags)
+    if source.kind == "hf-model":
+        from ..vectors.hf_model import match_model
 
-    if vectors_key is not None or path.is_dir() or is_hf_model(path):  # a Hugging Face checkpoint
-        if limit is not None:
-            raise UsageError("--limit goes with a vector file, not a Hugging Face model", path=path)
-        return match_model(path, tokens, key=vectors_key, **rules)
-    if path.suffix == ".safetensors":
-        from . import export
-
+        return match_model(path, tokens, key=read.vectors_key, **flags)
+    if source.kind == "export":
         found, matrix = read_export(path)
-        if limit is not None:
-            found, matrix = found[:limit], matrix[:limit]
-        matched = match_vectors(tokens, found, matrix, **rules)
-        matched.stats = {"vectors_read": len(found), "duplicate_vectors_skipped": 0,
-                         "vectors_format": export.EXPORT_FORMAT}
+        if read.limit is not None:
+            found, matrix = found[:read.limit], matrix[:read.limit]
+        matched = match_vectors(tokens, found, matrix, **flags)
+        matched.stats = {"vectors_read": len(found), "duplicate_vectors_skipped": 0, "vectors_format": EXPORT_FORMAT}
         return matched
-    from .vectors import read_vectors
+    from ..vectors import read_vectors
 
     # Normalised and case-folded forms depend on the file's own tokens: those read every vector.
-    keep = None if needs_every_vector(normalize=normalize, case_fallback=case_fallback) \
-        else wanted_forms(tokens, lowercase_fallback=lowercase_fallback)
-    table = read_vectors(path, keep=keep, format=vectors_format, duplicates=duplicates,
-                         unicode_errors=unicode_errors, digest=digest, limit=limit)
-    matched = match_vectors(tokens, table.tokens, table.matrix, **rules)
+    keep = None if needs_every_vector(normalize=rules.normalize, case_fallback=rules.case_fallback) \
+        else wanted_forms(tokens, lowercase_fallback=rules.lowercase_fallback)
+    table = read_vectors(path, keep=keep, format=read.vectors_format, duplicates=read.duplicates,
+                         unicode_errors=read.unicode_errors, digest=digest, limit=read.limit)
+    matched = match_vectors(tokens, table.tokens, table.matrix, **flags)
     matched.stats = {"vectors_read": table.num_read, "duplicate_vectors_skipped": table.num_duplicates,
                      "vectors_format": table.format}
     return matched
@@ -82,7 +62,7 @@ def match(vectors: str | os.PathLike, tokens: Sequence[str], *, lowercase_fallba
 def match_old_run(path: Path, tokens: Sequence[str], *, pad: int | None,
                   weights: str | os.PathLike | None = None, **rules: object) -> Matched:
     """Vocabulary expansion: old tokens keep their rows and sorted ids; new tokens are matched by string."""
-    from .run import load_run
+    from ..run import load_run
 
     old = load_run(path)
     if weights is not None:
@@ -141,7 +121,7 @@ def read_export(path: Path) -> tuple[list[str], np.ndarray]:
 
 def subword_vectors(model: str | os.PathLike, tokens: Sequence[str], *, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """`--init subwords`: fastText's vector for each token from the `.bin` at `model`, and whether it had one."""
-    from .vectors.fasttext import open_model, word_vectors
+    from ..vectors.fasttext import open_model, word_vectors
 
     opened = open_model(model)
     if opened.dim != dim:

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ReindexError, UsageError
-from .io.inputfile import check_regular
+from ..errors import ReindexError, UsageError
+from ..io.inputfile import check_regular
 
-FORMATS = ("safetensors", "npy", "pt", "word2vec", "word2vec-binary", "glove", "word2vec-gz", "glove-gz")
+from ..options import EXPORT_FORMATS as FORMATS
 SUFFIXES = {".safetensors": "safetensors", ".npy": "npy", ".pt": "pt", ".bin": "word2vec-binary",
             ".vec": "word2vec", ".txt": "glove", ".vec.gz": "word2vec-gz", ".txt.gz": "glove-gz"}
-from .formats import EXPORT_FORMAT  # noqa: E402
+from ..formats import EXPORT_FORMAT  # noqa: E402
 
 
 def load_trainable(path: str | os.PathLike, *, shape: tuple[int, int], fixed: np.ndarray) -> np.ndarray:
@@ -95,7 +95,7 @@ def _read_state(path: Path) -> dict[str, Any]:
 
         return load_torch(str(path))
     if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
-        from .datasets.pt import load_pt
+        from ..datasets.pt import load_pt
 
         state = load_pt(path, hint="only plain tensors are read; pickled code is refused")
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -113,17 +113,22 @@ def export(run_path: str | os.PathLike, *, out: str | os.PathLike, weights: str 
 
     export("runs/demo", out="embedding.vec.gz")   # {"path": ..., "format": "word2vec-gz", "rows": ..., "dim": ...}
     """
-    from . import progress
-    from .io.outputs import check_output, recorded_inputs
-    from .run import load_run
+    from .. import progress
+    from ..io.inputs import Inputs
+    from ..io.outputs import check_output
+    from ..run import load_run
 
     out = Path(out)
-    check_output(out, kind="export", force=force, inputs=[run_path, weights])  # first: the gravest reason
+    inputs = Inputs()
+    inputs.add("RUN", run_path)
+    inputs.add("--weights", weights)
+    check_output(out, kind="export", force=force, inputs=inputs)  # first: the gravest reason
     format = format or _format_from_suffix(out)
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     run = load_run(run_path)
-    check_output(out, kind="export", force=force, inputs=recorded_inputs(run))
+    inputs.add_recorded(Path(run_path), run.manifest)
+    check_output(out, kind="export", force=force, inputs=inputs)
     if weights is not None:
         run.trainable = load_trainable(weights, shape=(run.num_trainable, run.dim), fixed=run.fixed)
     matrix = run.weight(order="original")
@@ -152,8 +157,8 @@ def _format_from_suffix(out: Path) -> str:
 
 
 def _write_atomic(out: Path, write: Any, *, force: bool) -> None:
-    from .io.atomic import atomic_file
-    from .io.outputs import mark_export, replacer
+    from ..io.atomic import atomic_file
+    from ..io.outputs import mark_export, replacer
 
     with atomic_file(out, force=force, replace=replacer("export")) as tmp:
         write(tmp)
@@ -161,7 +166,7 @@ def _write_atomic(out: Path, write: Any, *, force: bool) -> None:
 
 
 def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
-    from .io.tensorfile import save_safetensors
+    from ..io.tensorfile import save_safetensors
 
     fixed_rows = np.sort(run.sorted_to_original[: run.num_fixed])
     save_safetensors(path, {"weight": np.ascontiguousarray(matrix), "fixed_rows": fixed_rows}, metadata={
@@ -171,7 +176,7 @@ def _write_safetensors(path: Path, tokens: list[str], matrix: np.ndarray, run: A
 
 
 def _write_npy(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:
-    from .datasets.npy import save_npy
+    from ..datasets.npy import save_npy
 
     save_npy(path, matrix)
 
@@ -187,7 +192,7 @@ def _write_pt(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> No
 
 def _text_lines(tokens: list[str], matrix: np.ndarray) -> Any:
     """Yield `token v1 ... vD\\n` lines in blocks; %.9g round-trips float32 exactly."""
-    from . import progress
+    from .. import progress
 
     block = 4096
     row_format = " ".join(["%.9g"] * matrix.shape[1])

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ReindexError
+from ..errors import ReindexError
 
 DTYPES = {"fixed": np.dtype("float32"), "trainable": np.dtype("float32"), "sorted_to_original": np.dtype("int64")}
 NDIM = {"fixed": 2, "trainable": 2, "sorted_to_original": 1}
@@ -25,8 +25,8 @@ NDIM = {"fixed": 2, "trainable": 2, "sorted_to_original": 1}
 
 def _check_outputs(path: Path, manifest: dict[str, Any]) -> list[str]:
     """Every listed output exists with the recorded size and sha256; the run's own files are listed."""
-    from . import progress
-    from .run import CORPUS_COUNTS_FILE, EMBEDDING_FILE, VOCAB_FILE, sha256_file, size_of
+    from .. import progress
+    from ..run import CORPUS_COUNTS_FILE, EMBEDDING_FILE, VOCAB_FILE, sha256_file, size_of
 
     problems = []
     entries = manifest.get("outputs", [])
@@ -51,7 +51,7 @@ def _check_outputs(path: Path, manifest: dict[str, Any]) -> list[str]:
 
 def _check_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> list[str]:
     """Dtypes and ranks of the format, blocks of one width, metadata that agrees with the shapes."""
-    from .run import EMBEDDING_FILE, EMBEDDING_FORMAT
+    from ..run import EMBEDDING_FILE, EMBEDDING_FORMAT
 
     problems = [f"{EMBEDDING_FILE}: `{key}` is {tensors[key].dtype}, the format says {dtype}"
                 for key, dtype in DTYPES.items() if tensors[key].dtype != dtype]
@@ -79,7 +79,7 @@ def _check_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> 
 
 def _check_counts(tensors: dict[str, np.ndarray], tokens: list[str], counts: dict[str, Any]) -> list[str]:
     """The manifest's counts agree with the tensors and the vocabulary file."""
-    from .run import VOCAB_FILE
+    from ..run import VOCAB_FILE
 
     fixed, trainable, order = tensors["fixed"], tensors["trainable"], tensors["sorted_to_original"]
     actual = {"vocab": order.shape[0], "fixed": fixed.shape[0], "trainable": trainable.shape[0],
@@ -95,8 +95,8 @@ def _check_counts(tensors: dict[str, np.ndarray], tokens: list[str], counts: dic
 
 def _check_partition(tensors: dict[str, np.ndarray], counts: dict[str, Any]) -> list[str]:
     """Fixed ids ascending, then trainable ids ascending (after the pad, or an old run's ids)."""
-    from .mapping import check_permutation
-    from .run import EMBEDDING_FILE
+    from ..mapping import check_permutation
+    from ..run import EMBEDDING_FILE
 
     order, num_fixed = tensors["sorted_to_original"], tensors["fixed"].shape[0]
     try:
@@ -121,7 +121,7 @@ def _check_partition(tensors: dict[str, np.ndarray], counts: dict[str, Any]) -> 
 
 
 def _check_embedding(path: Path, manifest: dict[str, Any]) -> list[str]:
-    from .run import EMBEDDING_FILE, VOCAB_FILE, read_embedding, read_sorted_vocab
+    from ..run import EMBEDDING_FILE, VOCAB_FILE, read_embedding, read_sorted_vocab
 
     tensors, metadata = read_embedding(path / EMBEDDING_FILE)
     problems = _check_tensors(tensors, metadata)
@@ -142,7 +142,7 @@ def _check_embedding(path: Path, manifest: dict[str, Any]) -> list[str]:
 def _check_data(path: Path, manifest: dict[str, Any]) -> list[str]:
     """Re-read every remapped dataset: ids in [0, V), the counts the manifest recorded, and
     `corpus_counts.npy` equal to a recount of `data/`."""
-    from .datasets import RemapSpec, remap_dataset
+    from ..datasets import RemapSpec, remap_dataset
 
     datasets = manifest.get("datasets", [])
     if not datasets:
@@ -153,7 +153,7 @@ def _check_data(path: Path, manifest: dict[str, Any]) -> list[str]:
     spec = RemapSpec(table=np.arange(vocab_size, dtype=np.int64), counts=recount,
                      columns=tuple(options.get("columns", ["input_ids"])),
                      ignore=tuple(options.get("ignore_index") or ()))  # --ignore-index ids stay as written
-    from . import progress
+    from .. import progress
 
     problems, complete = [], True
     with tempfile.TemporaryDirectory(prefix="reindex-verify-") as tmp, \
@@ -183,7 +183,7 @@ def _check_data(path: Path, manifest: dict[str, Any]) -> list[str]:
 
 
 def _check_corpus_counts(path: Path, recount: np.ndarray) -> list[str]:
-    from .run import CORPUS_COUNTS_FILE
+    from ..run import CORPUS_COUNTS_FILE
 
     file = path / CORPUS_COUNTS_FILE
     if not file.is_file():
@@ -204,7 +204,7 @@ def _check_corpus_counts(path: Path, recount: np.ndarray) -> list[str]:
 
 def verify_run(run_path: str | os.PathLike, *, check_data: bool = True) -> list[str]:
     """Return the problems found in a run directory (an empty list means it is intact)."""
-    from .run import MANIFEST_FILE
+    from ..run import MANIFEST_FILE
 
     path = Path(run_path)
     manifest_path = path / MANIFEST_FILE

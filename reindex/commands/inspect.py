@@ -5,10 +5,14 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+
+from .. import progress
+from ..options import DataOptions
 
 
 def corpus_summary(counts: np.ndarray, tokens: list[str], num_fixed: int, *, top: int = 20) -> dict[str, Any]:
@@ -62,7 +66,7 @@ def summarize(run: Any, *, corpus_counts: np.ndarray | None = None, top: int = 2
 
 def stored_corpus_counts(run: Any) -> np.ndarray | None:
     """The per-sorted-id counts `build` stored for its datasets, if it had any."""
-    from .run import CORPUS_COUNTS_FILE
+    from ..run import CORPUS_COUNTS_FILE
 
     path = run.path / CORPUS_COUNTS_FILE
     return np.load(path) if path.exists() else None
@@ -129,7 +133,7 @@ def check_plot_path(path: Any) -> None:
     Traceback (most recent call last):
     reindex.errors.UsageError: coverage.txt: --plot needs an image suffix, got '.txt' (use one of .png, .pdf, .svg, .svgz, .jpg, .jpeg, .tif, .tiff, .webp, .eps, .ps)
     """
-    from .errors import UsageError
+    from ..errors import UsageError
 
     path = Path(path)
     if path.suffix.lower() not in PLOT_SUFFIXES:
@@ -153,11 +157,16 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
 
     The title names the run and its final token and vocabulary coverage; 1200 x 720 pixels for a PNG.
     """
-    from .errors import UsageError
-    from .io.outputs import check_output
+    from ..errors import UsageError
+    from ..io.inputs import Inputs
+    from ..io.outputs import check_output
 
     check_plot_path(path)
-    check_output(path, kind="plot", force=True, inputs=[run.path, *data], option="--plot")  # never over an input
+    inputs = Inputs()
+    inputs.add("RUN", run.path)
+    inputs.add_files("DATA", data)
+    inputs.add_recorded(Path(run.path), run.manifest)
+    check_output(path, kind="plot", force=True, inputs=inputs, option="--plot")  # never over an input
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,9 +205,32 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
         plt.close(fig)
     # Written here, not by matplotlib, whose image writers can lose a failed write (ENOSPC);
     # atomically, and over an existing file only if it is an earlier plot (outputs.py).
-    from .io.atomic import atomic_file
-    from .io.outputs import PLOT_FORMAT, mark, replacer
+    from ..io.atomic import atomic_file
+    from ..io.outputs import PLOT_FORMAT, mark, replacer
 
     with atomic_file(path, force=True, replace=replacer("plot")) as temporary:
         temporary.write_bytes(image.getbuffer())
         mark(temporary, PLOT_FORMAT)
+
+
+def inspect_run(run_path: str | os.PathLike, data: Sequence[str | os.PathLike] = (), *,
+                options: DataOptions = DataOptions(), top: int = 20, plot: str | os.PathLike | None = None,
+                all_fallback: bool = False) -> dict[str, Any]:
+    """`reindex inspect`: the summary of a run, its corpus coverage measured on `data` (original ids) or
+    on the counts `build` stored; with `plot`, the coverage curve drawn to that image too.
+
+    inspect_run("runs/demo", ["data/train.parquet"])["corpus"]
+    """
+    from ..datasets.core import check_columns
+    from ..run import load_run
+    from .remap import count_ids
+
+    check_columns(options.columns)
+    if plot is not None:
+        check_plot_path(plot)  # before any work
+    loaded = load_run(run_path)
+    counts = count_ids(loaded, data, options=options) if data else stored_corpus_counts(loaded)
+    if plot is not None:
+        plot_coverage(loaded, plot, corpus_counts=counts, data=data)
+        progress.note(f"wrote {plot}")
+    return summarize(loaded, corpus_counts=counts, top=top, all_fallback=all_fallback)

@@ -10,14 +10,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import ReindexError, UsageError
+from ..errors import ReindexError, UsageError
 
 TEXT_FORMATS = ("npy", "pt", "safetensors", "parquet", "arrow")
 
 
 def check_text_inputs(pairs: Sequence[tuple[Path, Path]]) -> None:
     """Refuse, before anything is written, inputs that --to-text cannot read back."""
-    from .datasets.plan import detect_format
+    from ..datasets.plan import detect_format
 
     for source, _ in pairs:
         kind = detect_format(source)
@@ -36,7 +36,7 @@ def rows_of(path: Path, kind: str, column: str) -> tuple[np.ndarray, np.ndarray]
 
             table = pq.read_table(path, columns=[column])
         else:
-            from .datasets.ipc import open_ipc
+            from ..datasets.ipc import open_ipc
 
             _, reader = open_ipc(path)
             table = reader.read_all().select([column])

@@ -186,8 +186,15 @@ def _write_pt(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> No
     import torch
 
     fixed_rows = np.sort(run.sorted_to_original[: run.num_fixed])
-    torch.save({"weight": torch.from_numpy(np.ascontiguousarray(matrix)),
-                "fixed_rows": torch.from_numpy(np.ascontiguousarray(fixed_rows, dtype=np.int64))}, path)
+    state = {"weight": torch.from_numpy(np.ascontiguousarray(matrix)),
+             "fixed_rows": torch.from_numpy(np.ascontiguousarray(fixed_rows, dtype=np.int64))}
+    with open(path, "wb") as f:  # through Python's writes, so a failed write keeps its errno
+        try:
+            torch.save(state, f)
+        except RuntimeError as e:  # torch's zip writer reports "unexpected pos"; the cause is the OSError
+            if isinstance(e.__context__, OSError):
+                raise e.__context__ from e
+            raise
 
 
 def _text_lines(tokens: list[str], matrix: np.ndarray) -> Any:

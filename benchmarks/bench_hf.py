@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import WORK, peak_rss_of
+from benchmarks.common import peak_rss_of
 
 CONTENDERS = ("reindex", "peft", "full", "mask")
 DIM, LAYERS, BATCH, SEQ = 256, 2, 2, 32

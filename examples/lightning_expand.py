@@ -18,11 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from train_classifier import find_data, load_examples
 
 from reindex.lightning import EmbeddingConstraint
 from reindex.run import read_embedding
-
-from train_classifier import find_data, load_examples
 
 
 class Classifier(pl.LightningModule):

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reindex.commands.totext import rows_of
 from reindex.datasets.plan import detect_format, is_hf_dataset
 from reindex.run import read_embedding
 from reindex.torch import SplitEmbedding
-from reindex.commands.totext import rows_of
 
 
 class Classifier(nn.Module):
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     ids, mask, labels = load_examples(data, column=args.column, pad_id=pad_id, num_fixed=embed.num_fixed)
     model = Classifier(embed, num_classes=int(labels.max()) + 1)
     if args.sparse:  # SparseAdam takes only sparse gradients: the head gets its own optimizer
-        optimizers = [torch.optim.SparseAdam([embed.trainable], lr=args.lr), torch.optim.AdamW(model.head.parameters(), lr=args.lr)]
+        optimizers = [torch.optim.SparseAdam([embed.trainable], lr=args.lr),
+                      torch.optim.AdamW(model.head.parameters(), lr=args.lr)]
     else:  # weight decay is safe here: the fixed rows are not parameters, so AdamW never sees them
         optimizers = [torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)]
     print(f"{args.run}: {len(labels)} examples from {data.name}, {embed}")

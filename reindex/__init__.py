@@ -27,19 +27,21 @@ _EXPORTS = {
     "SplitEmbedding": ("torch", "SplitEmbedding"), "SplitLinear": ("torch", "SplitLinear"),
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "ReindexError", "UsageError", "build_permutation", "invert_permutation", "remap",
+           "Run", "load_run", "Vocab", "read_vocab", "Vectors", "read_vectors", "build_run", "BuildResult",
+           "remap_files", "invert_files", "export_run", "verify_run", "SplitEmbedding", "SplitLinear"]
 
 if TYPE_CHECKING:
     from .commands.build import BuildResult
     from .commands.build import build as build_run
-    from .errors import ReindexError, UsageError
     from .commands.export import export as export_run
+    from .commands.remap import invert_files, remap_files
+    from .commands.verify import verify_run
+    from .errors import ReindexError, UsageError
     from .mapping import build_permutation, invert_permutation, remap
     from .run import Run, load_run
     from .torch import SplitEmbedding, SplitLinear
-    from .commands.remap import invert_files, remap_files
     from .vectors import Vectors, read_vectors
-    from .commands.verify import verify_run
     from .vocab import Vocab, read_vocab
 
 

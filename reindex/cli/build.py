@@ -7,9 +7,34 @@ from typing import List, Optional
 import typer
 
 from .. import options as opts
-from .common import (COLUMN, ENGINE, FORCE, ID_DTYPE, IGNORE_INDEX, INCLUDE, JSON, RAY_ADDRESS, UNK, VERBOSE,
-                     WORKERS, Command, Duplicates, Engine, IdDtype, Init, Normalize, UnicodeErrors, VectorsFormat,
-                     app, data_options, engine_options, print_json, reporting, system_allocator_for_arrow, value)
+from .common import (
+    COLUMN,
+    ENGINE,
+    FORCE,
+    ID_DTYPE,
+    IGNORE_INDEX,
+    INCLUDE,
+    JSON,
+    RAY_ADDRESS,
+    UNK,
+    VERBOSE,
+    WORKERS,
+    Command,
+    Duplicates,
+    Engine,
+    IdDtype,
+    Init,
+    Normalize,
+    UnicodeErrors,
+    VectorsFormat,
+    app,
+    data_options,
+    engine_options,
+    print_json,
+    reporting,
+    system_allocator_for_arrow,
+    value,
+)
 
 DATA = typer.Argument(None, metavar="[DATA]...", help="Datasets in original ids, remapped into RUN/data/.")
 VOCAB = typer.Option(..., "--vocab", help="A token per line, token<TAB>count lines, vocab.json, "

@@ -6,9 +6,31 @@ from typing import List, Optional
 
 import typer
 
-from .common import (COLUMN, ENGINE, FORCE, ID_DTYPE, IGNORE_INDEX, INCLUDE, JSON, QUIET, RAY_ADDRESS, RUN, UNK,
-                     VERBOSE, WORKERS, Command, Engine, IdDtype, app, data_options, engine_options, files_json,
-                     note, print_json, reporting)
+from .common import (
+    COLUMN,
+    ENGINE,
+    FORCE,
+    ID_DTYPE,
+    IGNORE_INDEX,
+    INCLUDE,
+    JSON,
+    QUIET,
+    RAY_ADDRESS,
+    RUN,
+    UNK,
+    VERBOSE,
+    WORKERS,
+    Command,
+    Engine,
+    IdDtype,
+    app,
+    data_options,
+    engine_options,
+    files_json,
+    note,
+    print_json,
+    reporting,
+)
 
 TO_TEXT = typer.Option(False, "--to-text", help="Write each file as text instead: a line per row, tokens joined "
                                                 "by spaces.")

@@ -6,8 +6,26 @@ from typing import List, Optional
 
 import typer
 
-from .common import (COLUMN, FORCE, IGNORE_INDEX, INCLUDE, JSON, QUIET, RUN, UNK, VERBOSE, Command, ExportFormat,
-                     app, data_options, note, print_json, pyarrow_without_pandas, reporting, value)
+from .common import (
+    COLUMN,
+    FORCE,
+    IGNORE_INDEX,
+    INCLUDE,
+    JSON,
+    QUIET,
+    RUN,
+    UNK,
+    VERBOSE,
+    Command,
+    ExportFormat,
+    app,
+    data_options,
+    note,
+    print_json,
+    pyarrow_without_pandas,
+    reporting,
+    value,
+)
 
 WEIGHTS = typer.Option(None, "--weights", help="Trained rows: SplitEmbedding state or a `trainable` file.")
 FORMAT = typer.Option(None, "--format",

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..errors import ReindexError, UsageError
 from ..io.inputfile import check_regular
-
 from ..options import EXPORT_FORMATS as FORMATS
+
 SUFFIXES = {".safetensors": "safetensors", ".npy": "npy", ".pt": "pt", ".bin": "word2vec-binary",
             ".vec": "word2vec", ".txt": "glove", ".vec.gz": "word2vec-gz", ".txt.gz": "glove-gz"}
 from ..formats import EXPORT_FORMAT  # noqa: E402

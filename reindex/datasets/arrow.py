@@ -13,8 +13,17 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import ReindexError
-from .core import (OutOfRange, RemapSpec, add_counts, gather, ignored, in_range, out_of_range_error, output_dtype,
-                   table_as)
+from .core import (
+    OutOfRange,
+    RemapSpec,
+    add_counts,
+    gather,
+    ignored,
+    in_range,
+    out_of_range_error,
+    output_dtype,
+    table_as,
+)
 
 
 def output_schema(schema: pa.Schema, spec: RemapSpec, *, path: object = None) -> pa.Schema:

@@ -14,8 +14,18 @@ import numpy as np
 
 from ..errors import ReindexError
 from ..io.npyfile import header_bytes, save_npy  # noqa: F401  (save_npy: public here too)
-from .core import (CHUNK_IDS, FileReport, OutOfRange, RemapSpec, add_counts, describe_index, gather,
-                   out_of_range_error, output_dtype, table_as)
+from .core import (
+    CHUNK_IDS,
+    FileReport,
+    OutOfRange,
+    RemapSpec,
+    add_counts,
+    describe_index,
+    gather,
+    out_of_range_error,
+    output_dtype,
+    table_as,
+)
 
 
 def read_header(f: BinaryIO, path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:

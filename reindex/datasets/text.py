@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReindexError
-from .core import FileReport, RemapSpec, add_counts, gather, table_as, output_dtype
 from .arrow import numpy_to_arrow
+from .core import FileReport, RemapSpec, add_counts, gather, output_dtype, table_as
 
 #: Bytes of lines read per batch (one Parquet row group each).
 BATCH_BYTES = 1 << 24

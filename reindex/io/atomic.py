@@ -21,8 +21,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import ReindexError, UsageError
-from .temporary import Pending, as_new_file, create, exchange, new_temporary, rename_noreplace, umask, unlock_file
-from .temporary import remove_stale  # noqa: F401  (public: callers clean up before they write)
+from .temporary import (
+    Pending,
+    create,
+    exchange,
+    new_temporary,
+    remove_stale,  # noqa: F401  (public: callers clean up before they write)
+    rename_noreplace,
+    unlock_file,
+)
 from .write_error import OS_ERROR_TEXT, disk_full, user_path, write_error
 
 

@@ -17,8 +17,17 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UsageError
-from ..formats import (DATASETS_FORMAT, DATASETS_MARKER, EXPORT_FORMAT, FORMAT_VERSION, HF_TRAINABLE_FORMAT,
-                       MANIFEST_FILE, PLOT_FORMAT, RUN_FORMAT, TRAINABLE_FORMAT)
+from ..formats import (
+    DATASETS_FORMAT,
+    DATASETS_MARKER,
+    EXPORT_FORMAT,
+    FORMAT_VERSION,
+    HF_TRAINABLE_FORMAT,
+    MANIFEST_FILE,
+    PLOT_FORMAT,
+    RUN_FORMAT,
+    TRAINABLE_FORMAT,
+)
 from .inputs import Inputs
 from .jsonfile import read_json_or_none, write_json
 

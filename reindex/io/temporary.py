@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+
 def lock_file(path: Path, *, wait: bool) -> int | None:
     """An fd holding an exclusive flock on `path`, or None if another process holds it."""
     try:

@@ -85,7 +85,7 @@ class FileHashes:
         record = dict(self._futures[os.fspath(path)].result())
         return record if name is None else {**record, "path": name}
 
-    def __enter__(self) -> "FileHashes":
+    def __enter__(self) -> FileHashes:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -8,8 +8,15 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..formats import (CORPUS_COUNTS_FILE, EMBEDDING_FILE, EMBEDDING_FORMAT, FORMAT_VERSION, MANIFEST_FILE,
-                       RUN_FORMAT, VOCAB_FILE)
+from ..formats import (
+    CORPUS_COUNTS_FILE,
+    EMBEDDING_FILE,
+    EMBEDDING_FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    RUN_FORMAT,
+    VOCAB_FILE,
+)
 from ..io.jsonfile import write_json
 from ..io.npyfile import save_npy
 from ..io.tensorfile import save_safetensors

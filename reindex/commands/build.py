@@ -112,7 +112,7 @@ def _plan(vocab: str | os.PathLike, vectors: str | os.PathLike, out: Path, data:
     source = classify(vectors, key=options.vectors.vectors_key)
     _check_init(options.init, source)
     check_columns(options.data.columns)
-    pairs = plan_outputs(list(data), out / run_dir.DATA_DIR, include=options.data.include) if data else []
+    pairs = plan_outputs([os.fspath(d) for d in data], out / run_dir.DATA_DIR, include=options.data.include) if data else []
     inputs.add_files("DATA", [src for src, _ in pairs])   # what globs and folders expanded to
     check_output(out, kind="run", force=force, inputs=inputs)
     return _Plan(source=source, pairs=pairs, inputs=inputs)

@@ -60,7 +60,7 @@ def match(source: VectorSource, tokens: Sequence[str], *, rules: MatchOptions, r
 
 
 def match_old_run(path: Path, tokens: Sequence[str], *, pad: int | None,
-                  weights: str | os.PathLike | None = None, **rules: object) -> Matched:
+                  weights: str | os.PathLike | None = None, **rules: Any) -> Matched:
     """Vocabulary expansion: old tokens keep their rows and sorted ids; new tokens are matched by string."""
     from ..run import load_run
 

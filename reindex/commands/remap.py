@@ -35,7 +35,7 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
     inputs.add_files("DATA", data)
     check_output(out, kind="datasets", force=force, inputs=inputs)  # before reading anything
     run = load_run(run_path)
-    pairs = plan_outputs(list(data), out, include=options.include)
+    pairs = plan_outputs([os.fspath(d) for d in data], out, include=options.include)
     inputs.add_files("DATA", [src for src, _ in pairs])   # what globs and folders expanded to
     inputs.add_recorded(Path(run_path), run.manifest)
     check_output(out, kind="datasets", force=force, inputs=inputs)
@@ -103,7 +103,7 @@ def count_ids(run_path: str | os.PathLike | Any, data: Sequence[str | os.PathLik
     run = run_path if isinstance(run_path, Run) else load_run(run_path)  # a loaded Run is not read again
     counts = np.zeros(run.vocab_size, dtype=np.int64)
     with tempfile.TemporaryDirectory(prefix="reindex-inspect-") as tmp:
-        pairs = plan_outputs(list(data), Path(tmp), include=options.include)
+        pairs = plan_outputs([os.fspath(d) for d in data], Path(tmp), include=options.include)
         spec = RemapSpec(table=run.original_to_sorted, columns=options.columns, unk=options.unk, counts=counts,
                          tokens=run.original_tokens if _has_text(pairs) else None, ignore=options.ignore_index)
         remap_many(pairs, spec)

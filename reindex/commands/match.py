@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ReindexError, UsageError
 from ..formats import EXPORT_FORMAT
+from ..io.tensorfile import safetensors_errors
 from ..matching import Matched, match_vectors, needs_every_vector, wanted_forms
 from ..options import MatchOptions, VectorOptions
 from ..vectors.source import VectorSource
@@ -91,17 +92,13 @@ def read_export(path: Path) -> tuple[list[str], np.ndarray]:
     """Read a matrix written by `reindex export --format safetensors`: (tokens, float32 matrix)."""
     from safetensors import safe_open
 
-    try:
+    with safetensors_errors(path):
         with safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}
             if "weight" not in f.keys() or "tokens" not in metadata:
                 raise ReindexError("not a reindex export (needs a `weight` tensor and `tokens` metadata)",
                                    path=path, hint="pass a run directory, or a vector file")
             weight = f.get_tensor("weight")
-    except ReindexError:
-        raise
-    except Exception as e:
-        raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
     try:
         tokens = json.loads(metadata["tokens"])
     except (ValueError, RecursionError):

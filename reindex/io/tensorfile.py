@@ -5,17 +5,22 @@ can differ in header order (safetensors issue #584), and the older versions this
 every tensor into bytes before writing (safetensors issue #564: twice the memory of the tensors). `save_safetensors`
 writes the format itself: the 8-byte little-endian header length, the JSON header with sorted keys,
 then each array's bytes straight from its memory, in the order safetensors lays them out. Files that
-other writers made get their header rewritten by `canonicalize` instead.
+other writers made get their header rewritten by `canonicalize` instead. `safetensors_errors` is the
+one place a safetensors file that cannot be read becomes a one-line error.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import ReindexError
 
 
 def canonical_header(header: dict) -> bytes:
@@ -82,3 +87,15 @@ def canonicalize(path: str | os.PathLike) -> None:
         dst.write(struct.pack("<Q", len(header)) + header)
         shutil.copyfileobj(src, dst, 1 << 24)
     os.replace(rewritten, path)
+
+
+@contextlib.contextmanager
+def safetensors_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Any error the safetensors library raises inside the block (its own types, for a corrupt header or a
+    cut file) as one `ReindexError` naming `path`; a `ReindexError` raised inside passes unchanged."""
+    try:
+        yield
+    except ReindexError:
+        raise
+    except Exception as e:
+        raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e

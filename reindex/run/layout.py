@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ReindexError, UsageError
 from ..formats import EMBEDDING_FILE, MANIFEST_FILE, VOCAB_FILE
+from ..io.tensorfile import safetensors_errors
 from ..mapping import check_permutation, invert_permutation, lookup_table, remap
 
 
@@ -41,7 +42,7 @@ def _read_safetensors(path: str | os.PathLike, keys: tuple[str, ...] | None
         path = path / EMBEDDING_FILE
     if not path.exists():
         raise ReindexError("no such file", path=path, hint="is this a run directory written by `reindex build`?")
-    try:
+    with safetensors_errors(path):
         with safe_open(str(path), framework="numpy") as f:
             metadata = dict(f.metadata() or {})
             names = list(f.keys())
@@ -51,10 +52,6 @@ def _read_safetensors(path: str | os.PathLike, keys: tuple[str, ...] | None
                 raise ReindexError(f"missing tensor {missing[0]!r} (has {sorted(names)})", path=path,
                                    hint="this file was not written by `reindex build`")
             tensors = {key: f.get_tensor(key) for key in (names if keys is None else keys)}
-    except ReindexError:
-        raise
-    except Exception as e:  # safetensors raises its own types for corrupt headers
-        raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
     return tensors, metadata, shapes
 
 

@@ -80,7 +80,7 @@ def main() -> None:
     added = tokenizer.add_tokens(NEW_TOKENS)
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     new_ids = tokenizer.convert_tokens_to_ids(NEW_TOKENS)
-    print(f"tokenizer: {len(tokenizer)} tokens, {added} new: {dict(zip(NEW_TOKENS, new_ids))}")
+    print(f"tokenizer: {len(tokenizer)} tokens, {added} new: {dict(zip(NEW_TOKENS, new_ids, strict=True))}")
     old_ids = [i for i in range(len(tokenizer)) if i not in new_ids]
     old_embedding = model.get_input_embeddings().weight.detach().clone()
     old_head = model.get_output_embeddings().weight.detach().clone()

@@ -1,9 +1,10 @@
 """Add tokens to a language model's tokenizer and train only their rows (embedding and output head).
 
-    pip install 'reindex[hf]' tokenizers gensim
+    pip install 'reindex-vocab[hf]'        # transformers and tokenizers: nothing else is needed
     python examples/llm_new_tokens.py --out runs/llm --steps 30
 
-1. Train a small BPE tokenizer on real text (gensim's bundled Lee corpus) and wrap it for transformers.
+1. Train a small BPE tokenizer on real text (this repository's README.md and docs/*.md) and wrap it
+   for transformers.
 2. Build a tiny Llama from a config (nothing is downloaded): it stands in for your pretrained model.
 3. Add new tokens, resize the model, and `reindex.hf.train_only(model, new_ids)`: only those rows
    of the embedding and the head train; every old row stays bit-identical under AdamW's weight decay.
@@ -21,14 +22,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 
 import reindex.hf
 
-NEW_TOKENS = ["bushfires", "Afghanistan", "Palestinian"]
+NEW_TOKENS = ["SplitEmbedding", "fastText", "GloVe"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def corpus_lines() -> list[str]:
-    """The Lee background corpus that gensim ships (300 news stories, one a line)."""
-    import gensim.test.utils
-
-    return Path(gensim.test.utils.datapath("lee_background.cor")).read_text(encoding="utf-8").splitlines()
+    """English text that comes with the clone: the README and the docs, one paragraph line a line."""
+    paths = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [line for path in paths for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def train_tokenizer(lines: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -79,7 +80,7 @@ def main() -> None:
     added = tokenizer.add_tokens(NEW_TOKENS)
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     new_ids = tokenizer.convert_tokens_to_ids(NEW_TOKENS)
-    print(f"tokenizer: {len(tokenizer)} tokens, {added} new: {dict(zip(NEW_TOKENS, new_ids))}")
+    print(f"tokenizer: {len(tokenizer)} tokens, {added} new: {dict(zip(NEW_TOKENS, new_ids, strict=True))}")
     old_ids = [i for i in range(len(tokenizer)) if i not in new_ids]
     old_embedding = model.get_input_embeddings().weight.detach().clone()
     old_head = model.get_output_embeddings().weight.detach().clone()
@@ -113,7 +114,7 @@ def main() -> None:
         tokenizer.save_pretrained(out)
         vanilla = AutoModelForCausalLM.from_pretrained(out).eval()   # plain transformers, no reindex
         reloaded_tokenizer = AutoTokenizer.from_pretrained(out)
-        prompt = reloaded_tokenizer("Fires near Sydney", return_tensors="pt")
+        prompt = reloaded_tokenizer("The trainable rows", return_tensors="pt")
         with torch.no_grad():
             same = torch.equal(vanilla(**prompt).logits, model(**prompt).logits)
         print(f"reloaded with from_pretrained ({type(vanilla.get_input_embeddings()).__name__}): "

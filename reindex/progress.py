@@ -107,7 +107,15 @@ class Reporter:
                 self._progress = None
 
 
+# The widest cells of the columns right of the bar: percentage 4, amount 24 ("849.5/849.5 MB 12.3 MB/s"),
+# time left 7, time elapsed 7, and a space between columns.
+_RIGHT, _ELAPSED, _BAR = 4 + 24 + 7 + 4, 7 + 1, (10, 40)
+
+
 def _new_progress(console: Any) -> Any:
+    """Rich's Progress with one line per bar at any width: text cells never wrap; the bar shrinks first
+    (40 cells down to 10), then the description is cut with an ellipsis; under 100 columns the
+    elapsed time is left out (at 80 columns, a wrapped cell put the rate on a line of its own)."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -120,13 +128,14 @@ def _new_progress(console: Any) -> Any:
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
+    from rich.table import Column
     from rich.text import Text
 
     class Amount(ProgressColumn):
         """Bytes as sizes with a rate; other units as `done/total unit`."""
 
         def __init__(self) -> None:
-            super().__init__()
+            super().__init__(table_column=Column(no_wrap=True))
             self.size, self.speed, self.count = DownloadColumn(), TransferSpeedColumn(), MofNCompleteColumn()
 
         def render(self, task: Any) -> Any:
@@ -136,9 +145,16 @@ def _new_progress(console: Any) -> Any:
                 return Text(f"{int(task.completed):,} {task.fields.get('unit', '')}" if task.completed else "")
             return Text.assemble(self.count.render(task), f" {task.fields.get('unit', '')}")
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), Amount(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
-                    redirect_stdout=False, redirect_stderr=False)
+    wide = console.width >= 100
+    description = max(12, console.width - _RIGHT - (_ELAPSED if wide else 0) - _BAR[0] - 1)
+    columns: list[Any] = [
+        TextColumn("{task.description}",
+                   table_column=Column(no_wrap=True, overflow="ellipsis", max_width=description)),
+        BarColumn(bar_width=None, table_column=Column(min_width=_BAR[0], max_width=_BAR[1])),
+        TaskProgressColumn(table_column=Column(no_wrap=True)), Amount(),
+        *([TimeElapsedColumn(table_column=Column(no_wrap=True))] if wide else []),
+        TimeRemainingColumn(table_column=Column(no_wrap=True))]
+    return Progress(*columns, console=console, transient=False, redirect_stdout=False, redirect_stderr=False)
 
 
 _current: Reporter | None = None

@@ -9,7 +9,6 @@ import pytest
 
 pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
-pytest.importorskip("gensim")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,8 +18,8 @@ def test_llm_new_tokens_example(tmp_path):
                              "--steps", "5"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "tokenizer: 603 tokens, 3 new: {'bushfires': 600, 'Afghanistan': 601, 'Palestinian': 602}" in out
+    assert "tokenizer: 603 tokens, 3 new: {'SplitEmbedding': 600, 'fastText': 601, 'GloVe': 602}" in out
     assert "old rows unchanged: embedding 600/600, head 600/600; new rows trained: 3/3" in out
     assert "reloaded with from_pretrained (Embedding): identical logits: True" in out
-    assert "generated:  Fires near Sydney" in out
+    assert "generated:  The trainable rows" in out
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "tokenizer.json").exists()

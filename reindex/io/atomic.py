@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import ReindexError, UsageError
+from .temporary import as_new_file, umask  # noqa: F401  (for writers that create their own files)
 from .temporary import (
     Pending,
     create,

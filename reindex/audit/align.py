@@ -45,7 +45,7 @@ def by_id(base_rows: int, tuned_rows: int) -> Alignment:
 
 
 def _agree(base: Tokens, tuned: Tokens, n: int) -> bool:
-    return all(a is None or b is None or a == b for a, b in zip(base[:n], tuned[:n]))
+    return all(a is None or b is None or a == b for a, b in zip(base[:n], tuned[:n], strict=False))
 
 
 def _fit(tokens: Tokens, rows: int) -> list[str | None]:

@@ -39,7 +39,8 @@ def open_adapter(path: Path, base: Source, *, tokenizer: Path | None = None) -> 
     embedding_delta = _delta_for(deltas, base.embedding.name, weights)
     if embedding_delta is None:
         raise ReindexError(f"no trainable token rows for the embedding {base.embedding.name!r} "
-                           f"(has {', '.join(sorted(deltas))})", path=weights, hint="pass the adapter's base model as BASE")
+                           f"(has {', '.join(sorted(deltas))})", path=weights,
+                           hint="pass the adapter's base model as BASE")
     embedding = _replaced(base.embedding, embedding_delta, indices, weights)
     head, tied = base.head, base.tied
     rest = [module for module, tensor in deltas.items() if tensor is not embedding_delta[1]]
@@ -91,7 +92,8 @@ def _indices_of(indices: Any, module: str, weights: Path) -> list[int]:
         for name, ids in indices.items():
             if module == name or module.endswith("." + name):
                 return list(ids)
-    raise ReindexError(f"the adapter config gives no token indices for {module!r}", path=weights.parent / ADAPTER_CONFIG)
+    raise ReindexError(f"the adapter config gives no token indices for {module!r}",
+                       path=weights.parent / ADAPTER_CONFIG)
 
 
 def _replaced(matrix: Matrix, delta: tuple[str, Tensor], indices: Any, weights: Path) -> Matrix:

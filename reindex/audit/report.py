@@ -36,9 +36,9 @@ def matrix_json(report: AuditReport, matrix: MatrixAudit, *, top: int | None = N
             "largest_change": None if not rows else {"id": rows[0], "token": report.token(rows[0]),
                                                      "change": _number(changes.change[0])},
             "histogram": [{"above": low, "up_to": _number(high), "rows": count}
-                          for low, high, count in zip(lows, EDGES, changes.histogram)],
+                          for low, high, count in zip(lows, EDGES, changes.histogram, strict=False)],
             "changed": [{"id": row, "token": report.token(row), "change": _number(change), "expected": flag}
-                        for row, change, flag in zip(rows, changes.change[:top].tolist(), flags)],
+                        for row, change, flag in zip(rows, changes.change[:top].tolist(), flags, strict=False)],
             "expected_unchanged": matrix.never_changed.tolist()}
 
 
@@ -153,7 +153,7 @@ def plot(report: AuditReport, path: str | Path) -> None:
 
     compared = [m for m in report.matrices if m.changes is not None]
     fig, axes = plt.subplots(len(compared), 1, figsize=(10, 3.5 * len(compared)), squeeze=False)
-    for ax, matrix in zip(axes[:, 0], compared):
+    for ax, matrix in zip(axes[:, 0], compared, strict=False):
         _plot_matrix(ax, report, matrix)
     fig.tight_layout()
     image = io.BytesIO()
@@ -170,11 +170,12 @@ def _plot_matrix(ax: Any, report: AuditReport, matrix: MatrixAudit) -> None:
         ids = report.expected
         breaks = np.flatnonzero(np.diff(ids) != 1) + 1
         starts, stops = np.r_[ids[0], ids[breaks]], np.r_[ids[breaks - 1], ids[-1]] + 1
-        ax.broken_barh(list(zip(starts - 0.5, stops - starts)), (0, 1), transform=ax.get_xaxis_transform(),
-                       color="tab:green", alpha=0.15, label="expected rows")
+        spans = list(zip(starts - 0.5, stops - starts, strict=True))
+        ax.broken_barh(spans, (0, 1), transform=ax.get_xaxis_transform(), color="tab:green", alpha=0.15, label="expected rows")
     finite = np.where(np.isfinite(changes.change), changes.change, np.nan)
     outside = ~np.isin(changes.changed, report.expected if report.expected is not None else [])
-    for mask, color, label in ((outside, "tab:red", "changed, not expected"), (~outside, "tab:blue", "changed, expected")):
+    for mask, color, label in ((outside, "tab:red", "changed, not expected"),
+                               (~outside, "tab:blue", "changed, expected")):
         if mask.any():
             ax.scatter(changes.changed[mask], np.maximum(finite[mask], 1e-12), s=6, color=color, label=label)
     ax.set_yscale("log")

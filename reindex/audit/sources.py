@@ -155,8 +155,9 @@ def _config_ties(directory: Path) -> bool:
         return True
     if not isinstance(config, dict):
         return True
-    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
-    return bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", True)))
+    text = config.get("text_config")
+    default = text.get("tie_word_embeddings", True) if isinstance(text, dict) else True
+    return bool(config.get("tie_word_embeddings", default))
 
 
 def _beside(path: Path, name: str) -> Path | None:

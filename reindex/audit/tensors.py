@@ -9,11 +9,12 @@ A bfloat16 row is kept as its bits (uint16); `compare.to_float` widens it.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -87,9 +88,9 @@ class RowReader:
     """Open files, reused across slices: `reader.read(tensor, 10, 20, out)` fills `out` with rows 10..19."""
 
     def __init__(self) -> None:
-        self._files: dict[Path, IO[bytes]] = {}
+        self._files: dict[Path, io.FileIO] = {}
 
-    def __enter__(self) -> "RowReader":
+    def __enter__(self) -> RowReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -101,11 +102,11 @@ class RowReader:
         f = self._files.get(tensor.file)
         if f is None:
             try:
-                f = self._files[tensor.file] = open(tensor.file, "rb", buffering=0)
+                f = self._files[tensor.file] = io.FileIO(tensor.file, "rb")
             except OSError as e:
                 raise ReindexError(f"cannot read: {e.strerror or e}", path=tensor.file) from e
         f.seek(tensor.offset + start * tensor.row_bytes)
-        view, done = memoryview(out).cast("B"), 0
+        view, done = out.data.cast("B"), 0
         while done < view.nbytes:
             got = f.readinto(view[done:])
             if not got:
@@ -149,7 +150,7 @@ def take(matrix: Matrix, positions: np.ndarray, reader: RowReader,
     stored = positions if matrix.order is None else matrix.order[positions]
     out = np.empty((positions.shape[0], matrix.dim), dtype=RAW[matrix.dtype])
     breaks = np.flatnonzero(np.diff(stored) != 1) + 1
-    for lo, hi in zip(np.r_[0, breaks].tolist(), np.r_[breaks, stored.shape[0]].tolist()):
+    for lo, hi in zip(np.r_[0, breaks].tolist(), np.r_[breaks, stored.shape[0]].tolist(), strict=False):
         _read_stacked(matrix.parts, int(stored[lo]), int(stored[lo]) + hi - lo, out[lo:hi], reader)
     if matrix.replaced is not None:
         where, rows, tensor = matrix.replaced

@@ -171,7 +171,8 @@ def _plot_matrix(ax: Any, report: AuditReport, matrix: MatrixAudit) -> None:
         breaks = np.flatnonzero(np.diff(ids) != 1) + 1
         starts, stops = np.r_[ids[0], ids[breaks]], np.r_[ids[breaks - 1], ids[-1]] + 1
         spans = list(zip(starts - 0.5, stops - starts, strict=True))
-        ax.broken_barh(spans, (0, 1), transform=ax.get_xaxis_transform(), color="tab:green", alpha=0.15, label="expected rows")
+        ax.broken_barh(spans, (0, 1), transform=ax.get_xaxis_transform(), color="tab:green", alpha=0.15,
+                       label="expected rows")
     finite = np.where(np.isfinite(changes.change), changes.change, np.nan)
     outside = ~np.isin(changes.changed, report.expected if report.expected is not None else [])
     for mask, color, label in ((outside, "tab:red", "changed, not expected"),

@@ -141,10 +141,15 @@ def _changed_table(entry: dict[str, Any], Table: Any, Text: Any) -> Any:
     return table
 
 
+def check_plot_path(path: str | Path) -> None:
+    """Refuse a --plot path that cannot be written, before any work (exit 2), as `inspect --plot` does."""
+    from ..report import check_plot_path as check
+
+    check(path)
+
+
 def plot(report: AuditReport, path: str | Path) -> None:
     """Draw each compared matrix's change per row against the row id, the expected rows shaded (matplotlib)."""
-    from ..report import check_plot_path
-
     check_plot_path(path)
     import matplotlib
 
@@ -180,6 +185,10 @@ def _plot_matrix(ax: Any, report: AuditReport, matrix: MatrixAudit) -> None:
         if mask.any():
             ax.scatter(changes.changed[mask], np.maximum(finite[mask], 1e-12), s=6, color=color, label=label)
     ax.set_yscale("log")
+    shown = finite[np.isfinite(finite) & (finite > 0)]
+    if shown.size:
+        ax.set_ylim(shown.min() / 10, shown.max() * 10)
+    ax.set_xlim(-0.5, changes.compared + matrix.only_in_tuned - 0.5)
     ax.set_xlabel("row id in TUNED")
     ax.set_ylabel("largest |change| in the row")
     ax.set_title(f"{matrix.name}: {changes.changed.shape[0]:,} of {changes.compared:,} rows changed, "

@@ -405,7 +405,7 @@ def main() -> None:
         raise
 
 
-@app.command(cls=_Command, short_help="Which embedding and head rows did a fine-tune change? Exit 3 if unexpected ones did.")
+@app.command(cls=_Command, short_help="Which embedding and head rows did a fine-tune change? Exit 3: unexpected ones.")
 def audit(base: Path = typer.Argument(..., metavar="BASE", help="The model before: HF directory, model.safetensors, "
                                                                  "a sharded index, or a run."),
           tuned: Path = typer.Argument(..., metavar="TUNED", help="The model after: the same kinds, or a PEFT adapter "
@@ -418,8 +418,8 @@ def audit(base: Path = typer.Argument(..., metavar="BASE", help="The model befor
                                                "dtype (default 0: bit-exact)."),
           key: Optional[str] = typer.Option(None, "--key", help="The embedding tensor (default: found by name)."),
           head_key: Optional[str] = typer.Option(None, "--head-key", help="The head tensor (default: found by name)."),
-          tokenizer: Optional[Path] = typer.Option(None, "--tokenizer",
-                                                   help="tokenizer.json naming TUNED's rows (default: the one beside it)."),
+          tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="tokenizer.json naming TUNED's rows "
+                                                                              "(default: the one beside it)."),
           top: int = typer.Option(20, "--top", min=0, metavar="N", help="How many changed rows to list per matrix."),
           plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the change per row against the row id (PNG)."),
           json_output: bool = JSON, quiet: bool = QUIET, verbose: bool = VERBOSE) -> None:

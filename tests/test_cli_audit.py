@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from _audit_models import pair
 
 pytest.importorskip("transformers")

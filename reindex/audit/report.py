@@ -91,8 +91,10 @@ def render(report: AuditReport, *, top: int = 20, console: Any = None) -> None:
 
 
 def _tied(entry: dict[str, Any]) -> str:
-    return {"both": "tied in both", "BASE": "BASE tied to its embedding",
-            "TUNED": "TUNED tied to its embedding"}.get(entry["tied"] or "", "")
+    if entry["name"] == "embedding":
+        return ""
+    return {"both": "tied in both", "BASE": "BASE tied to its embedding", "TUNED": "TUNED tied to its embedding",
+            }.get(entry["tied"] or "", "no" if entry["compared"] else "")
 
 
 def _dtype(e: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ with `--expect-trainable ids:FILE` so it exits 0, as in CI.
 Targets: audit at most 1.5x the plain read, peak RSS under 300 MB. Both are timed in this process,
 interleaved (the plain read: `safe_open(..., "pt").get_tensor(key).clone()` for the four tensors,
 so every byte lands in memory as audit's reads do), and each as a fresh process for its peak RSS
-and its wall time with imports. `--quick`: 32,064 rows (a Phi-3-sized vocabulary).
+and its wall time with imports. A third row reads both files' bytes and nothing else: the floor. `--quick`: 32,064 rows (a Phi-3-sized vocabulary).
 """
 from __future__ import annotations
 
@@ -74,6 +74,15 @@ def expected_ids(path: Path, rows: int) -> Path:
     return path
 
 
+def raw_read(*paths: Path) -> None:
+    """The floor: every byte of both files read into one reused 16 MB buffer, nothing decoded."""
+    buffer = memoryview(bytearray(16 << 20))
+    for path in paths:
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(buffer):
+                pass
+
+
 def plain_read(*paths: Path) -> None:
     from safetensors import safe_open
 
@@ -115,7 +124,8 @@ def run(work: Path, rows: int, quick: bool) -> int:
     changed = [int(m.changes.changed.shape[0]) for m in report.matrices if m.changes is not None]
     assert report.exit_code == 0 and changed == [ADDED + DRIFTED, ADDED + DRIFTED], changed
     medians = interleaved({"reindex.audit.audit": lambda: audit(base.parent, tuned.parent, expect=spec),
-                           "safetensors get_tensor().clone(), 4 tensors": lambda: plain_read(base, tuned)},
+                           "safetensors get_tensor().clone(), 4 tensors": lambda: plain_read(base, tuned),
+                           "raw": lambda: raw_read(base, tuned)},
                           repeats=2 if quick else 3)
     cli_s, cli_peak = peak_rss_of([sys.executable, "-m", "reindex", "audit", "-q", str(base.parent),
                                    str(tuned.parent), "--expect-trainable", spec[0]])
@@ -125,6 +135,8 @@ def run(work: Path, rows: int, quick: bool) -> int:
     print_table(f"audit of {rows:,} x {DIM:,} bf16 embedding + head, BASE vs TUNED ({4 * rows * DIM * 2 / 1e9:.1f} GB)",
                 [Row("reindex.audit.audit (in process)", medians["reindex.audit.audit"], ratio),
                  Row(f"{baseline} (in process)", medians[baseline], 1.0),
+                 Row("both files read raw, 16 MB at a time (in process; the floor)", medians["raw"],
+                     medians["raw"] / medians[baseline]),
                  Row("reindex audit -q (process)", cli_s, cli_s / plain_s, f"peak RSS {cli_peak / 1e6:.0f} MB"),
                  Row("safetensors read (process)", plain_s, 1.0, f"peak RSS {plain_peak / 1e6:.0f} MB")],
                 baseline="the plain read")

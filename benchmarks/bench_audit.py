@@ -10,7 +10,8 @@ with `--expect-trainable ids:FILE` so it exits 0, as in CI.
 Targets: audit at most 1.5x the plain read, peak RSS under 300 MB. Both are timed in this process,
 interleaved (the plain read: `safe_open(..., "pt").get_tensor(key).clone()` for the four tensors,
 so every byte lands in memory as audit's reads do), and each as a fresh process for its peak RSS
-and its wall time with imports. A third row reads both files' bytes and nothing else: the floor. `--quick`: 32,064 rows (a Phi-3-sized vocabulary).
+and its wall time with imports. A third row reads both files' bytes and nothing else: the floor.
+`--quick`: 32,064 rows (a Phi-3-sized vocabulary).
 """
 from __future__ import annotations
 

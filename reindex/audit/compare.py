@@ -87,7 +87,7 @@ def in_dtype(value: float, dtype: str) -> float:
     """`value` as the dtype can hold it, so a tolerance is compared in the tuned file's dtype.
 
     >>> in_dtype(1e-3, "BF16")
-    0.00100040435791015625
+    0.00099945068359375
     """
     return float(to_float(cast(np.array([[value]], dtype=np.float64), "F64", dtype), dtype)[0, 0])
 

@@ -15,7 +15,7 @@ import traceback
 
 MODULES = ("bench_remap", "bench_files", "bench_vectors", "bench_train", "bench_ray", "bench_memory", "bench_hf",
            "bench_hf_init",
-           "bench_fasttext", "bench_init", "bench_cli")
+           "bench_fasttext", "bench_init", "bench_cli", "bench_audit")
 
 
 def describe_machine() -> str:

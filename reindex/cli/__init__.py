@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from . import build, datasets, run  # noqa: F401  (each registers its commands on `app`)
+from . import audit, build, datasets, run  # noqa: F401  (each registers its commands on `app`)
 from .common import app, pyarrow_without_pandas, system_allocator_for_arrow
 
 __all__ = ["app", "main", "pyarrow_without_pandas", "system_allocator_for_arrow"]

@@ -151,8 +151,16 @@ def check_plot_path(path: str | Path) -> None:
 
 
 def plot(report: AuditReport, path: str | Path) -> None:
-    """Draw each compared matrix's change per row against the row id, the expected rows shaded (matplotlib)."""
+    """Draw each compared matrix's change per row against the row id, the expected rows shaded (matplotlib).
+    Never over BASE or TUNED, nor inside them (the inputs registry, as for every output)."""
+    from ..io.inputs import Inputs
+    from ..io.outputs import check_output
+
     check_plot_path(path)
+    inputs = Inputs()
+    inputs.add("BASE", report.base)
+    inputs.add("TUNED", report.tuned)
+    check_output(path, kind="plot", force=True, inputs=inputs, option="--plot")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -64,6 +64,7 @@ def _noise(count: int, fixed: np.ndarray, kind: str, rng: np.random.Generator) -
     dim = fixed.shape[1]
     if fixed.shape[0] >= 2:
         mean, std = column_stats(fixed)
+        assert std is not None  # column_stats computes it unless told std=False
     else:  # nothing to learn the scale from: nn.Embedding's default N(0, 1)
         mean, std = np.zeros(dim), np.ones(dim)
     if kind == "normal":
@@ -119,7 +120,7 @@ def init_pieces(pieces: Sequence[np.ndarray], matrix: np.ndarray, *, fallback: n
     out[:] = fallback
     some = lengths > 0
     if some.any():
-        rows = np.concatenate([np.asarray(p, dtype=np.int64) for p in pieces]) if len(pieces) else []
+        rows: np.ndarray | list[int] = np.concatenate([np.asarray(p, dtype=np.int64) for p in pieces]) if len(pieces) else []
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[some]
         sums = np.add.reduceat(matrix[rows].astype(np.float64), starts, axis=0)
         out[some] = sums / lengths[some, None]

@@ -152,7 +152,9 @@ def _gather_chunks(ids: np.ndarray, table: np.ndarray, flat_out: np.ndarray) -> 
             clean = _gather_range(flat[parts[0]], table, flat_out[parts[0]])
             clean = all([f.result() for f in futures]) and clean
     if not clean:
-        position, value = first_out_of_range(flat, table.shape[0])
+        found = first_out_of_range(flat, table.shape[0])
+        assert found is not None, "a chunk was refused, so some id is out of range"
+        position, value = found
         raise _out_of_range(value, table.shape[0], ids.shape, position)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence, cast
 
 import numpy as np
 
@@ -60,7 +60,7 @@ def normalizer(form: str) -> Callable[[str], str]:
         raise UsageError(f"--normalize must be one of {', '.join(NORMALIZE)}, got {form!r}")
     if form == "none":
         return lambda token: token
-    name = form.upper()
+    name = cast(Literal["NFC", "NFKC"], form.upper())  # checked against NORMALIZE above
     return lambda token: unicodedata.normalize(name, token)
 
 

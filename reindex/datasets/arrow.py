@@ -7,6 +7,7 @@ them); null lists and null ids stay null, and values hidden behind null slots ar
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from .core import (
 )
 
 
-def output_schema(schema: pa.Schema, spec: RemapSpec, *, path: object = None) -> pa.Schema:
+def output_schema(schema: pa.Schema, spec: RemapSpec, *, path: str | os.PathLike | None = None) -> pa.Schema:
     """The schema after remapping: id columns in the output dtype, everything else (metadata too) kept.
 
     >>> str(output_schema(pa.schema([("input_ids", pa.list_(pa.int32()))]), RemapSpec(np.arange(3))).field(0).type)
@@ -35,8 +36,8 @@ def output_schema(schema: pa.Schema, spec: RemapSpec, *, path: object = None) ->
     for name in spec.columns:
         found = len(schema.get_all_field_indices(name))
         if found != 1:
-            found = "more than one column" if found else "no column"
-            raise ReindexError(f"{found} {name!r}; the columns are {schema.names}", path=path,
+            what = "more than one column" if found else "no column"
+            raise ReindexError(f"{what} {name!r}; the columns are {schema.names}", path=path,
                                hint="name the id column with --column")
     for name in spec.columns:
         index = schema.get_field_index(name)
@@ -73,7 +74,7 @@ def update_features(features: dict[str, Any], columns: tuple[str, ...], dtype: s
             visit(features[name])
 
 
-def _out_type(t: pa.DataType, spec: RemapSpec, path: object, name: str,
+def _out_type(t: pa.DataType, spec: RemapSpec, path: str | os.PathLike | None, name: str,
               column_type: pa.DataType | None = None) -> pa.DataType:
     column_type = column_type or t
     if pa.types.is_integer(t):
@@ -97,7 +98,7 @@ def remap_record_batch(batch: pa.RecordBatch, spec: RemapSpec, *, where: str = "
     return remap_batch(batch, spec, path=where or None)
 
 
-def remap_batch(batch: pa.RecordBatch, spec: RemapSpec, *, path: object, first_row: int = 0,
+def remap_batch(batch: pa.RecordBatch, spec: RemapSpec, *, path: str | os.PathLike | None, first_row: int = 0,
                 schema: pa.Schema | None = None) -> pa.RecordBatch:
     """`remap_record_batch` with the row number of the batch's first row and a precomputed schema."""
     schema = schema if schema is not None else output_schema(batch.schema, spec, path=path)

@@ -1,6 +1,7 @@
 """The spec, the report and the flat gather every format shares. Arrays in, arrays out; no paths."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -76,7 +77,8 @@ class OutOfRange(Exception):
         self.inner = inner  # positions inside nested lists, outermost first
 
 
-def out_of_range_error(value: int, vocab_size: int, *, path: object, position: str) -> ReindexError:
+def out_of_range_error(value: int, vocab_size: int, *, path: str | os.PathLike | None,
+                       position: str) -> ReindexError:
     """The one message for a bad id, so every format words it the same way."""
     return ReindexError(f"id {value} is outside the vocabulary [0, {vocab_size})", path=path,
                         position=position, hint=OUT_OF_RANGE_HINT)
@@ -142,8 +144,9 @@ def gather(ids: np.ndarray, table: np.ndarray, out: np.ndarray, *,
 
     progress.tally("ids", int(ids.size))
     if check and ids.size and not in_range(ids, table.shape[0]):
-        index, value = first_out_of_range(ids, table.shape[0])
-        raise OutOfRange(index, value)
+        found = first_out_of_range(ids, table.shape[0])
+        assert found is not None, "in_range refused, so some id is out of range"
+        raise OutOfRange(*found)
     if ids.dtype != np.intp and scratch is not None:
         # np.take casts non-intp indices to a fresh array; a reused buffer avoids the allocation.
         idx = scratch[: ids.shape[0]]
@@ -170,7 +173,7 @@ def add_counts(counts: np.ndarray | None, out_ids: np.ndarray, skipped: np.ndarr
         counts += np.bincount(out_ids.reshape(-1), minlength=counts.shape[0])[: counts.shape[0]]
 
 
-def remap_array(ids: np.ndarray, spec: RemapSpec, *, path: object, key: str | None = None,
+def remap_array(ids: np.ndarray, spec: RemapSpec, *, path: str | os.PathLike | None, key: str | None = None,
                 chunk: int = CHUNK_IDS) -> np.ndarray:
     """Remap an in-memory integer array of any shape (C-contiguous result), chunk by chunk.
 

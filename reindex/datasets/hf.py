@@ -10,7 +10,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import ReindexError
 from ..io.inputfile import check_regular
@@ -46,8 +46,11 @@ def data_files(source: Path) -> list[str]:
     """The Arrow files a Dataset folder's state.json lists, refusing anything but plain file names."""
     state = _read_json(source / "state.json")
     entries = state.get("_data_files")
-    files = [e.get("filename") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-    if not files or len(files) != len(entries) or not all(_plain_name(f) for f in files):
+    if not isinstance(entries, list):
+        entries = []  # refused below, as no files
+    names = [e.get("filename") for e in entries if isinstance(e, dict)]
+    files: list[str] = [f for f in names if _plain_name(f)]  # a name that is not plain makes the count differ
+    if not files or len(files) != len(entries):
         raise ReindexError("state.json lists no usable `_data_files` (a list of {\"filename\": NAME})",
                            path=source / "state.json", hint="rewrite the folder with datasets' save_to_disk")
     missing = [f for f in files if not (source / f).exists()]
@@ -80,7 +83,7 @@ def hf_arrow_files(source: Path) -> list[Path]:
     return [source / name for name in data_files(source)]
 
 
-def _plain_name(name: object) -> bool:
+def _plain_name(name: object) -> TypeGuard[str]:
     """A file or split name that stays inside its folder: no separator, not `.`/`..`, not absolute."""
     return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
 

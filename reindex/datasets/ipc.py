@@ -13,7 +13,7 @@ from .core import FileReport, RemapSpec
 from .parquet import count_ids
 
 
-def open_ipc(source: Path) -> tuple[str, object]:
+def open_ipc(source: Path) -> tuple[str, pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchStreamReader]:
     """("arrow", file reader) or ("arrow-stream", stream reader); read from a file, not a map,
     so pages of the input do not pile up in the resident set."""
     check_regular(source, what="an Arrow")  # a FIFO listed in a `save_to_disk` folder would block
@@ -72,7 +72,8 @@ def validate(batch: pa.RecordBatch, columns: tuple[str, ...]) -> None:
             batch.column(index).validate(full=True)
 
 
-def check_one_ipc(source: Path, kind: str, reader: object) -> None:
+def check_one_ipc(source: Path, kind: str,
+                  reader: pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchStreamReader) -> None:
     """Refuse bytes after the end of the one IPC stream (or file) just read: pyarrow stops at the
     first end-of-stream marker, so a second stream concatenated behind it would be lost silently."""
     size = source.stat().st_size

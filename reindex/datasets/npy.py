@@ -7,6 +7,7 @@ Writes run on a second thread while the next chunk is gathered (both release the
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
+from io import BufferedReader
 from pathlib import Path
 from typing import BinaryIO
 
@@ -70,7 +71,7 @@ def remap_npy(source: Path, output: Path, spec: RemapSpec, *, chunk: int = CHUNK
     return FileReport(source, output, "npy", size, shape[0] if shape else 1)
 
 
-def _stream(f: BinaryIO, g: BinaryIO, size: int, dtype: np.dtype, out_dtype: np.dtype,
+def _stream(f: BufferedReader, g: BinaryIO, size: int, dtype: np.dtype, out_dtype: np.dtype,
             spec: RemapSpec, *, chunk: int, describe, path: Path) -> None:
     """Read, gather and write `size` ids, double-buffering the output so writes overlap."""
     chunk = max(1, min(chunk, size))
@@ -82,7 +83,7 @@ def _stream(f: BinaryIO, g: BinaryIO, size: int, dtype: np.dtype, out_dtype: np.
 
     def read(i: int) -> np.ndarray:
         ids = in_buffers[i % 2][: min(chunk, size - starts[i])]
-        f.readinto(memoryview(ids).cast("B"))
+        f.readinto(ids.data.cast("B"))
         return ids
 
     written: Future | None = None
@@ -91,6 +92,7 @@ def _stream(f: BinaryIO, g: BinaryIO, size: int, dtype: np.dtype, out_dtype: np.
         # every stage waits for the one before it on the same buffer.
         reading = io_pool.submit(read, 0) if size else None
         for i, start in enumerate(starts):
+            assert reading is not None  # submitted for every start: before the loop, then one ahead
             ids = reading.result()
             reading = io_pool.submit(read, i + 1) if i + 1 < len(starts) else None
             out = out_buffers[i % 2][: ids.shape[0]]
@@ -102,6 +104,6 @@ def _stream(f: BinaryIO, g: BinaryIO, size: int, dtype: np.dtype, out_dtype: np.
             add_counts(spec.counts, out, skipped)
             if written is not None:
                 written.result()
-            written = io_pool.submit(g.write, memoryview(out).cast("B"))
+            written = io_pool.submit(g.write, out.data.cast("B"))
         if written is not None:
             written.result()

@@ -12,9 +12,10 @@ input is still a boundary of the output and no row group is held whole.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -56,7 +57,7 @@ def remap_parquet(source: Path, output: Path, spec: RemapSpec, *, batch_bytes: i
             batch_rows = FIRST_BATCH_ROWS if not written else max(1, min(1 << 20, batch_bytes * row // written))
             batches = _remapped(pf, group, spec, schema, source=source, first_row=row, batch_rows=batch_rows)
             # The row count is asked for only once a batch of the group was read: see _codec.
-            for piece in split_row_group(batches, lambda g=group: pf.metadata.row_group(g).num_rows,
+            for piece in split_row_group(batches, functools.partial(_group_rows, pf, group),
                                          budget=row_group_bytes):
                 table = pa.Table.from_batches(piece, schema=schema)
                 del piece
@@ -87,6 +88,10 @@ def _remapped(pf, group: int, spec: RemapSpec, schema: pa.Schema, *, source: Pat
     for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group], use_threads=False):
         yield remap_batch(batch, spec, path=source, first_row=row, schema=schema)
         row += batch.num_rows
+
+
+def _group_rows(pf: Any, group: int) -> int:
+    return pf.metadata.row_group(group).num_rows
 
 
 def split_row_group(batches: Iterable[pa.RecordBatch], group_rows: Callable[[], int], *,

@@ -15,6 +15,7 @@ from .plan import detect_format
 
 def _reader(kind: str) -> Callable[[Path, Path, RemapSpec], FileReport]:
     # Imported on demand so `import reindex.datasets` stays light (torch and pyarrow are heavy).
+    fn: Callable[[Path, Path, RemapSpec], FileReport]
     if kind == "npy":
         from .npy import remap_npy as fn
     elif kind == "pt":

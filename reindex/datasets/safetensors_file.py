@@ -17,7 +17,7 @@ def remap_safetensors(source: Path, output: Path, spec: RemapSpec) -> FileReport
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from ..io.atomic import as_new_file
+    from ..io.temporary import as_new_file
 
     try:
         # The "pt" framework reads every dtype (numpy has no bfloat16 for the untouched tensors).

@@ -5,6 +5,7 @@ Words are looked up in `spec.tokens` with `pyarrow.compute.index_in`, a batch of
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -29,7 +30,7 @@ def remap_text(source: Path, output: Path, spec: RemapSpec, *, batch_bytes: int 
                            hint="pass RemapSpec(tokens=...) in input-id order")
     out_dtype = output_dtype(np.dtype(np.int32), spec, path=source)  # same rules as every other format
     vocabulary = pa.array(list(spec.tokens), pa.string())
-    unk_id = _unk_id(spec, source)
+    unk_id = _unk_id(spec.tokens, spec.unk, source)
     table = table_as(spec.table, out_dtype)
     out_type = pa.list_(pa.from_numpy_dtype(out_dtype))
     schema = pa.schema([("input_ids", out_type)], metadata={"reindex.source": source.name})
@@ -48,13 +49,13 @@ def remap_text(source: Path, output: Path, spec: RemapSpec, *, batch_bytes: int 
     return FileReport(source, output, "text", num_ids, line)
 
 
-def _unk_id(spec: RemapSpec, path: Path) -> int | None:
-    if spec.unk is None:
+def _unk_id(tokens: Sequence[str], unk: str | None, path: Path) -> int | None:
+    if unk is None:
         return None
     try:
-        return list(spec.tokens).index(spec.unk)
+        return list(tokens).index(unk)
     except ValueError:
-        raise ReindexError(f"the unknown-word token {spec.unk!r} is not in the vocabulary", path=path,
+        raise ReindexError(f"the unknown-word token {unk!r} is not in the vocabulary", path=path,
                            hint="add it to the vocabulary or pass another --unk") from None
 
 

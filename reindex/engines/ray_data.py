@@ -109,9 +109,9 @@ def remap_with_ray(pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
     """
     from ..datasets import FileReport
 
-    pairs = [(Path(s), Path(o)) for s, o in pairs]
-    check_parquet(pairs)
-    if not pairs:
+    paths = [(Path(s), Path(o)) for s, o in pairs]
+    check_parquet(paths)
+    if not paths:
         return []
     with connected(address=address, num_cpus=num_cpus) as ray, data_context(ray):
         # One object-store copy of the table, read zero-copy by every worker on a node.
@@ -119,7 +119,7 @@ def remap_with_ray(pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
         task = functools.partial(remap_files_batch, spec_ref=spec_ref, counting=spec.counts is not None)
         # Absolute paths: workers do not share the driver's working directory.
         items = [{"index": i, "source": str(s.absolute()), "output": str(o.absolute()),
-                  "anchor": str(existing_parent(o.absolute()))} for i, (s, o) in enumerate(pairs)]
+                  "anchor": str(existing_parent(o.absolute()))} for i, (s, o) in enumerate(paths)]
         # One block per file and tasks (not an actor pool, which starves the scheduler on small
         # machines): Ray runs as many files at once as the cluster has free CPUs.
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
@@ -128,14 +128,14 @@ def remap_with_ray(pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
             rows = sorted(dataset.take_all(), key=lambda row: row["index"])
         except Exception as e:  # a task's error arrives wrapped in Ray's exception types
             raise unwrap(e) from None
-    if [row["index"] for row in rows] != list(range(len(pairs))):
-        raise ReindexError(f"Ray returned {len(rows)} reports for {len(pairs)} files",
+    if [row["index"] for row in rows] != list(range(len(paths))):
+        raise ReindexError(f"Ray returned {len(rows)} reports for {len(paths)} files",
                            hint="a worker lost the output directory: is it on storage every node shares?")
     if spec.counts is not None:
         for row in rows:  # summed in input order once every file succeeded, as remap_many does
             np.add.at(spec.counts, np.asarray(row["count_ids"], np.int64), np.asarray(row["count_values"], np.int64))
     return [FileReport(Path(s), Path(o), row["format"], int(row["num_ids"]), int(row["num_rows"]))
-            for (s, o), row in zip(pairs, rows)]
+            for (s, o), row in zip(paths, rows)]
 
 
 def remap_files_batch(batch: Any, *, spec_ref: Any, counting: bool) -> Any:
@@ -155,10 +155,10 @@ def remap_files_batch(batch: Any, *, spec_ref: Any, counting: bool) -> Any:
         # Object-store arrays are read-only: count into a private array, returned sparse.
         counts = np.zeros(spec.vocab_size, np.int64) if counting else None
         report = remap_dataset(Path(item["source"]), Path(item["output"]), replace(spec, counts=counts))
-        nonzero = np.flatnonzero(counts) if counting else np.empty(0, np.int64)
+        nonzero = np.flatnonzero(counts) if counts is not None else np.empty(0, np.int64)
         rows.append({"index": item["index"], "format": report.format, "num_ids": report.num_ids,
                      "num_rows": report.num_rows, "count_ids": nonzero,
-                     "count_values": counts[nonzero] if counting else nonzero})
+                     "count_values": counts[nonzero] if counts is not None else nonzero})
     return pa.table({
         "index": pa.array([r["index"] for r in rows], pa.int64()),
         "format": pa.array([r["format"] for r in rows], pa.string()),

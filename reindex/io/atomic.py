@@ -24,6 +24,7 @@ from ..errors import ReindexError, UsageError
 from .temporary import as_new_file, umask  # noqa: F401  (for writers that create their own files)
 from .temporary import (
     Pending,
+    as_new_file,  # noqa: F401  (public: reindex.torch's writers import it from here)
     create,
     exchange,
     new_temporary,
@@ -95,19 +96,19 @@ def _atomic(final: str | os.PathLike, *, force: bool, directory: bool,
         if previous is not None:
             _remove(previous)
     except BaseException as e:
-        temporary = pending.path
-        if temporary is not None:
-            _remove(temporary)
+        unfinished = pending.path
+        if unfinished is not None:
+            _remove(unfinished)
             if isinstance(e, ReindexError):
-                text = user_path(str(e), temporary, final)
+                text = user_path(str(e), unfinished, final)
                 if e.__cause__ is not None and disk_full(e.__cause__) is not None:  # a writer's OSError
-                    raise write_error(e, temporary, final) from e
+                    raise write_error(e, unfinished, final) from e
                 if text != str(e):
                     raise type(e)(text) from e
             elif isinstance(e, Exception) and (isinstance(e, OSError) or disk_full(e) is not None
                                                or OS_ERROR_TEXT.search(str(e))):
                 # a writer's I/O failure in its own words (safetensors: "Permission denied (os error 13)")
-                raise write_error(e, temporary, final) from e
+                raise write_error(e, unfinished, final) from e
         raise
     finally:
         unlock_file(pending.lock)

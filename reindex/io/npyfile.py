@@ -29,4 +29,4 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as f:
         f.write(header_bytes(array.shape, False, array.dtype))
         if array.size:
-            f.write(memoryview(array.reshape(-1)).cast("B"))
+            f.write(array.reshape(-1).data.cast("B"))

@@ -67,7 +67,7 @@ def save_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray],
         for key in order:
             data = arrays[key].reshape(-1).view(np.uint8)
             for start in range(0, len(data), WRITE_BYTES):
-                f.write(data[start:start + WRITE_BYTES])
+                f.write(data[start:start + WRITE_BYTES].data)  # .data: the memoryview, no copy
 
 
 def canonicalize(path: str | os.PathLike) -> None:

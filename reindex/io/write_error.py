@@ -33,17 +33,18 @@ def disk_full(error: BaseException) -> str | None:
     'no space left on device'
     """
     seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in _DISK_FULL:
-            return _DISK_FULL[error.errno]
-        for match in _DISK_FULL_TEXT.finditer(str(error)):
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL:
+            return _DISK_FULL[current.errno]
+        for match in _DISK_FULL_TEXT.finditer(str(current)):
             number = match.group(1) or match.group(2)
             if number is None:
                 return next(g for g in match.groups()[2:] if g).lower()
             if int(number) in _DISK_FULL:
                 return _DISK_FULL[int(number)]
-        error = error.__cause__ or error.__context__
+        current = current.__cause__ or current.__context__
     return None
 
 

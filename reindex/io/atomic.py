@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import ReindexError, UsageError
-from .temporary import as_new_file, umask  # noqa: F401  (for writers that create their own files)
 from .temporary import (
     Pending,
-    as_new_file,  # noqa: F401  (public: reindex.torch's writers import it from here)
+    as_new_file,  # noqa: F401  (public: writers that create their own files, reindex.torch's too)
     create,
     exchange,
     new_temporary,
     remove_stale,  # noqa: F401  (public: callers clean up before they write)
     rename_noreplace,
+    umask,  # noqa: F401  (public, beside as_new_file)
     unlock_file,
 )
 from .write_error import OS_ERROR_TEXT, disk_full, user_path, write_error

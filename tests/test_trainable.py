@@ -8,8 +8,8 @@ from safetensors.torch import save_file
 
 from reindex.errors import ReindexError, UsageError
 from reindex.export import load_trainable as export_load_trainable
-from reindex.trainable import read_safetensors, replaceable
 from reindex.torch import SplitEmbedding
+from reindex.trainable import read_safetensors, replaceable
 
 
 def test_bfloat16_is_widened_exactly(tmp_path):

@@ -32,9 +32,9 @@ def train_only(model: nn.Module, token_ids: Tensor | Sequence[int]) -> nn.Module
     """
     if _SWAP in model.__dict__:
         raise ReindexError("train_only was already applied to this model", hint="call reindex.hf.merge(model) first")
-    embedding = getattr(model, "get_input_embeddings")()   # a transformers PreTrainedModel (or PeftModel)
-    output = getattr(model, "get_output_embeddings", None)
-    head = None if output is None else output()
+    hf_model: Any = model   # a transformers PreTrainedModel (or a PeftModel around one)
+    embedding = hf_model.get_input_embeddings()
+    head = hf_model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     vocab_size = getattr(embedding, "num_embeddings", None)
     if vocab_size is None:
         raise ReindexError(f"the input embedding is a {type(embedding).__name__}, not an nn.Embedding")

@@ -49,3 +49,20 @@ def to_embedding(split: SplitEmbedding, *, order: str) -> nn.Embedding:
     if pad is not None and order == "original" and table is not None:
         pad = int((table == pad).nonzero()[0, 0])
     return nn.Embedding.from_pretrained(weight, freeze=False, padding_idx=pad, sparse=split.sparse)
+
+
+def write_rows(split: SplitEmbedding, ids: Tensor, values: Tensor) -> None:
+    """Set the rows of `ids` (in forward's id order, fixed or trainable) to `values`, in the rows' own memory."""
+    if values.shape != (ids.shape[0], split.embedding_dim):
+        raise ReindexError(f"values have shape {list(values.shape)}, the rows need [{ids.shape[0]}, "
+                           f"{split.embedding_dim}]")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= split.num_embeddings):
+        raise ReindexError(f"an id is outside the vocabulary [0, {split.num_embeddings})")
+    device = split.fixed.device
+    ids = ids.to(device)
+    rows = ids if split.original_to_sorted is None else split.original_to_sorted[ids]
+    values = values.to(device, split.fixed.dtype)
+    with torch.no_grad():
+        fixed, trainable = rows < split.num_fixed, rows >= split.num_fixed
+        split.fixed[rows[fixed]] = values[fixed]
+        split.trainable[rows[trainable] - split.num_fixed] = values[trainable]

@@ -53,6 +53,28 @@ class Swap:
     def tied(self) -> bool:
         return self.head is not None and self.head.tied
 
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The Parameters that train: the embedding's rows, an untied head's rows, a head bias's rows."""
+        params = [self.embedding.trainable]
+        if self.head is not None and not self.tied:
+            params.append(self.head.rows.trainable)
+        if self.head is not None and self.head.bias_trainable is not None:
+            params.append(self.head.bias_trainable)
+        return params
+
+    def num_frozen(self) -> int:
+        """How many values the frozen rows hold (buffers, so `parameters()` does not count them)."""
+        count = self.embedding.fixed.numel()
+        if self.head is not None and not self.tied:
+            count += self.head.rows.fixed.numel()
+        if self.head is not None and self.head.bias_fixed is not None:
+            count += self.head.bias_fixed.numel()
+        return count
+
+    def keep(self, handle: Any) -> None:
+        """Remove this hook handle when the swap is undone."""
+        self._hooks.append(handle)
+
     def trainable_ids(self) -> Tensor:
         """The model's ids of the trainable rows, ascending."""
         split = self.embedding

@@ -7,7 +7,8 @@ The public import path; the code lives in `reindex.torch.hf`, beside the split m
 """
 from __future__ import annotations
 
-from .torch.hf import ROWS_FILE, load_trainable, merge, save_trainable, set_rows, train_only, trainable_ids
+from .torch.hf import ROWS_FILE, load_trainable, merge, save_trainable, train_only, trainable_ids
+from .torch.hf_rows import init_rows, set_rows
 
-__all__ = ["ROWS_FILE", "load_trainable", "merge", "save_trainable", "set_rows", "train_only",
+__all__ = ["ROWS_FILE", "init_rows", "load_trainable", "merge", "save_trainable", "set_rows", "train_only",
            "trainable_ids"]

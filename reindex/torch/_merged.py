@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -14,15 +14,66 @@ if TYPE_CHECKING:
     from .embedding import SplitEmbedding
 
 
-def cached_weight(split: SplitEmbedding) -> Tensor:
-    """The merged weight in forward's order; while someone holds it, reading again returns the same tensor."""
-    key = (id(split.trainable), split.trainable._version, id(split.fixed), split.fixed._version)
-    cached = split.__dict__.get("_weight_ref")
-    weight = cached[1]() if cached is not None and cached[0] == key else None
-    if weight is None:
-        weight = split.merged_weight(order=split.input)
-        # A weak reference: the module never keeps a second [V, D] copy alive on its own.
-        split.__dict__["_weight_ref"] = (key, weakref.ref(weight))
+class _BlockWeight(torch.autograd.Function):
+    """The block itself (a view, no copy) as a tensor whose gradient reaches the trainable rows alone."""
+
+    @staticmethod
+    def forward(ctx: Any, block: Tensor, trainable: Tensor, num_fixed: int) -> Tensor:
+        ctx.num_fixed = num_fixed
+        return block.view_as(block)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        return None, grad[ctx.num_fixed:], None
+
+
+class MergedCopy(Tensor):
+    """A merged copy of the rows (their order is not the block's): read it freely; writing it raises,
+    since a write would reach no row."""
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = getattr(func, "__name__", "")
+        writes = name in _WRITES or (name.endswith("_") and not name.endswith("__"))
+        if writes and args and isinstance(args[0], MergedCopy):
+            raise ReindexError(f"`.weight` of a patched model is a merged copy; {name} on it reaches no row",
+                               hint="write rows with reindex.hf.set_rows(model, ids, values)")
+        with torch._C.DisableTorchFunctionSubclass():   # results are plain tensors
+            return func(*args, **(kwargs or {}))
+
+
+_WRITES = {"__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__", "__ipow__"}
+
+
+def live_weight(split: SplitEmbedding) -> Tensor:
+    """The [V, D] weight in forward's order, never stale (whatever the optimizer), and differentiable.
+
+    When forward's order is the block's (no table: the trainable rows are a suffix) it is the block
+    itself: no copy, and writes under `torch.no_grad()` reach the rows. Otherwise it is a gathered
+    copy that refuses writes. Under autograd, a loss computed from it trains the trainable rows.
+    """
+    grad = torch.is_grad_enabled() and split.trainable.requires_grad
+    block = split.block() if type(split.trainable.data) is Tensor else None   # not a sharded DTensor
+    if block is None:
+        merged = torch.cat([split.fixed, full(split.trainable) if not grad else split.trainable])
+    else:
+        merged = _BlockWeight.apply(block, split.trainable, split.num_fixed) if grad else block
+    table = split.original_to_sorted
+    if table is None:
+        return merged
+    return merged.index_select(0, table).as_subclass(MergedCopy)
+
+
+def state_weight(split: SplitEmbedding, state: dict[str, Any]) -> Tensor:
+    """The detached weight for `state` (a state dict being built); one tensor per state dict, so a
+    tied head shares the embedding's."""
+    held = split.__dict__.get("_state_weight")
+    if held is not None and held[0] == id(state) and held[1]() is not None:
+        return held[1]()
+    with torch.no_grad():
+        weight = live_weight(split)
+    weight = weight.as_subclass(Tensor) if isinstance(weight, MergedCopy) else weight
+    split.__dict__["_state_weight"] = (id(state), weakref.ref(weight))
     return weight
 
 

@@ -195,13 +195,13 @@ class SplitEmbedding(nn.Module):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.pop("_weight_ref", None)   # a weak reference cannot be pickled
+        state.pop("_state_weight", None)   # a weak reference cannot be pickled
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # copy.deepcopy and pickle rebuild the tensors one by one; re-join them.
         state.pop("_cached_block", None)
-        state.pop("_weight_ref", None)
+        state.pop("_state_weight", None)
         super().__setstate__(state)
         self._pack()
 
@@ -211,13 +211,11 @@ class SplitEmbedding(nn.Module):
     # -- the merged matrix and the trainable rows alone --------------------------------------------
     @property
     def weight(self) -> Tensor:
-        """The merged [V, D] weight in the order `forward` takes ids (detached; built when read).
+        """The [V, D] weight in the order `forward` takes ids: current, and differentiable (see `_merged.live_weight`).
 
-        For code that reads `.weight` (its dtype or device, a state-dict tool walking the keys).
-        While someone holds it, reading again returns the same tensor, so a tied head's `weight`
-        is this very tensor (savers that drop aliases see the tie).
+        For code that reads `.weight` itself (TRL's loss, tied-weight helpers, a user's own loss).
         """
-        return _merged.cached_weight(self)
+        return _merged.live_weight(self)
 
     def merged_weight(self, *, order: str = "sorted") -> Tensor:
         """The [V, D] matrix (detached), in "sorted" or "original" id order.
@@ -242,7 +240,7 @@ class SplitEmbedding(nn.Module):
         self.fixed = self.fixed.new_empty(0, self.embedding_dim)
         self.trainable.data = self.trainable.data.new_empty(0, self.embedding_dim)
         self.__dict__.pop("_cached_block", None)
-        self.__dict__.pop("_weight_ref", None)
+        self.__dict__.pop("_state_weight", None)
 
     def to_embedding(self, *, order: str | None = None) -> nn.Embedding:
         """A plain, fully trainable `nn.Embedding` holding the merged weight (original order if known)."""

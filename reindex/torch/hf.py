@@ -18,16 +18,17 @@ import torch
 
 from ..errors import ReindexError
 from . import hf_counts, hf_peft
-from ._merged import write_rows
 from .embedding import SplitEmbedding
 from .hf_peft import ROWS_FILE, SWAP
+from .hf_rows import as_ids, init_rows, set_rows
 from .rows_file import load_rows, read_ids, save_rows
 from .swap import Swap, swap_in, trainable_mask
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
-__all__ = ["ROWS_FILE", "load_trainable", "merge", "save_trainable", "set_rows", "train_only", "trainable_ids"]
+__all__ = ["ROWS_FILE", "init_rows", "load_trainable", "merge", "save_trainable", "set_rows", "train_only",
+           "trainable_ids"]
 _FROZEN = "_reindex_frozen"   # {parameter name: requires_grad before train_only froze it}
 
 
@@ -53,7 +54,7 @@ def train_only(model: nn.Module, token_ids: Tensor | Iterable[int], *, freeze_re
     vocab_size = getattr(embedding, "num_embeddings", None)
     if vocab_size is None:
         raise ReindexError(f"the input embedding is a {type(embedding).__name__}, not an nn.Embedding")
-    trainable = trainable_mask(_as_ids(token_ids), vocab_size,
+    trainable = trainable_mask(as_ids(token_ids), vocab_size,
                                hint="call model.resize_token_embeddings(len(tokenizer)) before train_only")
     swap = swap_in(model, embedding, frozen_rows=~trainable, head=head)
     model.__dict__[SWAP] = swap
@@ -134,40 +135,6 @@ def load_trainable(model: nn.Module, path: str | os.PathLike) -> nn.Module:
             merge(model)
         raise
     return model
-
-
-def set_rows(model: nn.Module, token_ids: Tensor | Iterable[int], values: Tensor, *,
-             head: Tensor | None = None) -> None:
-    """Write rows of the embedding (and of an untied head: `head=`) by the model's token ids, patched or not.
-
-    The way to initialise new rows: `embed.weight[ids] = x` on a patched model cannot reach the rows.
-
-    reindex.hf.set_rows(model, new_ids, torch.stack([mean] * len(new_ids)))
-    """
-    hf_model: Any = model
-    ids = torch.as_tensor(_as_ids(token_ids), dtype=torch.long)
-    targets = [(hf_model.get_input_embeddings(), values)]
-    if head is not None:
-        targets.append((hf_model.get_output_embeddings(), head))
-    with torch.no_grad():
-        for module, rows in targets:
-            split = getattr(module, "rows", module)   # a SplitLinear's rows
-            if isinstance(split, SplitEmbedding):
-                write_rows(split, ids, rows)
-            else:
-                module.weight[ids.to(module.weight.device)] = rows.to(module.weight.device, module.weight.dtype)
-
-
-def _as_ids(token_ids: Tensor | Iterable[int]) -> Tensor | list[int]:
-    """Ids as a tensor or a list: a set, a generator, numpy integers all work."""
-    if isinstance(token_ids, torch.Tensor):
-        if token_ids.is_meta:
-            raise ReindexError("token_ids is a meta tensor (it holds no values)", hint="pass real ids")
-        return token_ids
-    try:
-        return sorted(int(i) for i in token_ids)
-    except (TypeError, ValueError) as e:
-        raise ReindexError(f"token_ids must be ints, got {type(token_ids).__name__}: {e}") from e
 
 
 def _swap_of(model: nn.Module) -> Swap:

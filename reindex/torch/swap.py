@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ReindexError
+from ._merged import state_weight
 from .embedding import SplitEmbedding
 from .head import SplitLinear
 from .partition import can_reuse
@@ -230,14 +231,14 @@ def _frozen_mask(split: SplitEmbedding) -> Tensor:
 def _plain_embedding_state(module: SplitEmbedding, state: dict[str, Any], prefix: str, metadata: Any) -> None:
     for key in ("fixed", "trainable", "original_to_sorted"):
         state.pop(prefix + key, None)
-    state[prefix + "weight"] = module.weight
+    state[prefix + "weight"] = state_weight(module.rows if isinstance(module, SplitLinear) else module, state)
 
 
 def _plain_head_state(module: SplitLinear, state: dict[str, Any], prefix: str, metadata: Any) -> None:
     own_rows = [k for k in state if k.startswith(prefix + "_own_rows.")]
     for key in [*own_rows, prefix + "bias_fixed", prefix + "bias_trainable"]:
         state.pop(key, None)
-    state[prefix + "weight"] = module.weight
+    state[prefix + "weight"] = state_weight(module.rows if isinstance(module, SplitLinear) else module, state)
     if module.bias_trainable is not None:
         state[prefix + "bias"] = module.merged_bias()
 

@@ -52,11 +52,11 @@ def test_patch_keeps_logits_and_layout(family):
 def test_old_rows_bit_identical_after_50_adamw_steps_and_new_rows_train(family):
     model = tiny_model(family)
     old_embedding, old_head, old_bias = plain_weights(model)
-    # Freeze one layer before: train_only must leave every other requires_grad as it was (LoRA-style).
+    # Freeze one layer before: with freeze_rest=False, every other requires_grad stays as it was.
     others = {n: p.requires_grad for n, p in model.named_parameters()}
     first_norm = next(n for n in others if "norm" in n or "ln_" in n)
     model.get_parameter(first_norm).requires_grad_(False)
-    rh.train_only(model, torch.tensor(MIDDLE_IDS))
+    rh.train_only(model, torch.tensor(MIDDLE_IDS), freeze_rest=False)
     optimizer = train(model, 50)
     embedding, head, bias = plain_weights(model)
     assert torch.equal(embedding[FROZEN], old_embedding[FROZEN])

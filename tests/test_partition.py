@@ -1,4 +1,7 @@
-"""Patching reuses the weight's own memory (no second [V, D] copy) and gives exactly the out-of-place rows."""
+"""The stable partition of a weight's rows: the weight's own memory when no row moves, a copy otherwise.
+
+A view of the old weight that someone holds never sees its rows reordered.
+"""
 from __future__ import annotations
 
 import copy
@@ -8,9 +11,10 @@ import torch
 from torch import nn
 
 from reindex.errors import ReindexError
-from reindex.torch.embedding import IdOutOfRangeError
+from reindex.mapping import build_permutation
 from reindex.torch import SplitEmbedding, SplitLinear
-from reindex.torch.partition import can_partition_in_place, partition_rows, unpartition_rows_
+from reindex.torch.embedding import IdOutOfRangeError
+from reindex.torch.partition import can_reuse, is_suffix, partition_rows, stable_order
 from reindex.torch.swap import swap_in
 
 V, D = 50, 7
@@ -37,32 +41,66 @@ def masks() -> dict[str, torch.Tensor]:
     return out
 
 
+
+@pytest.mark.parametrize("name", sorted(masks()))
+def test_the_order_is_mappings_stable_partition(name):
+    trains = masks()[name]
+    assert stable_order(~trains).tolist() == build_permutation((~trains).numpy()).tolist()
+    weight = torch.randn(V, D)
+    assert torch.equal(partition_rows(weight, ~trains), weight[stable_order(~trains)])
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 @pytest.mark.parametrize("name", sorted(masks()))
-def test_in_place_partition_is_bit_identical_to_out_of_place_and_reuses_the_memory(name, dtype):
+def test_partition_never_rewrites_the_weight(name, dtype):
     trains = masks()[name]
     weight = torch.randn(V, D).to(dtype)
-    expected = partition_rows(weight, ~trains)
-    assert torch.equal(weight, weight.clone()) and expected.data_ptr() != weight.data_ptr()
-    ptr = weight.data_ptr()
-    block = partition_rows(weight, ~trains, in_place=True)
-    assert block.data_ptr() == ptr
-    assert torch.equal(block, expected)
-    # The stable partition itself: fixed rows ascending, then trainable rows ascending.
-    original = torch.cat([expected[: int((~trains).sum())], expected[int((~trains).sum()):]])
-    order = torch.cat([(~trains).nonzero().squeeze(1), trains.nonzero().squeeze(1)])
-    assert torch.equal(original[torch.argsort(order)][order], original)
-
-
-def test_out_of_place_leaves_the_weight_alone():
-    weight = torch.randn(V, D)
     before = weight.clone()
-    partition_rows(weight, torch.arange(V) % 3 == 0)
+    block = partition_rows(weight, ~trains, reuse=True)
     assert torch.equal(weight, before)
+    assert torch.equal(block, before[stable_order(~trains)])
+    # Reused only when no row moves: the trainable rows are already the last ones.
+    assert (block.data_ptr() == weight.data_ptr()) == is_suffix(~trains)
 
 
-@pytest.mark.parametrize("name", ["middle", "random3", "none", "all"])
-def test_from_embedding_in_place_shares_storage_and_matches_the_default(name):
+def test_a_suffix_is_recognised():
+    mask = torch.zeros(V, dtype=torch.bool)
+    mask[: V - 3] = True
+    assert is_suffix(mask) and not is_suffix(~masks()["middle"]) and is_suffix(torch.ones(V, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("name", ["middle", "random3", "first", "alternate"])
+def test_a_view_taken_before_from_embedding_in_place_keeps_its_rows(name):
+    embedding = nn.Embedding(V, D)
+    w = embedding.weight.detach()          # the user's view of the old weight
+    row3 = w[3]
+    before = w.clone()
+    split = SplitEmbedding.from_embedding(embedding, ~masks()[name], in_place=True)
+    assert torch.equal(w, before) and torch.equal(row3, before[3])
+    with torch.no_grad():
+        split.trainable.add_(1.0)          # training the new rows does not reach the old view either
+    assert torch.equal(w, before)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_a_view_taken_before_train_only_keeps_its_rows(family):
+    pytest.importorskip("transformers")
+    from _hf_models import MIDDLE_IDS, tiny_model
+
+    import reindex.hf as rh
+
+    model = tiny_model(family)
+    w = model.get_input_embeddings().weight.detach()
+    before = w.clone()
+    rh.train_only(model, MIDDLE_IDS)       # not a suffix: the rows are copied, never reordered
+    assert torch.equal(w, before)
+    rh.merge(model)
+    assert torch.equal(w, before)
+    assert torch.equal(model.get_input_embeddings().weight, before)
+
+
+@pytest.mark.parametrize("name", ["end_run", "last", "none"])
+def test_from_embedding_in_place_shares_a_suffix_and_matches_the_default(name):
     frozen = ~masks()[name]
     embedding = nn.Embedding(V, D, padding_idx=3)
     copy_ = copy.deepcopy(embedding)
@@ -71,34 +109,31 @@ def test_from_embedding_in_place_shares_storage_and_matches_the_default(name):
     assert memory(kept.fixed) != memory(copy_.weight)
     ptr = embedding.weight.data_ptr()
     split = SplitEmbedding.from_embedding(embedding, frozen, in_place=True)
-    assert memory(split.fixed) == ptr and split._block() is not None
+    assert memory(split.fixed) == ptr and split.block() is not None and split.input == "sorted"
     assert torch.equal(split.merged_weight(), kept.merged_weight())
     assert torch.equal(split.merged_weight(order="original"), copy_.weight.detach())
-    assert split.padding_idx == kept.padding_idx
     ids = torch.randint(0, V, (4, 6))
     assert torch.equal(split(ids), copy_(ids))
 
 
-def test_split_linear_in_place_shares_storage_and_gives_the_same_logits():
+def test_split_linear_in_place_gives_the_same_logits():
     linear = nn.Linear(D, V)
     reference = copy.deepcopy(linear)
-    frozen = ~masks()["random5"]
-    ptr = linear.weight.data_ptr()
-    head = SplitLinear.from_linear(linear, frozen, in_place=True)
-    assert memory(head.rows.fixed) == ptr
+    head = SplitLinear.from_linear(linear, ~masks()["random5"], in_place=True)
     x = torch.randn(3, D)
     assert torch.equal(head(x), reference(x))
 
 
-def test_weights_that_may_not_move_in_place_are_copied():
+def test_weights_that_may_not_be_reused_are_copied():
     backing = torch.randn(V, 2 * D)
     strided = backing[:, :D]              # not contiguous
-    assert not can_partition_in_place(strided)
+    assert not can_reuse(strided)
     shared = torch.frombuffer(bytearray(V * D * 4), dtype=torch.float32).view(V, D)   # not torch's own memory
-    assert not can_partition_in_place(shared)
-    before = backing.clone()
-    block = partition_rows(strided, ~masks()["middle"], in_place=True)
-    assert torch.equal(backing, before) and block.data_ptr() != strided.data_ptr()
+    assert not can_reuse(shared)
+    suffix = torch.ones(V, dtype=torch.bool)
+    suffix[-2:] = False
+    block = partition_rows(shared, suffix, reuse=True)
+    assert block.data_ptr() != shared.data_ptr() and torch.equal(block, shared)
 
 
 class Tiny(nn.Module):
@@ -118,7 +153,7 @@ def test_swap_in_reuses_the_models_memory_and_restores_exactly(tied):
     model = Tiny(tied=tied)
     reference = copy.deepcopy(model)
     emb_ptr, head_ptr = model.embed.weight.data_ptr(), model.head.weight.data_ptr()
-    swap = swap_in(model, model.embed, frozen_rows=~masks()["middle"], head=model.head)
+    swap = swap_in(model, model.embed, frozen_rows=~masks()["end_run"], head=model.head)
     assert memory(model.embed.fixed) == emb_ptr
     assert memory(model.head.rows.fixed) == head_ptr   # tied: the very same block
     assert model.head.tied == tied
@@ -146,36 +181,30 @@ def test_a_refused_swap_leaves_the_embedding_unchanged():
 
 def test_memory_shared_with_another_parameter_is_not_moved():
     model = Tiny(tied=False)
-    model.register_buffer("alias", model.embed.weight.detach()[:5])   # someone else reads these rows
+    model.register_buffer("alias", model.embed.weight.detach()[-5:])   # someone else reads these rows
     before = model.embed.weight.detach().clone()
-    swap_in(model, model.embed, frozen_rows=~masks()["first"], head=model.head)
-    assert torch.equal(model.alias, before[:5])
+    swap_in(model, model.embed, frozen_rows=~masks()["end_run"], head=model.head)
+    assert memory(model.embed.fixed) != memory(model.alias)
+    with torch.no_grad():
+        model.embed.trainable.add_(1.0)
+    assert torch.equal(model.alias, before[-5:])
 
 
-@pytest.mark.parametrize("name", sorted(masks()))
-def test_unpartition_in_place_gives_back_the_original_rows_bit_for_bit(name):
-    trains = masks()[name]
-    weight = torch.randn(V, D)
-    before = weight.clone()
-    block = partition_rows(weight, ~trains, in_place=True)
-    back = unpartition_rows_(block, ~trains)
-    assert back.data_ptr() == weight.data_ptr()
-    assert torch.equal(back, before)
-
-
+@pytest.mark.parametrize("name", ["end_run", "random2"])
 @pytest.mark.parametrize("tied", [False, True])
-def test_in_place_restore_hands_the_blocks_memory_back_and_empties_the_split_modules(tied):
+def test_in_place_restore_gives_the_trained_rows_back_and_empties_the_split_modules(tied, name):
     model = Tiny(tied=tied)
     reference = copy.deepcopy(model)
-    swap = swap_in(model, model.embed, frozen_rows=~masks()["random2"], head=model.head)
+    swap = swap_in(model, model.embed, frozen_rows=~masks()[name], head=model.head)
     split, block_ptr = model.embed, memory(model.embed.fixed)
     with torch.no_grad():
         split.trainable.add_(1.0)   # trained rows must come back too
         if not tied:
             model.head.rows.trainable.add_(2.0)
     swap.restore(in_place=True)
-    assert memory(model.embed.weight) == block_ptr
-    trains = masks()["random2"]
+    # A suffix hands the block's own memory back; other rows are merged into a new tensor.
+    assert (memory(model.embed.weight) == block_ptr) == (name == "end_run")
+    trains = masks()[name]
     expected = reference.embed.weight.detach().clone()
     expected[trains] += 1.0
     assert torch.equal(model.embed.weight, expected)
@@ -188,16 +217,17 @@ def test_in_place_restore_hands_the_blocks_memory_back_and_empties_the_split_mod
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])   # untied, tied
-def test_train_only_and_merge_keep_the_models_own_memory(family):
+def test_train_only_and_merge_keep_the_models_own_memory_for_appended_tokens(family):
     pytest.importorskip("transformers")
+    from _hf_models import VOCAB, tiny_model
+
     import reindex.hf as rh
-    from _hf_models import MIDDLE_IDS, tiny_model
 
     model = tiny_model(family).eval()
     reference = copy.deepcopy(model)
     emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
     where = (memory(emb), memory(head))
-    rh.train_only(model, MIDDLE_IDS)
+    rh.train_only(model, list(range(VOCAB - 4, VOCAB)))   # new tokens appended by a resize
     assert (memory(model.get_input_embeddings().fixed), memory(model.get_output_embeddings().rows.fixed)) == where
     rh.merge(model)
     assert (memory(model.get_input_embeddings().weight), memory(model.get_output_embeddings().weight)) == where

@@ -169,8 +169,8 @@ def test_load_trainable_refuses_another_shape(tmp_path):
     SplitEmbedding(torch.zeros(3, DIM), torch.zeros(4, DIM)).save_trainable(path)
     with pytest.raises(ReindexError) as e:
         split().load_trainable(path)
-    assert str(e.value) == (f"{path}: tensor 'trainable' has shape [4, 5], this embedding needs [9, 5] "
-                            "(was it saved from another run?)")
+    assert str(e.value) == (f"{path}: `trainable` has shape (4, 5), this embedding needs (9, 5) "
+                            "(these weights were trained on another run)")
 
 
 def test_out_of_range_ids_raise_with_position():
@@ -302,7 +302,7 @@ def test_import_reindex_torch_does_not_import_lightning():
 def test_rows_moved_apart_give_the_same_values_and_gradients(sparse):
     packed, apart = split(sparse=sparse, padding_idx=NUM_FIXED + 2), split(sparse=sparse, padding_idx=NUM_FIXED + 2)
     apart.trainable.data = apart.trainable.data.clone()     # no longer one block: the slower path
-    assert packed._block() is not None and apart._block() is None
+    assert packed.block() is not None and apart.block() is None
     ids = torch.randint(0, NUM_FIXED + NUM_TRAINABLE, (5, 7))
     upstream = torch.randn(5, 7, DIM)
     (packed(ids) * upstream).sum().backward()
@@ -313,10 +313,10 @@ def test_rows_moved_apart_give_the_same_values_and_gradients(sparse):
 
 def test_to_and_load_state_dict_assign_keep_one_block():
     emb = split().to(torch.float64)
-    assert emb._block() is not None and emb._block().dtype == torch.float64
+    assert emb.block() is not None and emb.block().dtype == torch.float64
     other = split(seed=3)
     other.load_state_dict(split().state_dict(), assign=True)
-    assert other._block() is not None
+    assert other.block() is not None
     assert torch.equal(other.merged_weight(), split().merged_weight())
 
 
@@ -325,7 +325,7 @@ def test_deepcopy_keeps_one_block_and_its_own_rows():
 
     emb = split()
     twin = copy.deepcopy(emb)
-    assert twin._block() is not None and twin.fixed.data_ptr() != emb.fixed.data_ptr()
+    assert twin.block() is not None and twin.fixed.data_ptr() != emb.fixed.data_ptr()
     assert torch.equal(twin.merged_weight(), emb.merged_weight())
 
 

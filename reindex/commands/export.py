@@ -19,6 +19,8 @@ import numpy as np
 from ..errors import ReindexError, UsageError
 from ..io.inputfile import check_regular
 from ..options import EXPORT_FORMATS as FORMATS
+from ..run.trainable import as_float32 as trainable_as_float32
+from ..run.trainable import read_safetensors, split_rows
 
 SUFFIXES = {".safetensors": "safetensors", ".npy": "npy", ".pt": "pt", ".bin": "word2vec-binary",
             ".vec": "word2vec", ".txt": "glove", ".vec.gz": "word2vec-gz", ".txt.gz": "glove-gz"}
@@ -28,23 +30,12 @@ from ..formats import EXPORT_FORMAT  # noqa: E402
 def load_trainable(path: str | os.PathLike, *, shape: tuple[int, int], fixed: np.ndarray) -> np.ndarray:
     """The trained `trainable` rows from a saved SplitEmbedding state (.safetensors or .pt).
 
-    Accepts a file holding `trainable` or one key ending in `.trainable` (a whole model's state_dict).
+    Accepts a file holding `trainable` or one key ending in `.trainable` (a whole model's state_dict);
+    the checks are `reindex.trainable.split_rows`'s, the same the torch side makes.
     """
     path = Path(path)
-    state = _read_state(path)
-    keys = [k for k in state if k == "trainable" or k.endswith(".trainable")]
-    if len(keys) != 1:
-        raise ReindexError(f"expected one `trainable` tensor, found {keys or 'none'} among {sorted(state)[:8]}",
-                           path=path, hint="save the module with SplitEmbedding.save_trainable")
-    trainable = as_float32(state[keys[0]], key=keys[0], path=path)
-    if tuple(trainable.shape) != tuple(shape):
-        raise ReindexError(f"`{keys[0]}` has shape {tuple(trainable.shape)}, the run needs {tuple(shape)}",
-                           path=path, hint="these weights were trained on another run")
-    fixed_key = keys[0][: -len("trainable")] + "fixed"
-    if fixed_key in state and not np.array_equal(as_float32(state[fixed_key], key=fixed_key, path=path), fixed):
-        raise ReindexError(f"`{fixed_key}` differs from the run's fixed rows", path=path,
-                           hint="these weights belong to another run")
-    return trainable
+    state, metadata = _read_state(path)
+    return split_rows(state, path=path, shape=shape, metadata=metadata, fixed=fixed)
 
 
 def as_float32(value: Any, *, key: str, path: Path) -> np.ndarray:
@@ -54,6 +45,10 @@ def as_float32(value: Any, *, key: str, path: Path) -> np.ndarray:
     >>> as_float32(np.array([[1.0, 2.0]]), key="trainable", path=Path("w.pt")).dtype
     dtype('float32')
     """
+    return trainable_as_float32(_as_array(value, key=key, path=path), key=key, path=path)
+
+
+def _as_array(value: Any, *, key: str, path: Path) -> np.ndarray:
     if hasattr(value, "detach"):  # a torch tensor: float64 keeps every value of every dtype
         import torch
 
@@ -63,37 +58,15 @@ def as_float32(value: Any, *, key: str, path: Path) -> np.ndarray:
         if value.is_complex() or value.dtype == torch.bool:
             raise ReindexError(f"`{key}` holds {value.dtype} values; weights must be floats", path=path)
         value = value.detach().cpu().double().numpy()
-    array = np.asarray(value)
-    if array.dtype.kind not in "fiu":
-        raise ReindexError(f"`{key}` holds {array.dtype} values; weights must be floats", path=path)
-    wide = array.astype(np.float64, copy=False)
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(wide) | (np.abs(wide) > np.finfo(np.float32).max)
-    if bad.any():
-        flat = int(np.flatnonzero(bad.reshape(-1))[0])
-        row = flat // max(1, int(np.prod(array.shape[1:], dtype=np.int64))) if array.ndim > 1 else flat
-        raise ReindexError(f"`{key}` row {row} holds {float(wide.reshape(-1)[flat])!r}; weights must be finite "
-                           f"and within float32's range (|x| <= {np.finfo(np.float32).max:.4g})", path=path,
-                           hint="these weights diverged in training or were not saved as floats")
-    return array.astype(np.float32, copy=False)
+    return np.asarray(value)
 
 
-def _read_state(path: Path) -> dict[str, Any]:
+def _read_state(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     if not path.exists():
         raise ReindexError("no such file", path=path)
     check_regular(path, what="a weights")
     if path.suffix == ".safetensors":
-        from safetensors.numpy import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as e:
-            if "bfloat16" not in str(e):
-                raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
-        # bfloat16 (numpy has no such dtype): torch reads it, and `as_float32` widens it exactly
-        from safetensors.torch import load_file as load_torch
-
-        return load_torch(str(path))
+        return read_safetensors(path)   # bfloat16 widened to float32 exactly
     if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
         from ..datasets.pt import load_pt
 
@@ -102,7 +75,10 @@ def _read_state(path: Path) -> dict[str, Any]:
             state = state["state_dict"]  # a Lightning checkpoint
         if not isinstance(state, dict):
             raise ReindexError("expected a dict of tensors (a state_dict)", path=path)
-        return {k: v for k, v in state.items() if hasattr(v, "detach")}  # converted by `as_float32`
+        # Only the rows that may be read are converted; the other tensors keep their names, for messages.
+        wanted = ("trainable", "fixed")
+        return {k: _as_array(v, key=k, path=path) if k.endswith(wanted) else np.empty(0)
+                for k, v in state.items() if hasattr(v, "detach")}, {}
     raise ReindexError(f"unknown weights file type {path.suffix!r}", path=path,
                        hint="use .safetensors or .pt")
 
@@ -235,7 +211,7 @@ def _write_binary(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -
     little = np.ascontiguousarray(matrix, dtype="<f4")
     with open(path, "wb") as f:
         f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n".encode())
-        for token, row in zip(tokens, little):
+        for token, row in zip(tokens, little, strict=True):
             f.write(token.encode("utf-8") + b" " + row.tobytes() + b"\n")
 
 

@@ -22,11 +22,9 @@ from ..formats import (
     DATASETS_MARKER,
     EXPORT_FORMAT,
     FORMAT_VERSION,
-    HF_TRAINABLE_FORMAT,
     MANIFEST_FILE,
     PLOT_FORMAT,
     RUN_FORMAT,
-    TRAINABLE_FORMAT,
 )
 from .inputs import Inputs
 from .jsonfile import read_json_or_none, write_json
@@ -141,16 +139,6 @@ def safetensors_format(head: bytes) -> str | None:
     return str(metadata.get("format", "")) if isinstance(metadata, dict) else ""
 
 
-def _is_trainable(path: Path) -> str | None:
-    """None if `path` is a file written by `SplitEmbedding.save_trainable` or `reindex.hf.save_trainable`."""
-    head, why = _file_head(path)
-    if why is not None:
-        return why
-    if safetensors_format(head) not in (TRAINABLE_FORMAT, HF_TRAINABLE_FORMAT):
-        return "it is not a file written by `save_trainable`"
-    return None
-
-
 #: The first bytes of each image format `inspect --plot` writes, by suffix.
 IMAGE_MAGIC = {".png": (b"\x89PNG",), ".pdf": (b"%PDF",), ".svg": (b"<?xml", b"<svg"), ".svgz": (b"\x1f\x8b",),
                ".jpg": (b"\xff\xd8",), ".jpeg": (b"\xff\xd8",), ".tif": (b"II*", b"MM\x00*"),
@@ -196,10 +184,10 @@ def mark(path: str | os.PathLike, format: str) -> None:
 
 
 REPLACEABLE: dict[str, Callable[[Path], str | None]] = {
-    "run": _is_run, "datasets": _is_datasets, "export": _is_export, "trainable": _is_trainable,
+    "run": _is_run, "datasets": _is_datasets, "export": _is_export,
     "plot": _is_plot}
 WHAT = {"run": "an earlier run", "datasets": "an earlier remap/invert output",
-        "export": "an earlier export file", "trainable": "an earlier save_trainable file",
+        "export": "an earlier export file",
         "plot": "an earlier plot"}
 
 

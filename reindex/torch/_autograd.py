@@ -39,7 +39,6 @@ class BlockLookup(torch.autograd.Function):
         return None, None, trainable_grad, None, None, None
 
 
-
 class BlockLinear(torch.autograd.Function):
     """Forward: logits over the whole [V, D] block. Backward: the exact input gradient, and a weight
     (and bias) gradient for the trainable rows only, O(tokens x trainable x D) rather than x V."""
@@ -64,3 +63,15 @@ class BlockLinear(torch.autograd.Function):
         if ctx.needs_input_grad[5]:
             grad_bias = rows_grad.sum(0)
         return grad_x, None, grad_trainable, None, None, grad_bias
+
+
+def two_lookups(ids: Tensor, fixed: Tensor, trainable: Tensor, padding_idx: int | None, *, sparse: bool) -> Tensor:
+    """What one lookup in [fixed; trainable] gives, with the rows apart: fixed lookup, then trainable positions."""
+    num_fixed, flat = fixed.shape[0], ids.reshape(-1)
+    if num_fixed == 0:
+        return F.embedding(ids, trainable, padding_idx, sparse=sparse)
+    out = F.embedding(flat.clamp(max=num_fixed - 1), fixed)
+    positions = (flat >= num_fixed).nonzero().squeeze(1)
+    pad = None if padding_idx is None or padding_idx < num_fixed else padding_idx - num_fixed
+    rows = F.embedding(flat.index_select(0, positions) - num_fixed, trainable, pad, sparse=sparse)
+    return out.index_copy(0, positions, rows).view(*ids.shape, fixed.shape[1])

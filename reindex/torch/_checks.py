@@ -11,6 +11,26 @@ from ..errors import ReindexError
 ID_DTYPES = (torch.int32, torch.int64)
 
 
+class IdOutOfRangeError(ReindexError, IndexError):
+    """An id outside [0, num_embeddings): both a ReindexError and the IndexError nn.Embedding raises."""
+
+
+def check_ids(ids: Tensor, vocab_size: int, *, what: str) -> None:
+    """Raise IdOutOfRangeError naming the first id outside [0, vocab_size) and its position."""
+    if not ids.numel():
+        return
+    low, high = (int(x) for x in torch.aminmax(ids))
+    if low >= 0 and high < vocab_size:
+        return
+    flat = ids.reshape(-1)
+    bad = int(((flat < 0) | (flat >= vocab_size)).nonzero()[0, 0])
+    where = f"index {bad}"   # named as reindex.mapping names positions
+    if ids.dim() > 1:
+        where = "index [" + ", ".join(str(int(i)) for i in torch.unravel_index(torch.tensor(bad), ids.shape)) + "]"
+    raise IdOutOfRangeError(f"{what} {int(flat[bad])} is outside the vocabulary [0, {vocab_size})",
+                            position=where, hint="ids must come from the same run/vocabulary as this embedding")
+
+
 def check_rows(fixed: Tensor, trainable: Tensor) -> None:
     if fixed.dim() != 2 or trainable.dim() != 2:
         raise ReindexError(f"fixed and trainable must be 2-D, got shapes {list(fixed.shape)} and "
@@ -67,3 +87,14 @@ def full(tensor: Tensor) -> Tensor:
     """The whole tensor, detached: a sharded DTensor (FSDP2) is gathered first (a collective)."""
     tensor = tensor.detach()
     return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+
+
+def shared_block(fixed: Tensor, trainable: Tensor) -> Tensor | None:
+    """The [F + T, D] view whose rows are `fixed` then `trainable`, or None unless they lie so in one storage."""
+    if (fixed.dtype != trainable.dtype or fixed.device != trainable.device
+            or not (fixed.is_contiguous() and trainable.is_contiguous())
+            or fixed.untyped_storage().data_ptr() != trainable.untyped_storage().data_ptr()
+            or trainable.storage_offset() != fixed.storage_offset() + fixed.numel()):
+        return None
+    dim = fixed.shape[1]
+    return fixed.detach().as_strided((fixed.shape[0] + trainable.shape[0], dim), (dim, 1), fixed.storage_offset())

@@ -6,23 +6,28 @@ optimizers only ever see the trainable rows.
 from __future__ import annotations
 
 import os
-import weakref
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ReindexError
-from ._autograd import BlockLookup
-from ._checks import ID_DTYPES, check_permutation, check_rows, full, inverse, normalise_padding_idx, rows_to_mask
-from .partition import partition_rows
+from ..formats import TRAINABLE_FORMAT
+from . import _build, _merged, rows_file
+from ._autograd import BlockLookup, two_lookups
+from ._checks import (
+    ID_DTYPES,
+    IdOutOfRangeError,
+    check_ids,
+    check_permutation,
+    check_rows,
+    normalise_padding_idx,
+    shared_block,
+)
 
-from ..formats import TRAINABLE_FORMAT  # noqa: E402
-
-
-class IdOutOfRangeError(ReindexError, IndexError):
-    """An id outside [0, num_embeddings): both a ReindexError and the IndexError nn.Embedding raises."""
+__all__ = ["IdOutOfRangeError", "SplitEmbedding", "TRAINABLE_FORMAT"]
+S = TypeVar("S", bound="SplitEmbedding")
 
 
 class SplitEmbedding(nn.Module):
@@ -50,6 +55,7 @@ class SplitEmbedding(nn.Module):
 
     fixed: Tensor
     original_to_sorted: Tensor | None
+    _export_table: Tensor | None
 
     def __init__(self, fixed: Tensor, trainable: Tensor, *, padding_idx: int | None = None,
                  sparse: bool = False, original_to_sorted: Tensor | None = None) -> None:
@@ -62,7 +68,7 @@ class SplitEmbedding(nn.Module):
                     sparse=sparse, original_to_sorted=original_to_sorted)
 
     @classmethod
-    def _from_block(cls, block: Tensor, num_fixed: int, **kwargs: Any) -> SplitEmbedding:
+    def _from_block(cls: type[S], block: Tensor, num_fixed: int, **kwargs: Any) -> S:
         """A module whose rows are `block` itself (not copied): fixed rows [:num_fixed], then trainable."""
         check_rows(block[:num_fixed], block[num_fixed:])
         module = cls.__new__(cls)
@@ -147,36 +153,35 @@ class SplitEmbedding(nn.Module):
         if self.original_to_sorted is not None:
             # index_select, not indexing: a negative id must fail, not wrap around.
             ids = self.original_to_sorted.index_select(0, ids.reshape(-1)).view(ids.shape)
-        block = self._block()
+        block = self.block()
         if block is None:   # the rows were moved apart (e.g. load_state_dict(assign=True))
             self._check_ids(ids)
-            return self._two_lookups(ids)
+            return two_lookups(ids, self.fixed, self.trainable, self.padding_idx, sparse=self.sparse)
         if not (torch.is_grad_enabled() and self.trainable.requires_grad):
             return F.embedding(ids, block)
-        pad = None if self.padding_idx is None or self.padding_idx < self.num_fixed else self.padding_idx - self.num_fixed
+        pad = self.padding_idx
+        pad = None if pad is None or pad < self.num_fixed else pad - self.num_fixed
         return BlockLookup.apply(ids, block, self.trainable, self.num_fixed, pad, self.sparse)
 
-    def _block(self) -> Tensor | None:
-        """The [V, D] block under `fixed` and `trainable`, or None if they no longer share one."""
+    def block(self) -> Tensor | None:
+        """The [V, D] tensor whose rows are `fixed` then `trainable` (sorted order), or None if they sit apart.
+
+        Not a copy: the rows' own memory (detached), for code that reads every row at once (the
+        head's logits, a merge handing the memory back). The rows sit apart after
+        `load_state_dict(assign=True)` until the next `.to()`, or when FSDP2 shards them.
+        """
         fixed, trainable, cached = self.fixed, self.trainable, self.__dict__.get("_cached_block")
         key = (fixed.data_ptr(), trainable.data_ptr(), fixed.shape, trainable.shape, fixed.dtype, trainable.dtype)
         # The cached view keeps its storage alive, so matching pointers mean the same memory.
         if cached is not None and cached[1] == key:
             return cached[0]
-        self.__dict__["_cached_block"] = None
-        if (fixed.dtype != trainable.dtype or fixed.device != trainable.device
-                or not (fixed.is_contiguous() and trainable.is_contiguous())
-                or fixed.untyped_storage().data_ptr() != trainable.untyped_storage().data_ptr()
-                or trainable.storage_offset() != fixed.storage_offset() + fixed.numel()):
-            return None
-        block = fixed.as_strided((self.num_embeddings, self.embedding_dim), (self.embedding_dim, 1),
-                                 fixed.storage_offset())
-        self.__dict__["_cached_block"] = (block, key)
+        block = shared_block(fixed, trainable)
+        self.__dict__["_cached_block"] = None if block is None else (block, key)
         return block
 
     def _pack(self) -> None:
         """Put `fixed` and `trainable` back into one block (the same Parameter object, new storage)."""
-        if self._block() is not None:
+        if self.block() is not None:
             return
         block = torch.cat([self.fixed, self.trainable.detach().to(self.fixed.dtype)])
         self.fixed = block[: self.num_fixed]
@@ -190,60 +195,27 @@ class SplitEmbedding(nn.Module):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.pop("_weight_ref", None)   # a weak reference cannot be pickled
+        state.pop("_state_weight", None)   # a weak reference cannot be pickled
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # copy.deepcopy and pickle rebuild the tensors one by one; re-join them.
         state.pop("_cached_block", None)
-        state.pop("_weight_ref", None)
+        state.pop("_state_weight", None)
         super().__setstate__(state)
         self._pack()
 
-    def _two_lookups(self, ids: Tensor) -> Tensor:
-        """The same result without the block: fixed lookup, then trainable positions overwritten."""
-        num_fixed, flat = self.num_fixed, ids.reshape(-1)
-        if num_fixed == 0:
-            return F.embedding(ids, self.trainable, self.padding_idx, sparse=self.sparse)
-        out = F.embedding(flat.clamp(max=num_fixed - 1), self.fixed)
-        positions = (flat >= num_fixed).nonzero().squeeze(1)
-        pad = None if self.padding_idx is None or self.padding_idx < num_fixed else self.padding_idx - num_fixed
-        rows = F.embedding(flat.index_select(0, positions) - num_fixed, self.trainable, pad, sparse=self.sparse)
-        return out.index_copy(0, positions, rows).view(*ids.shape, self.embedding_dim)
-
     def _check_ids(self, ids: Tensor) -> None:
-        """Raise IdOutOfRangeError naming the first id outside [0, V) and its position."""
-        if ids.numel():
-            low, high = torch.aminmax(ids)
-            low, high = int(low), int(high)
-            if low < 0 or high >= self.num_embeddings:
-                flat = ids.reshape(-1)
-                bad = int(((flat < 0) | (flat >= self.num_embeddings)).nonzero()[0, 0])
-                where = f"index {bad}"   # named as reindex.mapping names positions
-                if ids.dim() > 1:
-                    where = "index [" + ", ".join(str(int(i)) for i in torch.unravel_index(torch.tensor(bad), ids.shape)) + "]"
-                raise IdOutOfRangeError(
-                    f"{self.input} id {int(flat[bad])} is outside the vocabulary [0, {self.num_embeddings})",
-                    position=where,
-                    hint="ids must come from the same run/vocabulary as this embedding")
+        check_ids(ids, self.num_embeddings, what=f"{self.input} id")
 
     # -- the merged matrix and the trainable rows alone --------------------------------------------
     @property
     def weight(self) -> Tensor:
-        """The merged [V, D] weight in the order `forward` takes ids (detached; built when read).
+        """The [V, D] weight in the order `forward` takes ids: current, and differentiable (see `_merged.live_weight`).
 
-        For code that reads `.weight` (its dtype or device, a state-dict tool walking the keys).
-        While someone holds it, reading again returns the same tensor, so a tied head's `weight`
-        is this very tensor (savers that drop aliases see the tie).
+        For code that reads `.weight` itself (TRL's loss, tied-weight helpers, a user's own loss).
         """
-        key = (id(self.trainable), self.trainable._version, id(self.fixed), self.fixed._version)
-        cached = self.__dict__.get("_weight_ref")
-        weight = cached[1]() if cached is not None and cached[0] == key else None
-        if weight is None:
-            weight = self.merged_weight(order=self.input)
-            # A weak reference: the module never keeps a second [V, D] copy alive on its own.
-            self.__dict__["_weight_ref"] = (key, weakref.ref(weight))
-        return weight
+        return _merged.live_weight(self)
 
     def merged_weight(self, *, order: str = "sorted") -> Tensor:
         """The [V, D] matrix (detached), in "sorted" or "original" id order.
@@ -251,95 +223,53 @@ class SplitEmbedding(nn.Module):
         >>> SplitEmbedding(torch.zeros(1, 2), torch.ones(1, 2)).merged_weight().tolist()
         [[0.0, 0.0], [1.0, 1.0]]
         """
-        if order not in ("sorted", "original"):
-            raise ReindexError(f"order must be 'sorted' or 'original', got {order!r}")
-        table = self._original_order()
-        if order == "original" and table is None:
-            raise ReindexError("this SplitEmbedding does not know the original order",
-                               hint="build it with from_run or from_embedding, or use order='sorted'")
-        block = self._block() if type(self.trainable.data) is Tensor else None   # not a sharded DTensor
-        if block is not None:
-            # Read the block directly: one new [V, D] tensor, not a concatenation and then a gather.
-            return block.detach().clone() if order == "sorted" else block.detach().index_select(0, table)
-        merged = torch.cat([self.fixed, full(self.trainable).to(self.fixed.dtype)])
-        return merged if order == "sorted" else merged[table]
+        return _merged.merged_weight(self, order=order)
 
-    def _original_order(self) -> Tensor | None:
-        return self.original_to_sorted if self.original_to_sorted is not None else self._export_table
+    @property
+    def original_order(self) -> Tensor | None:
+        """The original->sorted id table when known (from_run, from_embedding), even if `forward` takes sorted ids."""
+        if self.original_to_sorted is not None:
+            return self.original_to_sorted
+        return self._export_table
+
+    def release(self) -> None:
+        """Drop the rows (their memory now belongs to someone else, e.g. a merged plain module).
+
+        Any later lookup is refused with IdOutOfRangeError, never answered from stale rows.
+        """
+        self.fixed = self.fixed.new_empty(0, self.embedding_dim)
+        self.trainable.data = self.trainable.data.new_empty(0, self.embedding_dim)
+        self.__dict__.pop("_cached_block", None)
+        self.__dict__.pop("_state_weight", None)
 
     def to_embedding(self, *, order: str | None = None) -> nn.Embedding:
         """A plain, fully trainable `nn.Embedding` holding the merged weight (original order if known)."""
-        order = order or self.input
-        weight = self.merged_weight(order=order).clone()
-        pad = self.padding_idx
-        if pad is not None and order == "original":
-            pad = int((self._original_order() == pad).nonzero()[0, 0])
-        return nn.Embedding.from_pretrained(weight, freeze=False, padding_idx=pad, sparse=self.sparse)
+        return _merged.to_embedding(self, order=order or self.input)
 
     def save_trainable(self, path: str | os.PathLike) -> None:
         """Write only the trainable rows: a safetensors file with one float32 tensor `trainable`.
 
+        An existing file is replaced only if an earlier save_trainable wrote it; a crash never
+        leaves half a file under `path`.
+
         emb.save_trainable("runs/demo/trainable.safetensors")
         """
-        from safetensors.torch import save_file
-
-        from ..io.atomic import as_new_file, atomic_file
-        from ..io.outputs import replacer
-        from ..io.tensorfile import canonicalize
-
-        metadata = {"format": TRAINABLE_FORMAT, "format_version": "1", "num_fixed": str(self.num_fixed),
-                    "num_trainable": str(self.num_trainable), "dim": str(self.embedding_dim)}
-        tensor = self.trainable.detach().to("cpu", torch.float32).contiguous()
-        # Overwriting is the normal case for a checkpoint; a crash never leaves half a file behind.
-        # Only an earlier save_trainable file is replaced, never a file of the user's.
-        with atomic_file(path, force=True, replace=replacer("trainable")) as temporary:
-            save_file({"trainable": tensor}, str(temporary), metadata=metadata)
-            canonicalize(temporary)   # sorted header keys: the same rows give the same bytes
-            as_new_file(temporary)
+        rows_file.save_split(self, path)
 
     def load_trainable(self, path: str | os.PathLike) -> None:
         """Read the trainable rows back from `save_trainable`'s file (or an embedding.safetensors)."""
-        from safetensors import safe_open
-
-        try:
-            with safe_open(os.fspath(path), framework="pt") as f:
-                metadata = dict(f.metadata() or {})
-                if "trainable" not in f.keys():
-                    raise ReindexError(f"no tensor 'trainable' (has {sorted(f.keys())})", path=path,
-                                       hint="write the file with SplitEmbedding.save_trainable")
-                tensor = f.get_tensor("trainable")
-        except ReindexError:
-            raise
-        except Exception as e:  # missing file, corrupt header: safetensors has its own types
-            raise ReindexError(f"cannot read safetensors file: {e}", path=path) from e
-        expected = (self.num_trainable, self.embedding_dim)
-        if tuple(tensor.shape) != expected:
-            raise ReindexError(f"tensor 'trainable' has shape {list(tensor.shape)}, this embedding "
-                               f"needs {list(expected)}", path=path, hint="was it saved from another run?")
-        if metadata.get("num_fixed", str(self.num_fixed)) != str(self.num_fixed):
-            raise ReindexError(f"saved with {metadata['num_fixed']} fixed rows, this embedding has "
-                               f"{self.num_fixed}", path=path, hint="was it saved from another run?")
-        with torch.no_grad():
-            self.trainable.copy_(tensor)
+        rows_file.load_split(self, path)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         # Accept a plain nn.Embedding checkpoint (`weight`, in the order forward's ids use), so a
         # model saved after the Lightning callback swapped the embedding back can resume.
-        weight = state_dict.get(prefix + "weight")
-        if weight is not None and prefix + "trainable" not in state_dict:
-            del state_dict[prefix + "weight"]
-            if self.original_to_sorted is not None:
-                weight = weight[inverse(self.original_to_sorted.to(weight.device))]
-            state_dict[prefix + "fixed"] = weight[: self.num_fixed]
-            state_dict[prefix + "trainable"] = weight[self.num_fixed:]
-            if self.original_to_sorted is not None:
-                state_dict.setdefault(prefix + "original_to_sorted", self.original_to_sorted)
+        _build.plain_state_to_split(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args)
         self._pack()   # load_state_dict(assign=True) replaces the tensors
 
     # -- constructors -----------------------------------------------------------------------------
     @classmethod
-    def from_run(cls, path: str | os.PathLike, *, input: str = "sorted", sparse: bool = False) -> SplitEmbedding:
+    def from_run(cls: type[S], path: str | os.PathLike, *, input: str = "sorted", sparse: bool = False) -> S:
         """Load a run directory written by `reindex build` (or its embedding.safetensors).
 
         With `input="original"` the module carries the original->sorted table and takes original ids.
@@ -347,55 +277,21 @@ class SplitEmbedding(nn.Module):
 
         emb = SplitEmbedding.from_run("runs/demo", input="original")
         """
-        from ..mapping import invert_permutation
-        from ..run import read_embedding
-
-        if input not in ("sorted", "original"):
-            raise ReindexError(f"input must be 'sorted' or 'original', got {input!r}")
-        tensors, metadata = read_embedding(path)
-        fixed = torch.from_numpy(tensors["fixed"])
-        trainable = torch.from_numpy(tensors["trainable"])
-        try:
-            check_rows(fixed, trainable)
-        except ReindexError as e:
-            raise ReindexError(e.message, path=path, hint="rebuild the run") from e
-        pad = metadata.get("pad_id")
-        table = torch.from_numpy(invert_permutation(tensors["sorted_to_original"]))
-        module = cls(fixed, trainable, padding_idx=None if pad in (None, "") else int(pad), sparse=sparse,
-                     original_to_sorted=table if input == "original" else None)
-        module._export_table = table
-        return module
+        return _build.from_run(cls, path, input=input, sparse=sparse)
 
     @classmethod
-    def from_embedding(cls, embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int], *,
-                       sparse: bool | None = None, in_place: bool = False) -> SplitEmbedding:
+    def from_embedding(cls: type[S], embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int], *,
+                       sparse: bool | None = None, in_place: bool = False) -> S:
         """Freeze any set of rows of an `nn.Embedding`; the result takes the same (original) ids.
 
-        `frozen_rows` holds row indices, or is a boolean mask over the rows. `in_place=True` reuses
-        the embedding's own memory for the rows (no second [V, D] copy) and so scrambles
-        `embedding.weight`: pass it only when `embedding` is discarded (as `reindex.hf.train_only` does).
+        `frozen_rows` holds row indices, or is a boolean mask over the rows. `in_place=True` lets the
+        module use the embedding's own memory when no row has to move (the trainable rows are the
+        last ones, as after a resize): no second [V, D] copy, and `embedding.weight` (and any view
+        of it) then shares the rows, so it sees the trainable rows train. Otherwise the rows are
+        copied, and `embedding.weight` is never reordered.
 
         >>> emb = SplitEmbedding.from_embedding(nn.Embedding(5, 2), [0, 3])
         >>> emb.num_fixed, emb.input
         (2, 'original')
         """
-        if embedding.max_norm is not None or embedding.scale_grad_by_freq:
-            raise ReindexError("max_norm and scale_grad_by_freq are not supported",
-                               hint="build the nn.Embedding without them")
-        weight = embedding.weight.detach()
-        check_rows(weight, weight)   # before the rows move: a refused embedding stays as it was
-        vocab_size = weight.shape[0]
-        is_fixed = rows_to_mask(frozen_rows, vocab_size, device=weight.device)
-        # Stable partition, the same order `reindex build` uses: fixed rows first, then trainable.
-        sorted_to_original = torch.cat([is_fixed.nonzero().squeeze(1), (~is_fixed).nonzero().squeeze(1)])
-        num_fixed = int(is_fixed.sum())
-        original_to_sorted = inverse(sorted_to_original)
-        pad = embedding.padding_idx
-        identity = bool(torch.equal(sorted_to_original, torch.arange(vocab_size, device=weight.device)))
-        module = cls._from_block(partition_rows(weight, is_fixed, in_place=in_place), num_fixed,
-                                 padding_idx=None if pad is None else int(original_to_sorted[pad]),
-                                 sparse=embedding.sparse if sparse is None else sparse,
-                                 # A prefix of rows needs no table: original ids are already sorted ids.
-                                 original_to_sorted=None if identity else original_to_sorted)
-        module._export_table = original_to_sorted
-        return module
+        return _build.from_embedding(cls, embedding, frozen_rows, sparse=sparse, in_place=in_place)

@@ -76,23 +76,23 @@ class SplitLinear(nn.Module):
                 f"{rows.num_trainable} trainable), bias={self.bias_trainable is not None}, tied={self.tied}")
 
     def _sorted_to_original(self, device: torch.device) -> Tensor:
-        table = self.rows._original_order()
+        table = self.rows.original_order
         if table is None:
             return torch.arange(self.rows.num_embeddings, device=device)
         return torch.argsort(table.to(device))
 
     def forward(self, x: Tensor) -> Tensor:
         rows = self.rows
-        block = rows._block()
+        block = rows.block()
         if block is None:
             # The rows sit apart (FSDP2 gathers `trainable` into its own buffer): two products, and
             # autograd still gives the trainable rows alone their O(tokens x trainable x D) gradient.
             logits = torch.cat([F.linear(x, rows.fixed.to(x.dtype)), F.linear(x, rows.trainable.to(x.dtype))], -1)
-            if self.bias_trainable is not None:
+            if self.bias_trainable is not None and self.bias_fixed is not None:
                 logits = logits + torch.cat([self.bias_fixed, self.bias_trainable]).to(x.dtype)
             return self._to_model_order(logits)
         bias = None
-        if self.bias_trainable is not None:
+        if self.bias_trainable is not None and self.bias_fixed is not None:
             bias = torch.cat([self.bias_fixed, self.bias_trainable.detach()]).to(x.dtype)
         needs_grad = torch.is_grad_enabled() and (
             x.requires_grad or rows.trainable.requires_grad
@@ -123,14 +123,14 @@ class SplitLinear(nn.Module):
     def merged_weight(self) -> Tensor:
         """The [V, D] weight in the model's id order (detached)."""
         rows = self.rows
-        return rows.merged_weight(order="original" if rows._original_order() is not None else "sorted")
+        return rows.merged_weight(order="original" if rows.original_order is not None else "sorted")
 
     def merged_bias(self) -> Tensor | None:
         """The [V] bias in the model's id order (detached), or None."""
-        if self.bias_trainable is None:
+        if self.bias_trainable is None or self.bias_fixed is None:
             return None
         merged = torch.cat([self.bias_fixed, full(self.bias_trainable)])
-        table = self.rows._original_order()
+        table = self.rows.original_order
         return merged if table is None else merged[table]
 
     def to_linear(self) -> nn.Linear:
@@ -140,8 +140,9 @@ class SplitLinear(nn.Module):
                            device=weight.device, dtype=weight.dtype)
         with torch.no_grad():
             linear.weight.copy_(weight)
-            if linear.bias is not None:
-                linear.bias.copy_(self.merged_bias())
+            bias = self.merged_bias()
+            if linear.bias is not None and bias is not None:
+                linear.bias.copy_(bias)
         return linear
 
     # -- constructors -----------------------------------------------------------------------------

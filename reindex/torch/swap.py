@@ -6,15 +6,16 @@ libraries. While swapped, `state_dict()` keeps the model's plain layout (`<embed
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ReindexError
+from ._merged import state_weight
 from .embedding import SplitEmbedding
 from .head import SplitLinear
-from .partition import can_partition_in_place, unpartition_rows_
+from .partition import can_reuse
 
 
 class ScaledSplitEmbedding(SplitEmbedding):
@@ -38,7 +39,8 @@ class Swap:
     def __init__(self, root: nn.Module, embedding: nn.Module, split: SplitEmbedding,
                  head: nn.Module | None, split_head: SplitLinear | None) -> None:
         self.root, self.embedding, self.head = root, split, split_head
-        self._originals = [(embedding, split, _places(root, embedding))]
+        self._originals: list[tuple[nn.Module, SplitEmbedding | SplitLinear, list[tuple[nn.Module, str]]]] = [
+            (embedding, split, _places(root, embedding))]
         if head is not None and split_head is not None:
             self._originals.append((head, split_head, _places(root, head)))
         self._hooks: list[Any] = []
@@ -52,10 +54,32 @@ class Swap:
     def tied(self) -> bool:
         return self.head is not None and self.head.tied
 
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The Parameters that train: the embedding's rows, an untied head's rows, a head bias's rows."""
+        params = [self.embedding.trainable]
+        if self.head is not None and not self.tied:
+            params.append(self.head.rows.trainable)
+        if self.head is not None and self.head.bias_trainable is not None:
+            params.append(self.head.bias_trainable)
+        return params
+
+    def num_frozen(self) -> int:
+        """How many values the frozen rows hold (buffers, so `parameters()` does not count them)."""
+        count = self.embedding.fixed.numel()
+        if self.head is not None and not self.tied:
+            count += self.head.rows.fixed.numel()
+        if self.head is not None and self.head.bias_fixed is not None:
+            count += self.head.bias_fixed.numel()
+        return count
+
+    def keep(self, handle: Any) -> None:
+        """Remove this hook handle when the swap is undone."""
+        self._hooks.append(handle)
+
     def trainable_ids(self) -> Tensor:
         """The model's ids of the trainable rows, ascending."""
         split = self.embedding
-        table = split._original_order()
+        table = split.original_order
         if table is None:
             return torch.arange(split.num_fixed, split.num_embeddings)
         return torch.argsort(table)[split.num_fixed:].sort().values
@@ -77,28 +101,35 @@ class Swap:
     def restore(self, *, in_place: bool = False) -> None:
         """Put the plain modules back, holding the merged weights (ties restored).
 
-        `in_place=True` hands the split blocks' memory back to the plain modules (no second
-        [V, D] copy) and leaves the split modules empty: for callers that discard them.
+        `in_place=True` hands the split blocks' memory back to the plain modules when their rows are
+        already in the model's order (the trainable rows are a suffix: no second [V, D] copy) and
+        then leaves the split modules empty: for callers that discard them.
         """
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
         restored: list[Tensor] = []
-        for (original, split, places), requires_grad in zip(self._originals, self._requires_grad):
+        for (original, split, places), requires_grad in zip(self._originals, self._requires_grad, strict=True):
             rows = split.rows if isinstance(split, SplitLinear) else split
             original.to(rows.fixed.device)   # its own buffers (e.g. embed_scale) follow the rows
             # A tied head's Parameter is the embedding's, already restored: one merged copy, not two.
-            if not any(original.weight is done for done in restored):
-                block = rows._block() if in_place and type(rows.trainable.data) is Tensor else None
-                if block is not None and can_partition_in_place(block):
-                    original.weight.data = unpartition_rows_(block.detach(), _frozen_mask(rows))
-                    _empty(rows)
+            weight = cast(Tensor, original.weight)
+            if not any(weight is done for done in restored):
+                block = rows.block() if in_place and type(rows.trainable.data) is Tensor else None
+                if block is not None and rows.input == "sorted" and can_reuse(block):
+                    # Sorted order is the model's own (the trainable rows are a suffix): the block
+                    # itself is the merged weight, no row moves and no second [V, D] copy.
+                    weight.data = block
+                    rows.release()
                 else:
-                    # A fresh merge (not the cached `weight`, which someone may hold): no extra clone.
-                    original.weight.data = rows.merged_weight(order=rows.input)
-                restored.append(original.weight)
-            if isinstance(split, SplitLinear) and split.bias_trainable is not None:
-                original.bias.data = split.bias.clone()
+                    # A fresh merge (not the cached `weight`, which someone may hold).
+                    weight.data = rows.merged_weight(order=rows.input)
+                    if in_place:
+                        rows.release()   # its caller discards the split modules: free their block now
+                restored.append(weight)
+            bias = split.merged_bias() if isinstance(split, SplitLinear) else None
+            if bias is not None:
+                cast(Tensor, original.bias).data = bias
             for name, param in original.named_parameters(recurse=False):
                 param.requires_grad_(requires_grad[name])
             for parent, name in places:
@@ -189,17 +220,9 @@ def _split_embedding(embedding: nn.Embedding, frozen_rows: Tensor | Sequence[int
     return split
 
 
-def _empty(split: SplitEmbedding) -> None:
-    """Drop a split module's rows (their memory now belongs to a plain module): any later lookup is refused."""
-    split.fixed = split.fixed.new_empty(0, split.embedding_dim)
-    split.trainable.data = split.trainable.data.new_empty(0, split.embedding_dim)
-    split.__dict__.pop("_cached_block", None)
-    split.__dict__.pop("_weight_ref", None)
-
-
 def _frozen_mask(split: SplitEmbedding) -> Tensor:
     """A boolean mask over the model's ids: True where `split` keeps the row fixed."""
-    table = split._original_order()
+    table = split.original_order
     if table is None:
         table = torch.arange(split.num_embeddings)
     return table < split.num_fixed
@@ -208,13 +231,14 @@ def _frozen_mask(split: SplitEmbedding) -> Tensor:
 def _plain_embedding_state(module: SplitEmbedding, state: dict[str, Any], prefix: str, metadata: Any) -> None:
     for key in ("fixed", "trainable", "original_to_sorted"):
         state.pop(prefix + key, None)
-    state[prefix + "weight"] = module.weight
+    state[prefix + "weight"] = state_weight(module.rows if isinstance(module, SplitLinear) else module, state)
 
 
 def _plain_head_state(module: SplitLinear, state: dict[str, Any], prefix: str, metadata: Any) -> None:
-    for key in [k for k in state if k.startswith(prefix + "_own_rows.")] + [prefix + "bias_fixed", prefix + "bias_trainable"]:
+    own_rows = [k for k in state if k.startswith(prefix + "_own_rows.")]
+    for key in [*own_rows, prefix + "bias_fixed", prefix + "bias_trainable"]:
         state.pop(key, None)
-    state[prefix + "weight"] = module.weight
+    state[prefix + "weight"] = state_weight(module.rows if isinstance(module, SplitLinear) else module, state)
     if module.bias_trainable is not None:
         state[prefix + "bias"] = module.merged_bias()
 

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from reindex.errors import ReindexError, UsageError
-from reindex.export import load_trainable as export_load_trainable
+from reindex.commands.export import load_trainable as export_load_trainable
 from reindex.torch import SplitEmbedding
 from reindex.run.trainable import read_safetensors, replaceable
 

@@ -117,8 +117,9 @@ def rename_noreplace(temporary: Path, final: Path) -> bool:
     return True
 
 
-def new_temporary(final: Path, *, directory: bool) -> Path:
-    """A fresh `.NAME.tmp-XXXXXXXX` sibling, created with the caller's umask (as any new file).
+def new_temporary(final: Path, *, directory: bool, pending: Pending | None = None) -> Path:
+    """A fresh `.NAME.tmp-XXXXXXXX` sibling, created with the caller's umask (as any new file), and
+    recorded in `pending` the moment it exists.
 
     tempfile's mkdtemp/mkstemp create 0700/0600 whatever the umask: a run on shared storage would
     be unreadable to the other users and nodes that the umask lets read it.
@@ -135,6 +136,8 @@ def new_temporary(final: Path, *, directory: bool) -> Path:
                 os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue
+        if pending is not None:
+            pending.path = temporary
         return temporary
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(final))
 
@@ -182,13 +185,13 @@ def create(final: Path, *, directory: bool, pending: Pending) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(final)
     for _ in range(100):
-        pending.path = new_temporary(final, directory=directory)
+        temporary = new_temporary(final, directory=directory, pending=pending)
         try:
-            pending.lock = lock_file(pending.path, wait=True)
+            pending.lock = lock_file(temporary, wait=True)
         except FileNotFoundError:
             continue  # removed as stale before it was locked
-        if pending.lock is None or same_inode(pending.path, pending.lock):
-            return pending.path
+        if pending.lock is None or same_inode(temporary, pending.lock):
+            return temporary
         unlock_file(pending.lock)
         pending.lock = None
     pending.path = None

@@ -62,9 +62,37 @@ def load_tokenizer(path: str | os.PathLike) -> Any:
     except ReindexError:
         raise
     except Exception as e:  # tokenizers raises a bare Exception for a malformed file
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise ReindexError(f"cannot read the tokenizer: {reason}", path=path,
+        reason = shape_problem(source) or " ".join(str(e).split()) or type(e).__name__
+        raise ReindexError(f"cannot read the tokenizer: {reason}", path=source,
                            hint="write it again with tokenizer.save_pretrained(DIR)") from e
+
+
+def shape_problem(source: Path) -> str | None:
+    """The first key of a `tokenizer.json` that does not hold what `tokenizers` reads, named; None if
+    the file is not JSON or no key is wrong (then the library's own message is the best there is)."""
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return f"the file holds a {type(data).__name__}, expected an object"
+    model, added = data.get("model"), data.get("added_tokens", [])
+    if not isinstance(model, dict):
+        return f"`model` is a {type(model).__name__}, expected an object"
+    if not isinstance(added, list) or not all(isinstance(a, dict) for a in added):
+        return "`added_tokens` must be a list of objects"
+    for i, token in enumerate(added):
+        if type(token.get("id")) is not int or not isinstance(token.get("content"), str):
+            return f"`added_tokens[{i}]` needs an integer `id` and a string `content`"
+    vocab, kind = model.get("vocab"), model.get("type")
+    if kind == "Unigram":
+        if not isinstance(vocab, list) or not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+                                                  for p in vocab):
+            return "`model.vocab` of a Unigram model must be a list of [piece, score] pairs"
+    elif kind in ("BPE", "WordPiece", "WordLevel") and not (
+            isinstance(vocab, dict) and all(type(v) is int for v in vocab.values())):
+        return f"`model.vocab` of a {kind} model must be an object of token: id"
+    return None
 
 
 def _from_transformers(directory: Path) -> Any:

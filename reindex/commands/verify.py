@@ -222,8 +222,8 @@ def verify_run(run_path: str | os.PathLike, *, check_data: bool = True) -> list[
     except RecursionError:  # nested deeper than Python's stack: no manifest reindex wrote
         return [f"{MANIFEST_FILE}: not valid JSON (nested too deeply)"]
     try:
-        manifest = check_manifest(manifest, path=Path(MANIFEST_FILE))
-    except ReindexError as e:  # a manifest of another shape: nothing to vouch for
+        manifest = check_manifest(manifest, path=Path(MANIFEST_FILE), strict=True)
+    except ReindexError as e:  # a manifest of another shape, program or version: nothing to vouch for
         return [str(e)]
     problems: list[str] = []
     checks = [_check_outputs, _check_embedding] + ([_check_data] if check_data else [])

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReindexError
-from ..formats import MANIFEST_FILE
+from ..formats import FORMAT_VERSION, MANIFEST_FILE, RUN_FORMAT
 
 HINT = "the run directory was modified; rebuild it with `reindex build`"
 
@@ -36,7 +36,7 @@ DATASET = {"output": "str", "num_ids": "int", "num_rows": "int"}
 KINDS = {"str": (str,), "int": (int,), "object": (dict,), "list": (list,)}
 
 
-def read_manifest(run: Path, *, vocab_size: int | None = None) -> dict[str, Any]:
+def read_manifest(run: Path, *, strict: bool = False, vocab_size: int | None = None) -> dict[str, Any]:
     """The manifest of the run directory `run`, checked by `check_manifest`."""
     path = run / MANIFEST_FILE
     try:
@@ -53,13 +53,14 @@ def read_manifest(run: Path, *, vocab_size: int | None = None) -> dict[str, Any]
         raise ReindexError(f"invalid JSON: {e}", path=path) from e
     except RecursionError as e:  # JSON nested deeper than Python's stack: no manifest reindex wrote
         raise ReindexError("invalid JSON: nested too deeply", path=path) from e
-    return check_manifest(manifest, path=path, vocab_size=vocab_size)
+    return check_manifest(manifest, path=path, strict=strict, vocab_size=vocab_size)
 
 
-def check_manifest(manifest: object, *, path: Path, vocab_size: int | None = None) -> dict[str, Any]:
+def check_manifest(manifest: object, *, path: Path, strict: bool = False,
+                   vocab_size: int | None = None) -> dict[str, Any]:
     """`manifest` if every value has the shape `build` writes, else a `ReindexError` naming the key.
 
-    `vocab_size` bounds `pad_id`.
+    `strict` (for `verify`) also requires `format` and `format_version`; `vocab_size` bounds `pad_id`.
 
     >>> check_manifest({"counts": {"pad_id": None}}, path=Path("manifest.json"))
     {'counts': {'pad_id': None}}
@@ -83,10 +84,29 @@ def check_manifest(manifest: object, *, path: Path, vocab_size: int | None = Non
     options = manifest.get("options", {})
     _each(options.get("columns") or [], str, "options.columns", path)
     _each(options.get("ignore_index") or [], int, "options.ignore_index", path)
+    check_format(manifest, path=path, strict=strict)
     pad = manifest.get("counts", {}).get("pad_id")
     if pad is not None and vocab_size is not None and not 0 <= pad < vocab_size:
         raise ReindexError(f"`counts.pad_id` is {pad}, outside the run's {vocab_size} ids", path=path, hint=HINT)
     return manifest
+
+
+def check_format(manifest: dict[str, Any], *, path: Path, strict: bool) -> None:
+    """Refuse another program's manifest, or one a newer reindex wrote (its meaning may have changed);
+    with `strict`, also one that does not say what it is."""
+    if "format" in manifest and manifest["format"] != RUN_FORMAT:
+        raise ReindexError(f"`format` is {manifest['format']!r}, not {RUN_FORMAT!r}", path=path,
+                           hint="this is not a run directory written by `reindex build`")
+    version = manifest.get("format_version")
+    if version is not None and version > FORMAT_VERSION:
+        raise ReindexError(f"`format_version` is {version}; this reindex reads up to {FORMAT_VERSION}",
+                           path=path, hint="a newer reindex wrote this run; upgrade: pip install -U reindex-vocab")
+    if version is not None and version < 1:
+        raise ReindexError(f"`format_version` is {version}; versions start at 1", path=path, hint=HINT)
+    if strict:
+        missing = [key for key in ("format", "format_version") if key not in manifest]
+        if missing:
+            raise ReindexError(f"no `{missing[0]}`: not a manifest reindex wrote", path=path, hint=HINT)
 
 
 def _check_table(table: dict[str, Any], schema: dict[str, Any], prefix: str, path: Path) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import ReindexError, UsageError
 from ..formats import EMBEDDING_FILE, VOCAB_FILE
 from ..io.tensorfile import safetensors_errors
-from ..mapping import check_permutation, invert_permutation, lookup_table, remap
+from ..mapping import INTEGER_DTYPES, check_permutation, invert_permutation, lookup_table, remap
 from .manifest import read_manifest
 
 MEMBER_HINT = "the run directory is incomplete or was modified; rebuild it with `reindex build`"
@@ -193,7 +193,9 @@ def _apply(run: Run, which: str, ids: Any, dtype: Any, out: Any) -> Any:
     ids' dtype. The table converted for each (kind, device, dtype) is kept: converting it costs
     more than remapping a training batch."""
     if not hasattr(ids, "dtype"):
-        ids = np.asarray(ids)
+        ids = _as_ids(ids)
+    elif str(ids.dtype).removeprefix("torch.") not in INTEGER_DTYPES:
+        raise ReindexError(f"ids must be integers, got {ids.dtype}", hint="pass token ids, not floats or strings")
     if dtype is None:
         dtype = ids.dtype if out is None else out.dtype
     key = (which, type(ids).__module__, str(getattr(ids, "device", "")), str(dtype))
@@ -201,6 +203,19 @@ def _apply(run: Run, which: str, ids: Any, dtype: Any, out: Any) -> Any:
     if table is None:
         table = run._lookups[key] = lookup_table(getattr(run, which), ids, dtype=dtype)
     return remap(ids, table, dtype=dtype, out=out)
+
+
+def _as_ids(ids: Any) -> np.ndarray:
+    """A Python list (or scalar) of ids as an array; an empty list is int64, not numpy's float64."""
+    try:
+        array = np.asarray(ids)
+    except ValueError as e:  # a ragged list
+        raise ReindexError(f"ids must form a rectangular array: {e}", hint="pad the rows to one length") from e
+    if array.size == 0 and array.dtype.kind == "f":
+        return array.astype(np.int64)
+    if array.dtype.kind not in "iu":
+        raise ReindexError(f"ids must be integers, got {array.dtype}", hint="pass token ids, not floats or strings")
+    return array
 
 
 def load_run(path: str | os.PathLike) -> Run:

@@ -175,11 +175,7 @@ def read_tokens(path: Path) -> tuple[list[str | None], list[str]]:
 
 
 def _load_tokenizer(file: Path) -> Any:
-    from tokenizers import Tokenizer
+    """The one tokenizer reader: a malformed file names its key, a missing [hf] extra its install command."""
+    from ..vocab.tokenizer import load_tokenizer
 
-    try:
-        return Tokenizer.from_file(str(file))
-    except Exception as e:  # tokenizers raises a bare Exception for a malformed file
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise ReindexError(f"cannot read the tokenizer: {reason}", path=file,
-                           hint="write it again with tokenizer.save_pretrained(DIR)") from e
+    return load_tokenizer(file)

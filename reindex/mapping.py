@@ -151,11 +151,9 @@ def _gather_chunks(ids: np.ndarray, table: np.ndarray, flat_out: np.ndarray) -> 
             futures = [pool.submit(_gather_range, flat[part], table, flat_out[part]) for part in parts[1:]]
             clean = _gather_range(flat[parts[0]], table, flat_out[parts[0]])
             clean = all([f.result() for f in futures]) and clean
-    if not clean:
-        found = first_out_of_range(flat, table.shape[0])
-        assert found is not None, "a chunk was refused, so some id is out of range"
-        position, value = found
-        raise _out_of_range(value, table.shape[0], ids.shape, position)
+    found = None if clean else first_out_of_range(flat, table.shape[0])
+    if found is not None:
+        raise _out_of_range(found[1], table.shape[0], ids.shape, found[0])
 
 
 def _gather_range(flat: np.ndarray, table: np.ndarray, flat_out: np.ndarray) -> bool:
@@ -200,13 +198,29 @@ def lookup_table(table: Any, like: Any, *, dtype: Any = None) -> Any:
 
 
 def _dtype_name(dtype: Any) -> str:
-    """'int32' for np.int32, "int32", np.dtype("int32") and torch.int32 alike."""
+    """'int32' for np.int32, "int32", np.dtype("int32") and torch.int32 alike; an output dtype must be
+    an integer type that numpy knows."""
     text = str(dtype)
-    return text.removeprefix("torch.") if text.startswith("torch.") else np.dtype(dtype).name
+    try:
+        name = np.dtype(text.removeprefix("torch.") if text.startswith("torch.") else dtype).name
+    except TypeError:
+        name = text
+    if name not in INTEGER_DTYPES:
+        raise ReindexError(f"the output dtype must be an integer type, got {text}",
+                           hint=f"pass one of {', '.join(INTEGER_DTYPES)}")
+    return name
+
+
+INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 
 def _remap_torch(torch: Any, ids: Any, table: Any, *, dtype: Any, out: Any) -> Any:
-    """`remap` for a torch tensor: one multithreaded `index_select`, which checks bounds itself."""
+    """`remap` for a torch tensor: one multithreaded `index_select`, which checks bounds itself.
+
+    `index_select` has no kernel for torch's unsigned types above 8 bits (uint16/32/64), neither as ids
+    nor as the table: such ids are gathered as int64 (a uint64 above 2**63 turns negative, so it is
+    still refused), and such a table gathers in int64 and is cast to its dtype after."""
+    given = ids
     if ids.dtype not in (torch.int32, torch.int64):
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
             raise ReindexError(f"ids must be integers, got {ids.dtype}", hint="pass token ids, not floats")
@@ -216,6 +230,9 @@ def _remap_torch(torch: Any, ids: Any, table: Any, *, dtype: Any, out: Any) -> A
     if out is not None and (out.shape != ids.shape or out.dtype != dtype or not out.is_contiguous()):
         raise ReindexError(f"out must be a contiguous {dtype} tensor of shape {tuple(ids.shape)}, "
                            f"got {out.dtype} {tuple(out.shape)}")
+    if str(dtype) in ("torch.uint16", "torch.uint32", "torch.uint64"):
+        wide = _remap_torch(torch, given, lookup.long(), dtype=None, out=None)
+        return wide.to(dtype) if out is None else out.copy_(wide)
     flat = ids.reshape(-1)
     try:
         if out is None:
@@ -226,7 +243,12 @@ def _remap_torch(torch: Any, ids: Any, table: Any, *, dtype: Any, out: Any) -> A
         # index_select refuses negative and too large ids itself; only now find the first one.
         bad = ((flat < 0) | (flat >= lookup.shape[0])).to(torch.uint8)
         position = int(torch.argmax(bad))
-        raise _out_of_range(int(flat[position]), lookup.shape[0], tuple(ids.shape), position) from None
+        one = given.reshape(-1)[position:position + 1]
+        if one.dtype == torch.uint64:  # int() of a uint64 above 2**63 overflows: read its bits
+            value = int(one.view(torch.int64)) % 2**64
+        else:
+            value = int(one)
+        raise _out_of_range(value, lookup.shape[0], tuple(ids.shape), position) from None
 
 
 def _empty_torch(torch: Any, shape: Any, dtype: Any, device: Any) -> Any:

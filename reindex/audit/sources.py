@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ReindexError, UsageError
 from ..formats import EMBEDDING_FILE, EMBEDDING_FORMAT, MANIFEST_FILE
-from ..vectors.hf_model import EMBEDDING_NAMES, INDEX_FILE, SINGLE_FILE
+from ..vectors.hf_model import EMBEDDING_NAMES, INDEX_FILE, SINGLE_FILE, read_weight_map
 from .tensors import RAW, Matrix, Tensor, read_header, read_metadata
 
 HEAD_NAMES = ("lm_head", "embed_out")
@@ -102,12 +102,7 @@ def _tensor_files(path: Path) -> tuple[dict[str, Path], Path, str]:
                                hint="save the model with model.save_pretrained(DIR), or pass a run directory")
         return {k: path / SINGLE_FILE for k in read_header(path / SINGLE_FILE)}, path, "model"
     if path.name.endswith(".index.json"):
-        try:
-            weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
-            files = {str(k): path.parent / str(v) for k, v in weight_map.items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-            raise ReindexError(f"not a safetensors index (needs a \"weight_map\" object): {e}", path=path) from e
-        return files, path.parent, "sharded"
+        return {k: path.parent / v for k, v in read_weight_map(path).items()}, path.parent, "sharded"
     return {k: path for k in read_header(path)}, path.parent, "safetensors"
 
 
@@ -180,11 +175,7 @@ def read_tokens(path: Path) -> tuple[list[str | None], list[str]]:
 
 
 def _load_tokenizer(file: Path) -> Any:
-    from tokenizers import Tokenizer
+    """The one tokenizer reader: a malformed file names its key, a missing [hf] extra its install command."""
+    from ..vocab.tokenizer import load_tokenizer
 
-    try:
-        return Tokenizer.from_file(str(file))
-    except Exception as e:  # tokenizers raises a bare Exception for a malformed file
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise ReindexError(f"cannot read the tokenizer: {reason}", path=file,
-                           hint="write it again with tokenizer.save_pretrained(DIR)") from e
+    return load_tokenizer(file)

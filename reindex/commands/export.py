@@ -198,12 +198,15 @@ def _write_text(path: Path, tokens: list[str], matrix: np.ndarray, *, header: bo
 
     if header:
         _refuse_whitespace(tokens, path, hint="use --format glove (parsed from the right) or safetensors")
-    raw = gzip.GzipFile(path, "wb", mtime=0) if gz else open(path, "wb")  # mtime 0: same bytes every time
-    with raw, io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as f:
-        if header:
-            f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n")
-        for text in _text_lines(tokens, matrix):
-            f.write(text)
+    with open(path, "wb") as plain:
+        # gzip's header: no name (`path` is the temporary's random one) and mtime 0, so the same
+        # matrix gives the same bytes under any name; `gunzip` names the output after the file.
+        raw = gzip.GzipFile(filename="", mode="wb", fileobj=plain, mtime=0) if gz else plain
+        with raw, io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as f:
+            if header:
+                f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n")
+            for text in _text_lines(tokens, matrix):
+                f.write(text)
 
 
 def _write_binary(path: Path, tokens: list[str], matrix: np.ndarray, run: Any) -> None:

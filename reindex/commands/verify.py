@@ -77,7 +77,7 @@ def _check_tensors(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> 
     return problems
 
 
-def _check_counts(tensors: dict[str, np.ndarray], tokens: list[str], counts: dict[str, Any]) -> list[str]:
+def _check_counts(tensors: dict[str, np.ndarray], tokens: list[str] | None, counts: dict[str, Any]) -> list[str]:
     """The manifest's counts agree with the tensors and the vocabulary file."""
     from ..run import VOCAB_FILE
 
@@ -86,6 +86,8 @@ def _check_counts(tensors: dict[str, np.ndarray], tokens: list[str], counts: dic
               "dim": fixed.shape[1] if fixed.ndim == 2 else None}
     problems = [f"count {key}: the manifest says {counts.get(key)}, the embedding has {value}"
                 for key, value in actual.items() if counts.get(key) != value]
+    if tokens is None:
+        return problems
     if len(tokens) != order.shape[0]:
         problems.append(f"count vocab: {VOCAB_FILE} has {len(tokens)} tokens, the embedding {order.shape[0]} ids")
     if len(set(tokens)) != len(tokens):
@@ -123,15 +125,17 @@ def _check_partition(tensors: dict[str, np.ndarray], counts: dict[str, Any]) -> 
 def _check_embedding(path: Path, manifest: dict[str, Any]) -> list[str]:
     from ..run import EMBEDDING_FILE, VOCAB_FILE, read_embedding, read_sorted_vocab
 
+    if not (path / EMBEDDING_FILE).is_file():
+        return [f"{EMBEDDING_FILE}: missing"]  # the same line as the outputs check: said once
     tensors, metadata = read_embedding(path / EMBEDDING_FILE)
     problems = _check_tensors(tensors, metadata)
     if any("the format says" in p for p in problems):
         tensors = {k: v if v.ndim == NDIM[k] else v.reshape(-1, 1) for k, v in tensors.items()}
     try:
-        tokens = read_sorted_vocab(path / VOCAB_FILE)
-    except (OSError, UnicodeDecodeError) as e:
-        problems.append(f"{VOCAB_FILE}: cannot read ({getattr(e, 'strerror', None) or e})")
-        tokens = [""] * tensors["sorted_to_original"].shape[0]
+        tokens: list[str] | None = read_sorted_vocab(path / VOCAB_FILE)
+    except ReindexError as e:
+        tokens = None
+        problems.append(f"{VOCAB_FILE}: {e.message if (path / VOCAB_FILE).exists() else 'missing'}")
     counts = manifest.get("counts", {})
     problems += _check_counts(tensors, tokens, counts)
     if tensors["sorted_to_original"].ndim == 1:
@@ -205,6 +209,7 @@ def _check_corpus_counts(path: Path, recount: np.ndarray) -> list[str]:
 def verify_run(run_path: str | os.PathLike, *, check_data: bool = True) -> list[str]:
     """Return the problems found in a run directory (an empty list means it is intact)."""
     from ..run import MANIFEST_FILE
+    from ..run.manifest import check_manifest
 
     path = Path(run_path)
     manifest_path = path / MANIFEST_FILE
@@ -216,8 +221,10 @@ def verify_run(run_path: str | os.PathLike, *, check_data: bool = True) -> list[
         return [f"{MANIFEST_FILE}: not valid JSON ({e})"]
     except RecursionError:  # nested deeper than Python's stack: no manifest reindex wrote
         return [f"{MANIFEST_FILE}: not valid JSON (nested too deeply)"]
-    if not isinstance(manifest, dict):
-        return [f"{MANIFEST_FILE}: not a JSON object"]
+    try:
+        manifest = check_manifest(manifest, path=Path(MANIFEST_FILE), strict=True)
+    except ReindexError as e:  # a manifest of another shape, program or version: nothing to vouch for
+        return [str(e)]
     problems: list[str] = []
     checks = [_check_outputs, _check_embedding] + ([_check_data] if check_data else [])
     for check in checks:
@@ -229,4 +236,5 @@ def verify_run(run_path: str | os.PathLike, *, check_data: bool = True) -> list[
             problems.append(f"{MANIFEST_FILE}: malformed ({type(e).__name__}: {e})")
         except OSError as e:
             problems.append(f"cannot read: {e.strerror or e}" + (f" ({e.filename})" if e.filename else ""))
-    return [" ".join(p.split("\n")) for p in problems]  # one line each, whatever a message held
+    lines = [" ".join(p.split("\n")) for p in problems]  # one line each, whatever a message held
+    return list(dict.fromkeys(lines))  # a missing file is found by two checks: say it once

@@ -45,6 +45,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def data_files(source: Path) -> list[str]:
     """The Arrow files a Dataset folder's state.json lists, refusing anything but plain file names."""
     state = _read_json(source / "state.json")
+    _check_state(state, source / "state.json")
     entries = state.get("_data_files")
     if not isinstance(entries, list):
         entries = []  # refused below, as no files
@@ -81,6 +82,21 @@ def hf_arrow_files(source: Path) -> list[Path]:
         return [f for split in split_names(source) for f in hf_arrow_files(source / split)]
     _read_json(source / "dataset_info.json")
     return [source / name for name in data_files(source)]
+
+
+#: The other keys `datasets.load_from_disk` reads from state.json, and the JSON types it takes.
+STATE_KEYS: dict[str, tuple[type, ...]] = {"_fingerprint": (str,), "_split": (str, type(None)),
+                                           "_format_type": (str, type(None)), "_format_kwargs": (dict,),
+                                           "_format_columns": (list, type(None)), "_output_all_columns": (bool,)}
+
+
+def _check_state(state: dict[str, Any], path: Path) -> None:
+    """Refuse a state.json key that `datasets` could not load (the output would carry it on)."""
+    for key, kinds in STATE_KEYS.items():
+        if key in state and not isinstance(state[key], kinds):
+            raise ReindexError(f"`{key}` is {type(state[key]).__name__}, expected "
+                               f"{' or '.join(k.__name__.replace('NoneType', 'null') for k in kinds)}", path=path,
+                               hint="rewrite the folder with datasets' save_to_disk")
 
 
 def _plain_name(name: object) -> TypeGuard[str]:

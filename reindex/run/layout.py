@@ -10,7 +10,6 @@ Layout (the contract every command and the docs share):
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ReindexError, UsageError
-from ..formats import EMBEDDING_FILE, MANIFEST_FILE, VOCAB_FILE
+from ..formats import EMBEDDING_FILE, VOCAB_FILE
 from ..io.tensorfile import safetensors_errors
-from ..mapping import check_permutation, invert_permutation, lookup_table, remap
+from ..mapping import INTEGER_DTYPES, check_permutation, invert_permutation, lookup_table, remap
+from .manifest import read_manifest
+
+MEMBER_HINT = "the run directory is incomplete or was modified; rebuild it with `reindex build`"
 
 
 def read_embedding(path: str | os.PathLike, *, keys: tuple[str, ...] | None = None
@@ -56,8 +58,15 @@ def _read_safetensors(path: str | os.PathLike, keys: tuple[str, ...] | None
 
 
 def read_sorted_vocab(path: Path) -> list[str]:
-    """The tokens of `vocab.txt`, in sorted-id order."""
-    text = path.read_text(encoding="utf-8")
+    """The tokens of `vocab.txt`, in sorted-id order; a file that is missing or not UTF-8 is one line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ReindexError(f"no {path.name}", path=path.parent, hint=MEMBER_HINT) from e
+    except OSError as e:
+        raise ReindexError(f"cannot read: {e.strerror or e}", path=path) from e
+    except UnicodeDecodeError as e:
+        raise ReindexError(f"not UTF-8 at byte {e.start}", path=path, hint=MEMBER_HINT) from e
     if text.endswith("\n"):
         text = text[:-1]
     return text.split("\n") if text else []
@@ -184,7 +193,9 @@ def _apply(run: Run, which: str, ids: Any, dtype: Any, out: Any) -> Any:
     ids' dtype. The table converted for each (kind, device, dtype) is kept: converting it costs
     more than remapping a training batch."""
     if not hasattr(ids, "dtype"):
-        ids = np.asarray(ids)
+        ids = _as_ids(ids)
+    elif str(ids.dtype).removeprefix("torch.") not in INTEGER_DTYPES:
+        raise ReindexError(f"ids must be integers, got {ids.dtype}", hint="pass token ids, not floats or strings")
     if dtype is None:
         dtype = ids.dtype if out is None else out.dtype
     key = (which, type(ids).__module__, str(getattr(ids, "device", "")), str(dtype))
@@ -192,6 +203,19 @@ def _apply(run: Run, which: str, ids: Any, dtype: Any, out: Any) -> Any:
     if table is None:
         table = run._lookups[key] = lookup_table(getattr(run, which), ids, dtype=dtype)
     return remap(ids, table, dtype=dtype, out=out)
+
+
+def _as_ids(ids: Any) -> np.ndarray:
+    """A Python list (or scalar) of ids as an array; an empty list is int64, not numpy's float64."""
+    try:
+        array = np.asarray(ids)
+    except ValueError as e:  # a ragged list
+        raise ReindexError(f"ids must form a rectangular array: {e}", hint="pad the rows to one length") from e
+    if array.size == 0 and array.dtype.kind == "f":
+        return array.astype(np.int64)
+    if array.dtype.kind not in "iu":
+        raise ReindexError(f"ids must be integers, got {array.dtype}", hint="pass token ids, not floats or strings")
+    return array
 
 
 def load_run(path: str | os.PathLike) -> Run:
@@ -203,17 +227,11 @@ def load_run(path: str | os.PathLike) -> Run:
     if not path.is_dir():
         raise ReindexError("not a run directory", path=path, hint="pass the --out directory of `reindex build`")
     tensors, metadata, shapes = _read_safetensors(path / EMBEDDING_FILE, ("sorted_to_original",))
-    manifest_path = path / MANIFEST_FILE
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ReindexError("no manifest.json", path=path, hint="is this a run directory?") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ReindexError(f"invalid JSON: {e}", path=manifest_path) from e
-    except RecursionError as e:  # JSON nested deeper than Python's stack: no manifest reindex wrote
-        raise ReindexError("invalid JSON: nested too deeply", path=manifest_path) from e
     sorted_to_original = tensors["sorted_to_original"]
     check_permutation(sorted_to_original)
+    manifest = read_manifest(path, vocab_size=int(sorted_to_original.shape[0]))
+    if not (path / VOCAB_FILE).is_file():  # read on first use, but a run without it is no run
+        raise ReindexError(f"no {VOCAB_FILE}", path=path, hint=MEMBER_HINT)
     fixed, trainable = shapes["fixed"], shapes["trainable"]
     if len(fixed) != 2 or len(trainable) != 2 or fixed[1] != trainable[1] \
             or fixed[0] + trainable[0] != sorted_to_original.shape[0]:

@@ -99,11 +99,7 @@ def _tensor_files(path: Path) -> tuple[dict[str, Path], Path]:
                                     "or pass a vector file or a run directory")
         index = single
     if index.name.endswith(".index.json"):
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
-            raise ReindexError(f"not a safetensors index (needs a \"weight_map\" object): {e}", path=index) from e
-        return {k: directory / v for k, v in weight_map.items()}, directory
+        return {k: directory / v for k, v in read_weight_map(index).items()}, directory
     from safetensors import safe_open
 
     try:
@@ -111,6 +107,25 @@ def _tensor_files(path: Path) -> tuple[dict[str, Path], Path]:
             return {k: index for k in f.keys()}, directory
     except Exception as e:
         raise ReindexError(f"cannot read safetensors file: {e}", path=index) from e
+
+
+def read_weight_map(index: Path) -> dict[str, str]:
+    """The `weight_map` of a sharded checkpoint's index: tensor name -> shard file name, checked for shape."""
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise ReindexError(f"not a safetensors index (needs a \"weight_map\" object): {e}", path=index) from e
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict):
+        found = "no `weight_map`" if not isinstance(data, dict) or "weight_map" not in data else \
+            f"`weight_map` is a {type(weight_map).__name__.replace('NoneType', 'null')}"
+        raise ReindexError(f"{found}; a safetensors index maps each tensor name to its shard file", path=index,
+                           hint="save the model again with model.save_pretrained(DIR)")
+    for key, value in weight_map.items():
+        if not isinstance(value, str) or not value:
+            raise ReindexError(f"`weight_map` maps {key!r} to {value!r}, not a shard file name", path=index,
+                               hint="save the model again with model.save_pretrained(DIR)")
+    return weight_map
 
 
 def _embedding_key(shards: dict[str, Path], path: Path, key: str | None) -> str:

@@ -37,7 +37,8 @@ class VectorSource:
 
 
 def is_run_directory(path: Path) -> bool:
-    return path.is_dir() and (path / EMBEDDING_FILE).exists()
+    """A folder holding a run's embedding or manifest: a run missing the other is still refused as a run."""
+    return path.is_dir() and ((path / EMBEDDING_FILE).exists() or (path / MANIFEST_FILE).exists())
 
 
 def _is_fasttext(path: Path) -> bool:

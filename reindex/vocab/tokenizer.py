@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ReindexError
+from ..errors import ReindexError, UsageError
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
@@ -19,6 +19,7 @@ SLOW_FILES = ("vocab.json", "merges.txt")
 _ADDED = re.compile(rb'"added_tokens"\s*:\s*\[')
 _MODEL = re.compile(rb'"model"\s*:\s*\{')
 HINT = "save it with tokenizer.save_pretrained(DIR) or pass its tokenizer.json"
+INSTALL_HINT = "pip install 'reindex-vocab[hf]'"
 
 
 def tokenizer_file(path: Path) -> Path | None:
@@ -61,10 +62,41 @@ def load_tokenizer(path: str | os.PathLike) -> Any:
         return Tokenizer.from_file(str(source))
     except ReindexError:
         raise
+    except ImportError as e:  # the [hf] extra is not installed: say which, not "write it again"
+        raise UsageError(f"reading a tokenizer needs the `{e.name or 'tokenizers'}` package", path=path,
+                         hint=INSTALL_HINT) from e
     except Exception as e:  # tokenizers raises a bare Exception for a malformed file
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise ReindexError(f"cannot read the tokenizer: {reason}", path=path,
+        reason = shape_problem(source) or " ".join(str(e).split()) or type(e).__name__
+        raise ReindexError(f"cannot read the tokenizer: {reason}", path=source,
                            hint="write it again with tokenizer.save_pretrained(DIR)") from e
+
+
+def shape_problem(source: Path) -> str | None:
+    """The first key of a `tokenizer.json` that does not hold what `tokenizers` reads, named; None if
+    the file is not JSON or no key is wrong (then the library's own message is the best there is)."""
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return f"the file holds a {type(data).__name__}, expected an object"
+    model, added = data.get("model"), data.get("added_tokens", [])
+    if not isinstance(model, dict):
+        return f"`model` is a {type(model).__name__}, expected an object"
+    if not isinstance(added, list) or not all(isinstance(a, dict) for a in added):
+        return "`added_tokens` must be a list of objects"
+    for i, token in enumerate(added):
+        if type(token.get("id")) is not int or not isinstance(token.get("content"), str):
+            return f"`added_tokens[{i}]` needs an integer `id` and a string `content`"
+    vocab, kind = model.get("vocab"), model.get("type")
+    if kind == "Unigram":
+        if not isinstance(vocab, list) or not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+                                                  for p in vocab):
+            return "`model.vocab` of a Unigram model must be a list of [piece, score] pairs"
+    elif kind in ("BPE", "WordPiece", "WordLevel") and not (
+            isinstance(vocab, dict) and all(type(v) is int for v in vocab.values())):
+        return f"`model.vocab` of a {kind} model must be an object of token: id"
+    return None
 
 
 def _from_transformers(directory: Path) -> Any:
@@ -137,15 +169,47 @@ def read_tokenizer_vocab(path: str | os.PathLike) -> Any:
     size = max(by_id) + 1
     if len(by_id) != size:
         hole = next(i for i in range(size) if i not in by_id)
-        raise ReindexError(f"the tokenizer assigns no token to id {hole} (ids must be exactly 0..{size - 1}, "
-                           f"{size - len(by_id)} missing)", path=path,
-                           hint="give every unused id a placeholder token, e.g. tokenizer.add_tokens([...])")
+        raise _duplicate(tokenizer, hole, by_id, path) or ReindexError(
+            f"the tokenizer assigns no token to id {hole} (ids must be exactly 0..{size - 1}, "
+            f"{size - len(by_id)} missing)", path=path,
+            hint="give every unused id a placeholder token, e.g. tokenizer.add_tokens([...])")
     tokens = [by_id[i] for i in range(size)]
     for index, token in enumerate(tokens):
         if token == "" or "\n" in token or "\r" in token:
             raise ReindexError(f"token {token!r} (id {index}) is empty or holds a line break", path=path,
                                hint="run directories store one token per line; rename it in the tokenizer")
     return Vocab(tokens=tokens, counts=None, format="tokenizer", path=path)
+
+
+def _duplicate(tokenizer: Any, hole: int, by_id: dict[int, str], path: Path) -> ReindexError | None:
+    """An id without a token is most often a piece written twice (a Unigram list, or a vocab object with
+    a repeated key): the token map keeps one id, so the other looks missing. Name the duplicate."""
+    piece = tokenizer.id_to_token(hole)
+    if piece is None and path.is_file():
+        piece = _repeated_key(path)
+    if piece is None or piece not in by_id.values():
+        return None
+    ids = [hole] + [i for i, token in by_id.items() if token == piece]
+    return ReindexError(f"the tokenizer's vocabulary holds the piece {piece!r} twice "
+                        f"(ids {', '.join(map(str, sorted(ids)))})", path=path,
+                        hint="each piece must appear once; remove the duplicate and renumber, or retrain")
+
+
+def _repeated_key(path: Path) -> str | None:
+    """The first key repeated inside one JSON object of token: id (json keeps only the last)."""
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in items]
+        if not repeated and len(set(keys)) != len(keys) and all(type(v) is int for _, v in items):
+            repeated.append(next(k for i, k in enumerate(keys) if k in keys[:i]))
+        return dict(items)
+
+    try:
+        json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=pairs)
+    except (OSError, ValueError, RecursionError):
+        return None
+    return repeated[0] if repeated else None
 
 
 def token_texts(tokenizer: Any, ids: Sequence[int]) -> list[str]:

@@ -112,6 +112,9 @@ def keep_keys(tokens: Sequence[str], *, normalize: str = "none", case_fallback: 
 
     keys: set[str] = set()
     for token in tokens:
+        if token.isascii():  # its normal form is itself, and every case variant folds to its lowercase
+            keys.add(token.lower())
+            continue
         form = norm(token)
         for variant in (form, *(v for _, v in case_variants(form))):
             keys.update((variant.casefold(), key(variant)))
@@ -167,7 +170,7 @@ def _normal_rows(found_tokens: Sequence[str], norm: Callable[[str], str]) -> dic
     canonical: dict[str, int] = {}
     other: dict[str, int] = {}
     for i, token in enumerate(found_tokens):
-        form = norm(token)
+        form = token if token.isascii() else norm(token)  # ASCII is in every normal form
         (canonical if form == token else other).setdefault(form, i)
     return {**other, **canonical}
 

@@ -255,3 +255,18 @@ def test_an_expansion_never_changes_an_old_row(cli, tmp_path, flags):
     assert np.array_equal(new.weight(order="sorted")[:3], old.weight(order="sorted"))
     assert all(entry["token"] == "ÉTÉ" for entry in json.loads(out)["fallback_matches"])
     assert cli("verify", tmp_path / "new")[0] == 0
+
+
+@pytest.mark.parametrize("fmt", ["txt", "bin"])
+def test_forms_that_share_a_key_are_not_duplicates(tmp_path, fmt):
+    """`--duplicates error` refuses a token written twice, never two tokens with one normal form."""
+    tokens, m = ["ｂｙ", "by", "By"], np.arange(6, dtype=np.float32).reshape(3, 2)
+    def raw(tokens, m):
+        return binary_bytes(tokens, m) if fmt == "bin" else text_bytes(tokens, m, header=False)
+
+    path = write(tmp_path, "v." + fmt, raw(tokens, m))
+    keep = keep_for(["by"], {"normalize": "nfkc", "case_fallback": True})
+    assert read_vectors(path, keep=keep, duplicates="error").tokens == tokens
+    twice = write(tmp_path, "twice." + fmt, raw(tokens + ["by"], np.zeros((4, 2), np.float32)))
+    with pytest.raises(ReindexError, match="duplicate token 'by'"):
+        read_vectors(twice, keep=keep, duplicates="error")

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import VOCAB
 
 from reindex.commands.build import build
 from reindex.run import EMBEDDING_FILE, MANIFEST_FILE, describe_file, read_embedding, write_embedding
-
-from conftest import write_glove, VECTORS, VOCAB
 
 
 @pytest.fixture

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import VOCAB
 
 from reindex.commands.build import build
 from reindex.run import EMBEDDING_FILE, MANIFEST_FILE, describe_file, read_embedding, write_embedding
-
-from conftest import write_glove, VECTORS, VOCAB
 
 
 @pytest.fixture
@@ -263,6 +262,50 @@ def test_an_expansion_keeps_the_old_order_and_passes(cli, run, tmp_path):
     build(vocab=tmp_path / "vocab2.txt", vectors=run, out=tmp_path / "grown", pad="<pad>")
     code, errors, stdout = verify(cli, tmp_path / "grown")
     assert (code, errors) == (0, []), errors
+
+
+@pytest.fixture
+def grown(run, tmp_path) -> Path:
+    """`run` expanded by one token (`build --vectors RUN`), with a fallback option on."""
+    (tmp_path / "vocab2.txt").write_text("".join(t + "\n" for t in VOCAB + ["new"]))
+    build(vocab=tmp_path / "vocab2.txt", vectors=run, out=tmp_path / "grown", pad="<pad>", normalize="nfkc",
+          case_fallback=True)
+    return tmp_path / "grown"
+
+
+def test_an_expansion_records_the_old_runs_fingerprint(cli, run, grown):
+    from reindex.matching import rows_fingerprint
+    from reindex.run import load_run
+
+    old = load_run(run)
+    recorded = json.loads((grown / MANIFEST_FILE).read_text())["counts"]["old_run"]
+    assert recorded == rows_fingerprint(old.tokens, old.weight(order="sorted"))
+    assert verify(cli, grown)[:2] == (0, [])
+
+
+def test_old_rows_changed_behind_matching_hashes(cli, grown):
+    """An old row edited in the grown run, its hash refreshed: only the old run's fingerprint tells."""
+    rewrite_embedding(grown, lambda t: t["fixed"].__setitem__((2, 0), t["fixed"][2, 0] + 1))
+    assert problems(cli, grown) == ["embedding.safetensors: its first 7 rows are not the old run's rows "
+                                    "(the fingerprint recorded at build differs)"]
+
+
+def test_old_tokens_changed_behind_matching_hashes(cli, grown):
+    path = grown / "vocab.txt"
+    path.write_text(path.read_text().replace("cat\n", "cot\n"))
+    refresh_manifest(grown, "vocab.txt")
+    assert problems(cli, grown) == ["vocab.txt: its first 7 tokens are not the old run's "
+                                    "(the fingerprint recorded at build differs)"]
+
+
+def test_an_expansion_written_before_the_fingerprint_still_verifies(cli, grown):
+    edit_manifest(grown, lambda m: m["counts"].pop("old_run"))
+    assert verify(cli, grown)[:2] == (0, [])
+
+
+def test_a_malformed_fingerprint_is_one_line(cli, grown):
+    edit_manifest(grown, lambda m: m["counts"].__setitem__("old_run", ["x"]))
+    assert problems(cli, grown) == ["counts old_run / old_vocab: malformed (['x'], 7)"]
 
 
 def test_a_data_file_cut_short(cli, run):

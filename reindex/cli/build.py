@@ -48,7 +48,8 @@ LOWERCASE = typer.Option(False, "--lowercase-fallback", help="A token with no ve
 CASE = typer.Option(False, "--case-fallback", help="A token with no vector takes the first in the file of its "
                                                    "lowercase, Title, UPPER or casefold() forms.")
 NORMALIZE = typer.Option(Normalize.none, "--normalize",
-                         help="Unicode normalisation of vocabulary and vector tokens before matching.")
+                         help="A token with no exact vector takes that of its Unicode normal form "
+                              "(the exact form always wins).")
 LIMIT = typer.Option(None, "--limit", min=1, metavar="N", help="Read only the first N vectors.")
 INIT = typer.Option(Init.normal, "--init", help="Trainable rows' initialisation (subwords: from a fastText .bin's "
                                                 "n-grams; pieces: mean of the rows of the pieces the HF model's "

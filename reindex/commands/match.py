@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ReindexError, UsageError
 from ..formats import EXPORT_FORMAT
 from ..io.tensorfile import safetensors_errors
-from ..matching import Matched, match_vectors, needs_every_vector, wanted_forms
+from ..matching import Matched, keep_keys, match_vectors, rows_fingerprint
 from ..options import MatchOptions, VectorOptions
 from ..vectors.source import VectorSource
 
@@ -48,10 +48,11 @@ def match(source: VectorSource, tokens: Sequence[str], *, rules: MatchOptions, r
         matched.stats = {"vectors_read": len(found), "duplicate_vectors_skipped": 0, "vectors_format": EXPORT_FORMAT}
         return matched
     from ..vectors import read_vectors
+    from ..vectors.keyed import KeyedSet
 
-    # Normalised and case-folded forms depend on the file's own tokens: those read every vector.
-    keep = None if needs_every_vector(normalize=rules.normalize, case_fallback=rules.case_fallback) \
-        else wanted_forms(tokens, lowercase_fallback=rules.lowercase_fallback)
+    # Only the lines whose token (or its normal or case-folded form) a rule can pick are parsed.
+    keys, key, folds_ascii = keep_keys(tokens, **flags)
+    keep = keys if key is None else KeyedSet(keys, key=key, folds_ascii=folds_ascii)
     table = read_vectors(path, keep=keep, format=read.vectors_format, duplicates=read.duplicates,
                          unicode_errors=read.unicode_errors, digest=digest, limit=read.limit)
     matched = match_vectors(tokens, table.tokens, table.matrix, **flags)
@@ -81,10 +82,16 @@ def match_old_run(path: Path, tokens: Sequence[str], *, pad: int | None,
     if pad is not None and (old_pad is None or tokens[pad] != old.tokens[old_pad]):
         raise UsageError(f"--pad {tokens[pad]!r} differs from the old run's pad token", path=path,
                          hint="expansion keeps the old ids; pass the old run's pad token or none")
-    matched = match_vectors(tokens, old.tokens, old.weight(order="sorted"), **rules)
+    rows = old.weight(order="sorted")
+    matched = match_vectors(tokens, old.tokens, rows, **rules)
     matched.old_order = np.fromiter((position[t] for t in old.tokens), dtype=np.int64, count=len(old.tokens))
+    # Every old token is in the vocabulary as written, so the exact rule gives it its own old row,
+    # whatever the fallbacks; checked, since verify vouches for it with the fingerprint below.
+    if not np.array_equal(matched.rows[matched.old_order], np.arange(len(old.tokens))):
+        raise ReindexError("an old token did not keep its old row", path=path)
     matched.stats = {"vectors_read": old.vocab_size, "duplicate_vectors_skipped": 0,
-                     "vectors_format": "reindex.run", "old_vocab": old.vocab_size}
+                     "vectors_format": "reindex.run", "old_vocab": old.vocab_size,
+                     "old_run": rows_fingerprint(old.tokens, rows)}
     return matched
 
 

@@ -140,7 +140,27 @@ def _check_embedding(path: Path, manifest: dict[str, Any]) -> list[str]:
     problems += _check_counts(tensors, tokens, counts)
     if tensors["sorted_to_original"].ndim == 1:
         problems += _check_partition(tensors, counts)
+    if not problems:
+        problems += _check_old_rows(tensors, tokens, counts)
     return problems
+
+
+def _check_old_rows(tensors: dict[str, np.ndarray], tokens: list[str], counts: dict[str, Any]) -> list[str]:
+    """A grown vocabulary (`build --vectors OLD_RUN`): its first rows and tokens are the old run's, as
+    the fingerprint recorded then says (`counts.old_run`; runs written before it was recorded have none)."""
+    from ..matching import rows_fingerprint
+    from ..run import EMBEDDING_FILE, VOCAB_FILE
+
+    recorded, size = counts.get("old_run"), counts.get("old_vocab")
+    if recorded is None or counts.get("vectors_format") != "reindex.run":
+        return []
+    if not isinstance(recorded, dict) or not isinstance(size, int) or not 0 <= size <= tensors["fixed"].shape[0]:
+        return [f"counts old_run / old_vocab: malformed ({recorded!r}, {size!r})"]
+    found = rows_fingerprint(tokens[:size], tensors["fixed"][:size])
+    what = {"tokens_sha256": f"{VOCAB_FILE}: its first {size} tokens are not the old run's",
+            "rows_sha256": f"{EMBEDDING_FILE}: its first {size} rows are not the old run's rows"}
+    return [f"{message} (the fingerprint recorded at build differs)" for key, message in what.items()
+            if recorded.get(key) != found[key]]
 
 
 def _check_data(path: Path, manifest: dict[str, Any]) -> list[str]:

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from ..errors import UsageError
 from ._lines import WordSet
+from .keyed import KeyedSet, KeyedWordSet, keyed_index
 
 
 class Keep:
@@ -54,10 +55,15 @@ class Keep:
 
     @functools.cached_property
     def words(self) -> WordSet:
+        if isinstance(self.set, KeyedSet):  # tested by key (`keyed.py`)
+            return KeyedWordSet(self.set, self.array)
         return WordSet(self.array)
 
     def index(self, tokens: pa.Array) -> pa.Array:
-        """Per token (a string array): its position in `array`, null when it is not kept."""
+        """Per token (a string array): its position in `array`, null when it is not kept (by key, a
+        number per distinct token: see `keyed_index`)."""
+        if isinstance(self.set, KeyedSet):
+            return keyed_index(self.set, tokens)
         return pc.index_in(tokens, value_set=self.array)
 
 
@@ -189,8 +195,9 @@ def _completed(value) -> Future:
 @contextlib.contextmanager
 def looked_up_meanwhile(collector, keep: Keep | None, *, rows: int):
     """While a reader reads (the body): with `keep`, the rows it hands to `collector` are looked up
-    by a worker thread (`Indexer`), the last of them once the body ends."""
-    if keep is None:
+    by a worker thread (`Indexer`), the last of them once the body ends. Not by key: `keyed_index`
+    numbers the tokens it is given, so it looks up every row at once, at the end."""
+    if keep is None or isinstance(keep.set, KeyedSet):
         yield
         return
     executor = ThreadPoolExecutor(1, thread_name_prefix="reindex-keep")

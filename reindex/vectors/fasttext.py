@@ -181,6 +181,7 @@ def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = Non
     from . import Vectors
     from ._collect import _resolve_duplicates, decode_tokens
     from ._keep import not_strings
+    from .keyed import KeyedSet, keyed_ids
 
     model = open_model(path)
     candidates = model.words if limit is None else model.words.slice(0, limit)
@@ -193,7 +194,8 @@ def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = Non
             wanted = pa.array([t.encode("utf-8", "surrogatepass") for t in keep], pa.large_binary())
         except AttributeError:
             raise not_strings(keep) from None
-        ids = np.flatnonzero(pc.is_in(candidates, value_set=wanted).to_numpy(zero_copy_only=False))
+        ids = keyed_ids(candidates, keep) if isinstance(keep, KeyedSet) else \
+            np.flatnonzero(pc.is_in(candidates, value_set=wanted).to_numpy(zero_copy_only=False))
         tokens = decode_tokens(model.words.take(pa.array(ids)), model.word_offsets[ids], path=path,
                                errors="surrogatepass", where_name="position")  # the bytes of `keep` strings
     winners, num_duplicates = _resolve_duplicates(tokens, ids, model.word_offsets, path=path, mode=duplicates,

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import progress
 from ..datasets import RemapSpec, plan_outputs
+from ..datasets.core import ignore_in_vocab
 from ..engines import run_engine
 from ..errors import UsageError
 from ..io.atomic import atomic_directory
@@ -43,7 +44,9 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
         check_text_inputs(pairs)
     table = run.sorted_to_original if inverse else run.original_to_sorted
     tokens = None
-    if _has_text(pairs):  # only whitespace text needs the tokens: reading them costs every other call
+    # Only whitespace text needs the tokens (reading them costs every other call), and an ignore value
+    # that is a real id, which RemapSpec refuses naming its token.
+    if _has_text(pairs) or ignore_in_vocab(options.ignore_index, len(table)):
         tokens = run.tokens if inverse else run.original_tokens
     spec = RemapSpec(table=table, columns=options.columns, id_dtype=options.id_dtype, tokens=tokens,
                      unk=options.unk, ignore=options.ignore_index)
@@ -104,8 +107,9 @@ def count_ids(run_path: str | os.PathLike | Any, data: Sequence[str | os.PathLik
     counts = np.zeros(run.vocab_size, dtype=np.int64)
     with tempfile.TemporaryDirectory(prefix="reindex-inspect-") as tmp:
         pairs = plan_outputs([os.fspath(d) for d in data], Path(tmp), include=options.include)
+        named = _has_text(pairs) or ignore_in_vocab(options.ignore_index, run.vocab_size)
         spec = RemapSpec(table=run.original_to_sorted, columns=options.columns, unk=options.unk, counts=counts,
-                         tokens=run.original_tokens if _has_text(pairs) else None, ignore=options.ignore_index)
+                         tokens=run.original_tokens if named else None, ignore=options.ignore_index)
         remap_many(pairs, spec)
     return counts
 

@@ -43,3 +43,18 @@ def write_dataset(kind: str, folder: Path, ids: np.ndarray, *, stem: str = "inpu
 
             datasets.Dataset(table).save_to_disk(str(path))
     return path
+
+
+def build_small_run(root: Path) -> Path:
+    """`root/run`, built from the worked example's vocabulary and vectors (conftest) by the CLI."""
+    from conftest import VECTORS, VOCAB, write_glove
+    from typer.testing import CliRunner
+
+    from reindex.cli import app
+
+    (root / "vocab.txt").write_text("".join(t + "\n" for t in VOCAB), encoding="utf-8")
+    write_glove(root / "vectors.txt", VECTORS)
+    result = CliRunner().invoke(app, ["build", "--vocab", str(root / "vocab.txt"), "--vectors",
+                                      str(root / "vectors.txt"), "--out", str(root / "run"), "-q"])
+    assert result.exit_code == 0, result.stderr
+    return root / "run"

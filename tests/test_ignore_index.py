@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from _datasets import KINDS, write_dataset
-from conftest import VECTORS, VOCAB, write_glove
+from _datasets import KINDS, build_small_run, write_dataset
+from conftest import VOCAB
 
 from reindex.datasets import RemapSpec
 from reindex.errors import UsageError
@@ -17,16 +17,8 @@ IDS = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int64)
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from reindex.cli import app
-
     root = tmp_path_factory.mktemp("ignore")
-    (root / "vocab.txt").write_text("".join(t + "\n" for t in VOCAB), encoding="utf-8")
-    write_glove(root / "vectors.txt", VECTORS)
-    result = CliRunner().invoke(app, ["build", "--vocab", str(root / "vocab.txt"), "--vectors",
-                                      str(root / "vectors.txt"), "--out", str(root / "run"), "-q"])
-    assert result.exit_code == 0, result.stderr
+    build_small_run(root)
     return root
 
 

@@ -30,6 +30,8 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
            inverse: bool, options: DataOptions, engine: EngineOptions, force: bool, to_text: bool = False) -> list:
     if not data:
         raise UsageError("no datasets given", hint="pass one or more DATA files, directories or globs")
+    if to_text:
+        check_text_inputs([], options.columns)   # a second --column: refused before anything is read
     out = Path(out)
     inputs = Inputs()
     inputs.add("RUN", run_path)
@@ -41,7 +43,7 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
     inputs.add_recorded(Path(run_path), run.manifest)
     check_output(out, kind="datasets", force=force, inputs=inputs)
     if to_text:
-        check_text_inputs(pairs)
+        check_text_inputs(pairs, options.columns)
     table = run.sorted_to_original if inverse else run.original_to_sorted
     tokens = None
     # Only whitespace text needs the tokens (reading them costs every other call), and an ignore value

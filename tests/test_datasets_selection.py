@@ -123,3 +123,56 @@ def test_a_skipped_file_inside_out_is_still_protected_by_the_output_rule(run, tm
     code, _, err = cli(*head, str(tmp_path / "*" / "*.npy"), "--out", tmp_path / "enc", "--force")
     assert code == 2 and "contains the input" in err and "labels.npy" in err, err
     assert np.load(tmp_path / "enc" / "labels.npy").tolist() == LABELS.tolist()
+
+
+# --- an empty selection is never silent (item 11) ---------------------------------------------------
+
+def _command(command, run, out):
+    if command == "build":
+        return ["build", "--vocab", run.parent / "vocab.txt", "--vectors", run.parent / "vectors.txt", "--out", out]
+    if command == "inspect":
+        return ["inspect", run]
+    return [command, run, "--out", out]
+
+
+def _one_line(code, stdout, err):
+    assert code == 1 and stdout == "", err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("command", ["build", "remap", "invert", "inspect"])
+def test_an_include_that_matches_no_dataset_is_one_line_and_exit_1(run, tmp_path, cli, command, kind):
+    folder, _ = _folder(tmp_path, kind)
+    out = tmp_path / "out"
+    err = _one_line(*cli(*_command(command, run, out), folder, "--include", "*.nothing", "--json"))
+    assert f"{folder}: no file in this directory matches --include *.nothing" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["build", "remap", "invert", "inspect"])
+def test_an_empty_directory_or_one_with_no_id_file_is_one_line_and_exit_1(run, tmp_path, cli, command):
+    out = tmp_path / "out"
+    (tmp_path / "empty" / ".hidden").mkdir(parents=True)
+    (tmp_path / "empty" / ".hidden" / "input_ids.npy").write_bytes(b"")   # hidden: never a dataset
+    err = _one_line(*cli(*_command(command, run, out), tmp_path / "empty"))
+    assert f"{tmp_path / 'empty'}: no dataset in this directory (pass --include GLOB" in err
+    for kind in ARRAYS:   # only files skipped by their name: the error names them, and no note is printed
+        write_dataset(kind, tmp_path / "labels_only", LABELS, stem="labels")
+    (tmp_path / "labels_only" / "notes.md").write_text("# notes\n")
+    err = _one_line(*cli(*_command(command, run, out), tmp_path / "labels_only"))
+    assert "no dataset in this directory: 4 file(s) skipped (labels.npy, labels.pt, labels.safetensors, ...)" in err
+    err = _one_line(*cli(*_command(command, run, out), str(tmp_path / "labels_only" / "*.npy")))
+    assert "no dataset in this pattern: 1 file(s) skipped (labels.npy)" in err
+    assert not out.exists()
+
+
+def test_one_empty_directory_among_good_inputs_is_still_refused(tmp_path):
+    from reindex.errors import ReindexError
+
+    write_dataset("npy", tmp_path / "good", IDS)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReindexError, match="empty: no dataset in this directory"):
+        plan_datasets([tmp_path / "good", tmp_path / "empty"], tmp_path / "out")
+    assert len(plan_datasets([tmp_path / "good"], tmp_path / "out").pairs) == 1

@@ -104,7 +104,8 @@ def plan_datasets(inputs: Sequence[str | Path], out_dir: Path, *, include: Seque
     is given; otherwise files of unknown type are skipped. A `.npy`/`.pt`/`.safetensors` file found in a
     directory or by a glob is taken only when its name says ids (`is_id_name`) or it matches `include`:
     a `labels.npy` beside `input_ids.npy` is skipped, never remapped for holding integers. Every skipped
-    file gets a note.
+    file gets a note. A directory or glob that yields no dataset is an error (ReindexError), never an
+    empty output in silence.
     """
     planner = _Planner(Path(out_dir), tuple(include), tuple(columns))
     for item in inputs:
@@ -121,6 +122,10 @@ def plan_datasets(inputs: Sequence[str | Path], out_dir: Path, *, include: Seque
             raise ReindexError(f"{seen[output]} and {source} would both be written to {output}",
                                hint="rename one of them or remap them in separate calls")
         seen[output] = source
+    from .. import progress
+
+    for source, reason in planner.plan.skipped:
+        progress.note(f"note: skipping {source}: {reason}")
     return planner.plan
 
 
@@ -156,10 +161,7 @@ class _Planner:
     plan: DataPlan = field(default_factory=DataPlan)
 
     def skip(self, source: Path, reason: str) -> None:
-        from .. import progress
-
-        self.plan.skipped.append((source, reason))
-        progress.note(f"note: skipping {source}: {reason}")
+        self.plan.skipped.append((source, reason))  # noted once the plan stands: a refusal is one line
 
     def expand(self, path: Path, out_dir: Path, *, by_glob: bool = False) -> int:
         """Plan one DATA item (a file, a `save_to_disk` folder or a directory); returns the pairs added."""
@@ -172,11 +174,13 @@ class _Planner:
             self.plan.pairs.append((path, out_dir / output_name(path)))
             return 1
         name = path.name or path.resolve().name
-        before = len(self.plan.pairs)
+        before, skipped = len(self.plan.pairs), len(self.plan.skipped)
         for source in _files_below(path):
             if self._wanted(source, path):
                 relative = source.relative_to(path).parent
                 self.plan.pairs.append((source, out_dir / name / relative / output_name(source)))
+        if len(self.plan.pairs) == before:
+            raise _empty(path, "directory", self.include, self.plan.skipped[skipped:])
         return len(self.plan.pairs) - before
 
     def _wanted(self, source: Path, tree: Path) -> bool:
@@ -208,8 +212,20 @@ class _Planner:
             raise ReindexError("no file matches this pattern", path=pattern)
         parts = Path(pattern).parts
         fixed = Path(*[p for p in parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]] or ["."])
-        added = 0
+        skipped, added = len(self.plan.skipped), 0
         for match in matches:
             relative = match.relative_to(fixed).parent if match.is_relative_to(fixed) else Path()
             added += self.expand(match, self.out_dir / relative, by_glob=True)
+        if not added:
+            raise _empty(Path(pattern), "pattern", self.include, self.plan.skipped[skipped:])
 
+
+def _empty(path: Path, what: str, include: Sequence[str], skipped: Sequence[tuple[Path, str]]) -> ReindexError:
+    """The one line for a directory or glob that yields no dataset."""
+    if include and what == "directory":
+        return ReindexError(f"no file in this directory matches --include {' '.join(include)}", path=path,
+                            hint="a GLOB matches a file's name or its path below the directory")
+    names = ", ".join(p.name for p, _ in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+    found = f": {len(skipped)} file(s) skipped ({names})" if skipped else ""
+    return ReindexError(f"no dataset in this {what}{found}", path=path,
+                        hint="pass --include GLOB to choose files, or name them directly")

@@ -13,8 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from conftest import DATA, ROOT, VECTORS, VOCAB, write_glove
+from conftest import DATA, ROOT, VOCAB, write_glove
 
 
 def _vector_tokens(path: Path) -> list[str]:
@@ -336,21 +335,21 @@ def test_ignore_index_passes_labels_through_in_every_format(small, cli, kind):
 def test_include_and_unknown_files_in_a_tree(small, cli):
     tree = small["dir"] / "corpus"
     (tree / "sub").mkdir(parents=True)
-    np.save(tree / "a.npy", np.array([1, 2]))
-    np.save(tree / "sub" / "b.npy", np.array([3]))
+    np.save(tree / "a_ids.npy", np.array([1, 2]))
+    np.save(tree / "sub" / "b_ids.npy", np.array([3]))
     (tree / "notes.md").write_text("# notes\n")
     pq.write_table(pa.table({"input_ids": pa.array([[1, 2]], pa.list_(pa.int64()))}), tree / "c.parquet")
     run = small["dir"] / "run"
     assert cli("build", "--vocab", small["vocab"], "--vectors", small["vectors"], "--out", run, "-q")[0] == 0
     code, out, err = cli("remap", run, tree, "--out", small["dir"] / "all", "--json")
     assert code == 0 and f"note: skipping {tree / 'notes.md'}: unknown file type" in err
-    assert sorted(Path(f["source"]).name for f in json.loads(out)["files"]) == ["a.npy", "b.npy", "c.parquet"]
+    assert sorted(Path(f["source"]).name for f in json.loads(out)["files"]) == ["a_ids.npy", "b_ids.npy", "c.parquet"]
     code, out, err = cli("invert", run, tree, "--out", small["dir"] / "some", "--include", "*.npy", "--json")
     assert code == 0 and "notes.md" not in err
-    assert sorted(Path(f["source"]).name for f in json.loads(out)["files"]) == ["a.npy", "b.npy"]
+    assert sorted(Path(f["source"]).name for f in json.loads(out)["files"]) == ["a_ids.npy", "b_ids.npy"]
     code, out, _ = cli("build", "--vocab", small["vocab"], "--vectors", small["vectors"], "--out", small["dir"] / "r2",
                        "--include", "sub/*", tree, "--json")
-    assert code == 0 and [Path(d["source"]).name for d in json.loads(out)["datasets"]] == ["b.npy"]
+    assert code == 0 and [Path(d["source"]).name for d in json.loads(out)["datasets"]] == ["b_ids.npy"]
     code, _, err = cli("remap", run, tree / "notes.md", "--out", small["dir"] / "named")
     assert code == 1 and "notes.md: unknown file type" in err and not (small["dir"] / "named").exists()
 
@@ -559,7 +558,7 @@ def test_train_classifier_example_on_a_pt_dataset_and_a_chosen_file(tmp_path, cl
 def test_options_cross_every_command_that_takes_them(small, cli):
     tree = small["dir"] / "tree"
     tree.mkdir()
-    np.save(tree / "a.npy", np.array([[1, 2], [3, -100]]))
+    np.save(tree / "input_ids.npy", np.array([[1, 2], [3, -100]]))
     (tree / "README.md").write_text("not data\n")
     run = small["dir"] / "run"
     assert cli("build", "--vocab", small["vocab"], "--vectors", small["vectors"], "--out", run, "-q")[0] == 0
@@ -570,15 +569,15 @@ def test_options_cross_every_command_that_takes_them(small, cli):
     for command in ("remap", "invert"):
         code, out, err = cli(command, run, tree, "--out", small["dir"] / command, *common, "-q", "--json")
         assert code == 0 and err == "" and json.loads(out)["num_ids"] == 4
-    assert np.load(small["dir"] / "remap" / "tree" / "a.npy").tolist() == [[to_sorted[1], to_sorted[2]],
+    assert np.load(small["dir"] / "remap" / "tree" / "input_ids.npy").tolist() == [[to_sorted[1], to_sorted[2]],
                                                                           [to_sorted[3], -100]]
-    assert np.load(small["dir"] / "invert" / "tree" / "a.npy")[1, 1] == -100
+    assert np.load(small["dir"] / "invert" / "tree" / "input_ids.npy")[1, 1] == -100
     code, out, err = cli("inspect", run, tree, "--include", "*.npy", "--ignore-index", "-100", "-q", "--json")
     assert code == 0 and err == "" and json.loads(out)["corpus"]["tokens"] == 3
     code, out, err = cli("inspect", run, "-q")
     assert code == 0 and out == "" and err == ""
     code, _, err = cli("inspect", run, tree, "-v", "--ignore-index", "-100")
-    assert code == 0 and f"note: skipping {tree / 'README.md'}" in err and f"{tree / 'a.npy'}: 4 ids" in err
+    assert code == 0 and f"note: skipping {tree / 'README.md'}" in err and f"{tree / 'input_ids.npy'}: 4 ids" in err
     for command in ("build", "export", "verify"):
         code, out, _ = cli(command, "--help")
         assert all(flag in out for flag in ("--json", "--quiet", "-q", "--verbose", "-v", "-h"))

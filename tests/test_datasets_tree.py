@@ -25,8 +25,8 @@ TABLE = np.array([2, 0, 3, 1], dtype=np.int64)
 
 def _tree(root: Path) -> None:
     (root / "corpus" / "sub").mkdir(parents=True)
-    np.save(root / "corpus" / "a.npy", np.array([0, 1]))
-    np.save(root / "corpus" / "sub" / "b.npy", np.array([2, 3]))
+    np.save(root / "corpus" / "a_ids.npy", np.array([0, 1]))   # named as id files: see test_datasets_selection
+    np.save(root / "corpus" / "sub" / "b_ids.npy", np.array([2, 3]))
     (root / "corpus" / "sub" / "c.txt").write_text("x y\n")
 
 
@@ -34,8 +34,8 @@ def test_directory_is_mirrored_and_text_becomes_parquet(tmp_path):
     _tree(tmp_path)
     pairs = plan_outputs([tmp_path / "corpus"], tmp_path / "out")
     assert [(s.relative_to(tmp_path), o.relative_to(tmp_path)) for s, o in pairs] == [
-        (Path("corpus/a.npy"), Path("out/corpus/a.npy")),
-        (Path("corpus/sub/b.npy"), Path("out/corpus/sub/b.npy")),
+        (Path("corpus/a_ids.npy"), Path("out/corpus/a_ids.npy")),
+        (Path("corpus/sub/b_ids.npy"), Path("out/corpus/sub/b_ids.npy")),
         (Path("corpus/sub/c.txt"), Path("out/corpus/sub/c.parquet")),
     ]
     assert not (tmp_path / "out").exists()  # planning writes nothing
@@ -44,7 +44,7 @@ def test_directory_is_mirrored_and_text_becomes_parquet(tmp_path):
 def test_glob_keeps_paths_below_the_pattern_root(tmp_path):
     _tree(tmp_path)
     pairs = plan_outputs([str(tmp_path / "corpus" / "**" / "*.npy")], tmp_path / "out")
-    assert [o.relative_to(tmp_path) for _, o in pairs] == [Path("out/a.npy"), Path("out/sub/b.npy")]
+    assert [o.relative_to(tmp_path) for _, o in pairs] == [Path("out/a_ids.npy"), Path("out/sub/b_ids.npy")]
     with pytest.raises(ReindexError, match="no file matches this pattern"):
         plan_outputs([str(tmp_path / "*.nothing")], tmp_path / "out")
 
@@ -52,9 +52,10 @@ def test_glob_keeps_paths_below_the_pattern_root(tmp_path):
 def test_collisions_missing_and_unknown_inputs(tmp_path):
     _tree(tmp_path)
     (tmp_path / "other").mkdir()
-    np.save(tmp_path / "other" / "a.npy", np.array([0]))
-    with pytest.raises(ReindexError, match=r"corpus/a.npy and .*other/a.npy would both be written to .*out/a.npy"):
-        plan_outputs([tmp_path / "corpus" / "a.npy", tmp_path / "other" / "a.npy"], tmp_path / "out")
+    np.save(tmp_path / "other" / "a_ids.npy", np.array([0]))
+    with pytest.raises(ReindexError,
+                       match=r"corpus/a_ids.npy and .*other/a_ids.npy would both be written to .*out/a_ids.npy"):
+        plan_outputs([tmp_path / "corpus" / "a_ids.npy", tmp_path / "other" / "a_ids.npy"], tmp_path / "out")
     with pytest.raises(ReindexError, match=r"nope.npy: no such file or directory"):
         plan_outputs([tmp_path / "nope.npy"], tmp_path / "out")
     (tmp_path / "corpus" / "notes.docx").write_text("?")
@@ -215,6 +216,7 @@ def test_hf_split_names_cannot_leave_the_folder(tmp_path, split):
     folder = tmp_path / "ds"
     folder.mkdir()
     (folder / "dataset_dict.json").write_text(json.dumps({"splits": [split]}))
-    with pytest.raises(ReindexError, match=r"dataset_dict.json: expected `splits`: a list of plain split names \(a split name must not"):
+    with pytest.raises(ReindexError,
+                       match=r"dataset_dict.json: expected `splits`: a list of plain split names \(a split name must not"):
         remap_dataset(folder, tmp_path / "out" / "ds", RemapSpec(np.arange(3)))
     assert not (tmp_path / "escape").exists() and not (tmp_path / "out").exists()

@@ -105,6 +105,7 @@ def build(data: List[Path] = DATA, vocab: Path = VOCAB, vectors: Path = VECTORS,
         summary = report.summarize(result.run, corpus_counts=result.corpus_counts)
         if json_output:
             print_json({"command": "build", **summary, "datasets": result.datasets,
+                        "skipped": result.counts.get("skipped_datasets", []),
                         "warnings": result.counts.get("warnings", [])})
         elif not quiet:
             report.render(summary)

@@ -53,8 +53,9 @@ RUN = typer.Argument(..., metavar="RUN", help="A run directory written by `reind
 IGNORE_INDEX = typer.Option([], "--ignore-index", metavar="ID",
                             help="Ids passed through unchanged and not counted, e.g. -100 in labels (repeatable).")
 INCLUDE = typer.Option([], "--include", metavar="GLOB",
-                       help="In DATA directories, only files matching GLOB (repeatable); "
-                            "without it, files of unknown type are skipped with a note.")
+                       help="In DATA directories, only files matching GLOB (repeatable); without it, files of "
+                            "unknown type, and .npy/.pt/.safetensors files whose name holds neither 'ids', "
+                            "'tokens' nor a --column name, are skipped with a note.")
 WORKERS = typer.Option(None, "--workers", min=1, help="Threads (or Ray CPUs) for remapping files (default: all cores).")
 QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Print more detail (per file, per step timings).")
@@ -150,5 +151,6 @@ def _plain(value: object) -> object:
 def files_json(command: str, run: Path, out: Path, reports: list[Any]) -> dict[str, Any]:
     files = [{"source": str(r.source), "output": str(r.output), "format": r.format, "num_ids": int(r.num_ids),
               "num_rows": int(r.num_rows)} for r in reports]
+    skipped = [{"path": str(path), "reason": reason} for path, reason in getattr(reports, "skipped", [])]
     return {"command": command, "run": str(run), "out": str(out), "files": files,
-            "num_files": len(files), "num_ids": sum(f["num_ids"] for f in files)}
+            "num_files": len(files), "num_ids": sum(f["num_ids"] for f in files), "skipped": skipped}

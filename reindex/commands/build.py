@@ -18,8 +18,9 @@ import numpy as np
 
 from .. import progress
 from .. import run as run_dir
-from ..datasets import RemapSpec, check_datasets, plan_outputs
+from ..datasets import RemapSpec, check_datasets
 from ..datasets.core import check_columns
+from ..datasets.plan import plan_datasets
 from ..engines import run_engine
 from ..errors import ReindexError, ReindexWarning, UsageError
 from ..init import describe_sources
@@ -67,6 +68,7 @@ class _Plan:
     source: VectorSource
     pairs: list[tuple[Path, Path]]   # (dataset, its output under RUN/data)
     inputs: Inputs
+    skipped: list[tuple[Path, str]]  # found in a DATA folder or glob, not remapped: (file, reason)
 
 
 def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os.PathLike,
@@ -88,6 +90,8 @@ def build(*, vocab: str | os.PathLike, vectors: str | os.PathLike, out: str | os
         files = _start_hashes(vocab, plan, options, hashes)
         digest = FileDigest()  # a vector file is hashed as its bytes are parsed, not read twice
         split = _split(vocabulary, plan.source, options, early=early, digest=digest)
+        if plan.skipped:  # listed in the manifest too, not only in a note
+            split.counts["skipped_datasets"] = [{"path": str(p), "reason": why} for p, why in plan.skipped]
         if digest.complete:
             hashes.put(files["vectors"], digest.record())
         with atomic_directory(out, force=force, replace=replacer("run")) as tmp:
@@ -112,10 +116,12 @@ def _plan(vocab: str | os.PathLike, vectors: str | os.PathLike, out: Path, data:
     source = classify(vectors, key=options.vectors.vectors_key)
     _check_init(options.init, source)
     check_columns(options.data.columns)
-    pairs = plan_outputs([os.fspath(d) for d in data], out / run_dir.DATA_DIR, include=options.data.include) if data else []
-    inputs.add_files("DATA", [src for src, _ in pairs])   # what globs and folders expanded to
+    found = plan_datasets([os.fspath(d) for d in data], out / run_dir.DATA_DIR, include=options.data.include,
+                          columns=options.data.columns)
+    # what globs and folders expanded to, the skipped files too: --force must not delete them with --out
+    inputs.add_files("DATA", [src for src, _ in found.pairs] + [src for src, _ in found.skipped])
     check_output(out, kind="run", force=force, inputs=inputs)
-    return _Plan(source=source, pairs=pairs, inputs=inputs)
+    return _Plan(source=source, pairs=found.pairs, inputs=inputs, skipped=found.skipped)
 
 
 def _check_init(init: InitOptions, source: VectorSource) -> None:

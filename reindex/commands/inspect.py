@@ -15,13 +15,26 @@ from .. import progress
 from ..io.outputs import IMAGE_MAGIC
 from ..options import DataOptions
 
+#: What corpus coverage leaves out, as `render` says it under the table.
+NOT_COUNTED = "corpus counts leave out the --pad token and --ignore-index ids"
 
-def corpus_summary(counts: np.ndarray, tokens: list[str], num_fixed: int, *, top: int = 20) -> dict[str, Any]:
-    """Corpus coverage from per-sorted-id counts.
+
+def corpus_summary(counts: np.ndarray, tokens: list[str], num_fixed: int, *, top: int = 20,
+                   pad_id: int | None = None) -> dict[str, Any]:
+    """Corpus coverage from per-sorted-id counts, the pad token's left out (`pad_tokens` says how many).
+
+    Ids passed with `--ignore-index` are never counted in the first place.
 
     >>> corpus_summary(np.array([5, 3, 2, 0]), ["a", "b", "c", "d"], 2)["fixed_share"]
     0.8
+    >>> corpus_summary(np.array([5, 3, 2, 0]), ["<pad>", "b", "c", "d"], 2, pad_id=0)["fixed_share"]
+    0.6
     """
+    pad_tokens = 0
+    if pad_id is not None and 0 <= pad_id < counts.shape[0]:
+        pad_tokens = int(counts[pad_id])
+        counts = counts.copy()
+        counts[pad_id] = 0
     total = int(counts.sum())
     fixed_tokens = int(counts[:num_fixed].sum())
     trainable = counts[num_fixed:]
@@ -33,7 +46,7 @@ def corpus_summary(counts: np.ndarray, tokens: list[str], num_fixed: int, *, top
             "fixed_share": fixed_tokens / total if total else 0.0,
             "distinct_tokens": int(np.count_nonzero(counts)),
             "distinct_trainable_tokens": int(np.count_nonzero(trainable)),
-            "top_trainable": top_trainable}
+            "top_trainable": top_trainable, "pad_tokens": pad_tokens, "not_counted": ["pad", "ignore_index"]}
 
 
 def summarize(run: Any, *, corpus_counts: np.ndarray | None = None, top: int = 20,
@@ -51,6 +64,8 @@ def summarize(run: Any, *, corpus_counts: np.ndarray | None = None, top: int = 2
         "fixed_share": run.num_fixed / vocab if vocab else 0.0,
         "trainable_share": run.num_trainable / vocab if vocab else 0.0,
         "pad_id": counts.get("pad_id"),
+        # the pad row sits in the fixed block (a zero row): `fixed` counts it, and says so
+        "fixed_includes_pad": counts.get("pad_id") is not None and counts["pad_id"] < run.num_fixed,
         "lowercase_matches": counts.get("lowercase_matches", 0),
         "duplicate_vectors_skipped": counts.get("duplicate_vectors_skipped", 0),
         "vectors_read": counts.get("vectors_read"),
@@ -61,7 +76,8 @@ def summarize(run: Any, *, corpus_counts: np.ndarray | None = None, top: int = 2
     if corpus_counts is None:
         corpus_counts = stored_corpus_counts(run)
     if corpus_counts is not None:
-        summary["corpus"] = corpus_summary(corpus_counts, run.tokens, run.num_fixed, top=top)
+        summary["corpus"] = corpus_summary(corpus_counts, run.tokens, run.num_fixed, top=top,
+                                           pad_id=counts.get("pad_id"))
     return summary
 
 
@@ -85,7 +101,8 @@ def render(summary: dict[str, Any], console: Any = None) -> None:
     table.add_column("count", justify="right")
     table.add_column("share", justify="right")
     table.add_row("vocabulary", f"{summary['vocab']:,}", "100.0%")
-    table.add_row("fixed (pretrained)", f"{summary['fixed']:,}", f"{summary['fixed_share']:.1%}")
+    fixed = "fixed (pretrained) incl. the pad row" if summary.get("fixed_includes_pad") else "fixed (pretrained)"
+    table.add_row(fixed, f"{summary['fixed']:,}", f"{summary['fixed_share']:.1%}")
     table.add_row("trainable", f"{summary['trainable']:,}", f"{summary['trainable_share']:.1%}")
     table.add_row("lowercase matches", f"{summary['lowercase_matches']:,}", "")
     for kind, count in summary.get("fallback", {}).items():
@@ -100,8 +117,11 @@ def render(summary: dict[str, Any], console: Any = None) -> None:
         table.add_row(f"trainable initialised by {kind}", f"{given['rows']:,}", f"{share:.1%}")
     corpus = summary.get("corpus")
     if corpus:
-        table.add_row("corpus tokens", f"{corpus['tokens']:,}", "")
+        table.add_row("corpus tokens (no pad, no ignored ids)", f"{corpus['tokens']:,}", "")
         table.add_row("corpus tokens fixed", f"{corpus['fixed_tokens']:,}", f"{corpus['fixed_share']:.1%}")
+        if corpus.get("pad_tokens"):
+            table.add_row("pad tokens (not counted)", f"{corpus['pad_tokens']:,}", "")
+        table.caption = NOT_COUNTED
     console.print(table)
     if summary.get("fallback_matches"):
         matches = Table(title=f"fallback matches (first {len(summary['fallback_matches'])} of "
@@ -159,7 +179,6 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
 
     The title names the run and its final token and vocabulary coverage; 1200 x 720 pixels for a PNG.
     """
-    from ..errors import UsageError
     from ..io.inputs import Inputs
     from ..io.outputs import check_output
 
@@ -175,10 +194,7 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
     import matplotlib.pyplot as plt
     from matplotlib.ticker import PercentFormatter
 
-    counts = corpus_counts if corpus_counts is not None else stored_corpus_counts(run)
-    if counts is None:
-        raise UsageError("no corpus counts to plot", path=run.path,
-                         hint="pass datasets to `inspect`, or build the run with datasets")
+    counts = _plot_counts(run, corpus_counts)
     order = np.argsort(-counts, kind="stable")
     ranked = counts[order]
     fixed = order < run.num_fixed
@@ -215,6 +231,21 @@ def plot_coverage(run: Any, path: Any, *, corpus_counts: np.ndarray | None = Non
         mark(temporary, PLOT_FORMAT)
 
 
+def _plot_counts(run: Any, corpus_counts: np.ndarray | None) -> np.ndarray:
+    """The counts the plot ranks: given or stored, the pad token's left out as in the summary."""
+    from ..errors import UsageError
+
+    counts = corpus_counts if corpus_counts is not None else stored_corpus_counts(run)
+    if counts is None:
+        raise UsageError("no corpus counts to plot", path=run.path,
+                         hint="pass datasets to `inspect`, or build the run with datasets")
+    pad_id = run.manifest.get("counts", {}).get("pad_id")
+    if pad_id is not None:
+        counts = counts.copy()
+        counts[pad_id] = 0
+    return counts
+
+
 def inspect_run(run_path: str | os.PathLike, data: Sequence[str | os.PathLike] = (), *,
                 options: DataOptions = DataOptions(), top: int = 20, plot: str | os.PathLike | None = None,
                 all_fallback: bool = False) -> dict[str, Any]:
@@ -225,14 +256,21 @@ def inspect_run(run_path: str | os.PathLike, data: Sequence[str | os.PathLike] =
     """
     from ..datasets.core import check_columns
     from ..run import load_run
-    from .remap import count_ids
+    from .remap import count_planned, skipped_json
 
     check_columns(options.columns)
     if plot is not None:
         check_plot_path(plot)  # before any work
     loaded = load_run(run_path)
-    counts = count_ids(loaded, data, options=options) if data else stored_corpus_counts(loaded)
+    skipped: list[dict[str, str]] = []
+    counts: np.ndarray | None
+    if data:
+        counts, plan = count_planned(loaded, data, options=options)
+        skipped = skipped_json(plan)
+    else:
+        counts = stored_corpus_counts(loaded)
     if plot is not None:
         plot_coverage(loaded, plot, corpus_counts=counts, data=data)
         progress.note(f"wrote {plot}")
-    return summarize(loaded, corpus_counts=counts, top=top, all_fallback=all_fallback)
+    summary = summarize(loaded, corpus_counts=counts, top=top, all_fallback=all_fallback)
+    return {**summary, "skipped": skipped} if data else summary

@@ -13,7 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import progress
-from ..datasets import RemapSpec, plan_outputs
+from ..datasets import RemapSpec
+from ..datasets.core import ignore_in_vocab
+from ..datasets.plan import DataPlan, plan_datasets
 from ..engines import run_engine
 from ..errors import UsageError
 from ..io.atomic import atomic_directory
@@ -29,21 +31,27 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
            inverse: bool, options: DataOptions, engine: EngineOptions, force: bool, to_text: bool = False) -> list:
     if not data:
         raise UsageError("no datasets given", hint="pass one or more DATA files, directories or globs")
+    if to_text:
+        check_text_inputs([], options.columns)   # a second --column: refused before anything is read
     out = Path(out)
     inputs = Inputs()
     inputs.add("RUN", run_path)
     inputs.add_files("DATA", data)
     check_output(out, kind="datasets", force=force, inputs=inputs)  # before reading anything
     run = load_run(run_path)
-    pairs = plan_outputs([os.fspath(d) for d in data], out, include=options.include)
-    inputs.add_files("DATA", [src for src, _ in pairs])   # what globs and folders expanded to
+    plan = plan_datasets([os.fspath(d) for d in data], out, include=options.include, columns=options.columns)
+    pairs = plan.pairs
+    # what globs and folders expanded to, the skipped files too: --force must not delete them with --out
+    inputs.add_files("DATA", [src for src, _ in pairs] + [src for src, _ in plan.skipped])
     inputs.add_recorded(Path(run_path), run.manifest)
     check_output(out, kind="datasets", force=force, inputs=inputs)
     if to_text:
-        check_text_inputs(pairs)
+        check_text_inputs(pairs, options.columns)
     table = run.sorted_to_original if inverse else run.original_to_sorted
     tokens = None
-    if _has_text(pairs):  # only whitespace text needs the tokens: reading them costs every other call
+    # Only whitespace text needs the tokens (reading them costs every other call), and an ignore value
+    # that is a real id, which RemapSpec refuses naming its token.
+    if _has_text(pairs) or ignore_in_vocab(options.ignore_index, len(table)):
         tokens = run.tokens if inverse else run.original_tokens
     spec = RemapSpec(table=table, columns=options.columns, id_dtype=options.id_dtype, tokens=tokens,
                      unk=options.unk, ignore=options.ignore_index)
@@ -54,8 +62,22 @@ def _apply(run_path: str | os.PathLike, data: Sequence[str | os.PathLike], *, ou
         if to_text:
             reports = [write_text(r, run.original_tokens, columns=options.columns, ignore=spec.ignore)
                        for r in reports]
-        write_marker(tmp, command="invert" if inverse else "remap", run=run_path)
-    return [replace(r, output=out / r.output.relative_to(tmp)) for r in reports]
+        write_marker(tmp, command="invert" if inverse else "remap", run=run_path, skipped=skipped_json(plan))
+    return FileReports([replace(r, output=out / r.output.relative_to(tmp)) for r in reports], skipped=plan.skipped)
+
+
+class FileReports(list):
+    """The `FileReport` of each file remapped, and `skipped`: (file, reason) of each file found in a DATA
+    directory or glob but not remapped (unknown type, or not an id file by its name)."""
+
+    def __init__(self, reports: Sequence[Any] = (), *, skipped: Sequence[tuple[Path, str]] = ()) -> None:
+        super().__init__(reports)
+        self.skipped = list(skipped)
+
+
+def skipped_json(plan: DataPlan | FileReports) -> list[dict[str, str]]:
+    """The skipped files as `--json`, the manifest and the output marker list them."""
+    return [{"path": str(path), "reason": reason} for path, reason in plan.skipped]
 
 
 def _groups(data_options: DataOptions | None, engine: EngineOptions | str | None, keywords: dict[str, Any]
@@ -95,6 +117,12 @@ def invert_files(run: str | os.PathLike, data: Sequence[str | os.PathLike], *, o
 def count_ids(run_path: str | os.PathLike | Any, data: Sequence[str | os.PathLike], *,
               options: DataOptions = DataOptions()) -> np.ndarray:
     """Per-sorted-id counts of datasets in original ids (for `inspect`); nothing is kept on disk."""
+    return count_planned(run_path, data, options=options)[0]
+
+
+def count_planned(run_path: str | os.PathLike | Any, data: Sequence[str | os.PathLike], *,
+                  options: DataOptions = DataOptions()) -> tuple[np.ndarray, DataPlan]:
+    """`count_ids`, with the plan that chose the files (what was skipped, and why)."""
     import tempfile
 
     from ..datasets import remap_many
@@ -103,11 +131,14 @@ def count_ids(run_path: str | os.PathLike | Any, data: Sequence[str | os.PathLik
     run = run_path if isinstance(run_path, Run) else load_run(run_path)  # a loaded Run is not read again
     counts = np.zeros(run.vocab_size, dtype=np.int64)
     with tempfile.TemporaryDirectory(prefix="reindex-inspect-") as tmp:
-        pairs = plan_outputs([os.fspath(d) for d in data], Path(tmp), include=options.include)
+        plan = plan_datasets([os.fspath(d) for d in data], Path(tmp), include=options.include,
+                             columns=options.columns)
+        pairs = plan.pairs
+        named = _has_text(pairs) or ignore_in_vocab(options.ignore_index, run.vocab_size)
         spec = RemapSpec(table=run.original_to_sorted, columns=options.columns, unk=options.unk, counts=counts,
-                         tokens=run.original_tokens if _has_text(pairs) else None, ignore=options.ignore_index)
+                         tokens=run.original_tokens if named else None, ignore=options.ignore_index)
         remap_many(pairs, spec)
-    return counts
+    return counts, plan
 
 
 def _has_text(pairs: Sequence[tuple[Path, Path]]) -> bool:

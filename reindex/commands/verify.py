@@ -174,9 +174,12 @@ def _check_data(path: Path, manifest: dict[str, Any]) -> list[str]:
     vocab_size = manifest["counts"]["vocab"]
     recount = np.zeros(vocab_size, dtype=np.int64)
     options = manifest.get("options", {})
-    spec = RemapSpec(table=np.arange(vocab_size, dtype=np.int64), counts=recount,
-                     columns=tuple(options.get("columns", ["input_ids"])),
-                     ignore=tuple(options.get("ignore_index") or ()))  # --ignore-index ids stay as written
+    try:
+        spec = RemapSpec(table=np.arange(vocab_size, dtype=np.int64), counts=recount,
+                         columns=tuple(options.get("columns", ["input_ids"])),
+                         ignore=tuple(options.get("ignore_index") or ()))  # --ignore-index ids stay as written
+    except ReindexError as e:  # a run built before ignore values inside the vocabulary were refused
+        return [f"manifest.json: options: {e.message}"]
     from .. import progress
 
     problems, complete = [], True

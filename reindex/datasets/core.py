@@ -29,6 +29,32 @@ def check_columns(columns: Sequence[str]) -> None:
         raise UsageError(f"--column {repeated[0]!r} is given more than once", hint="name each column once")
 
 
+def ignore_in_vocab(ignore: Sequence[int], vocab_size: int) -> list[int]:
+    """The `--ignore-index` values that are real ids of a vocabulary of `vocab_size` tokens.
+
+    >>> ignore_in_vocab((-100, 2, 7), 5)
+    [2]
+    """
+    return [int(v) for v in ignore if 0 <= int(v) < vocab_size]
+
+
+def check_ignore(ignore: Sequence[int], vocab_size: int, tokens: Sequence[str] | None = None) -> None:
+    """Refuse an ignore value that is a real id: its ids and the token's would become one (UsageError).
+
+    Every command that takes `--ignore-index` makes a `RemapSpec`, so this is its one check; `tokens`
+    (in input-id order) names the token.
+
+    >>> check_ignore((-100,), 5)
+    """
+    bad = ignore_in_vocab(ignore, vocab_size)
+    if not bad:
+        return
+    value = bad[0]
+    token = f"the token {tokens[value]!r}" if tokens is not None and value < len(tokens) else "a token"
+    raise UsageError(f"--ignore-index {value} is the id of {token}: ignore values must lie outside the vocabulary "
+                     f"[0, {vocab_size})", hint="use a value such as -100")
+
+
 @dataclass
 class RemapSpec:
     """What to remap and how.
@@ -50,6 +76,7 @@ class RemapSpec:
 
     def __post_init__(self) -> None:
         check_columns(self.columns)
+        check_ignore(self.ignore, self.vocab_size, self.tokens)
 
     @property
     def vocab_size(self) -> int:

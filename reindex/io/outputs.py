@@ -246,7 +246,8 @@ def check_output(out: str | os.PathLike, *, kind: str, force: bool, inputs: Inpu
         raise UsageError(reason)
 
 
-def write_marker(directory: Path, *, command: str, run: str | os.PathLike) -> None:
-    """Mark `directory` as a `remap`/`invert` output, so a later `--force` may replace it."""
+def write_marker(directory: Path, *, command: str, run: str | os.PathLike, skipped: list | None = None) -> None:
+    """Mark `directory` as a `remap`/`invert` output, so a later `--force` may replace it; `skipped`
+    lists the files found in DATA folders or globs that were not remapped."""
     write_json(directory / MARKER, {"format": DATASETS_FORMAT, "format_version": FORMAT_VERSION,
-                                    "command": command, "run": str(run)})
+                                    "command": command, "run": str(run), **({"skipped": skipped} if skipped else {})})

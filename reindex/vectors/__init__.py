@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ReindexError, UsageError, ReindexWarning
+from ..errors import ReindexError, ReindexWarning, UsageError
 from ._format import detect_format, header_problem, is_fasttext_head, parse_header
-from ._open import (BLOCK_BYTES, STREAM_ERRORS, FileDigest, iter_line_blocks, open_stream, read_or_fail,
-                    refuse_archive)
+from ._open import BLOCK_BYTES, STREAM_ERRORS, FileDigest, iter_line_blocks, open_stream, read_or_fail, refuse_archive
 
 FORMATS = ("glove", "word2vec-text", "word2vec-binary", "fasttext-bin")
 DUPLICATE_MODES = ("first", "last", "error")

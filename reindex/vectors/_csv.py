@@ -2,12 +2,12 @@
 
 Lines with exactly `dim` numbers after a one-word token become rows; pyarrow hands every other line
 (a token with spaces, too few fields, a blank line) to `invalid_row_handler`, which only notes its
-number, for the one-line-at-a-time fallback. Quoting and NA detection are off, so `"quoted`, `nan`
+number, for the one-line-at-a-time fallback. Only UTF-8 buffers are given: pyarrow decodes the text
+of a line it hands over, and a line that is not UTF-8 would fail inside its callback. Quoting and NA detection are off, so `"quoted`, `nan`
 and `NA` are tokens like any other.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,8 +65,8 @@ class CsvParser:
             table = pcsv.read_csv(pa.BufferReader(buffer), read_options=read_options,
                                   parse_options=parse_options, convert_options=self.convert_options,
                                   memory_pool=pool())
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            return None  # a field that is not a number, or a skipped line that is not UTF-8
+        except pa.ArrowInvalid:
+            return None  # a field that is not a number
         parts, bad = to_rows(table)
         tokens = pa.array([], pa.binary())
         if table.num_rows:
@@ -89,19 +89,19 @@ def to_rows(table: pa.Table) -> tuple[list[np.ndarray], int]:
     return parts, bad
 
 
-def quiet_unraisable(unraisable) -> None:
-    """Drop the UnicodeDecodeError pyarrow raises while handing a non-UTF-8 line to the handler;
-    that buffer is parsed again line by line."""
+def is_utf8(buffer) -> bool:
+    """Whether the bytes are valid UTF-8 (one vectorised check).
 
-
-class QuietUnraisable:
-    """`with QuietUnraisable():` silences pyarrow's unraisable reports (see `quiet_unraisable`)."""
-
-    def __enter__(self) -> None:
-        self.saved, sys.unraisablehook = sys.unraisablehook, quiet_unraisable
-
-    def __exit__(self, *exc) -> None:
-        sys.unraisablehook = self.saved
+    >>> is_utf8(b"caf\xc3\xa9 1\n"), is_utf8(b"b\xff 1\n")
+    (True, False)
+    """
+    data = pa.py_buffer(buffer)
+    offsets = pa.py_buffer(np.array([0, len(data)], np.int64))
+    try:
+        pa.LargeStringArray.from_buffers(1, offsets, data).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def complement(odd: np.ndarray, n: int) -> np.ndarray:

@@ -6,7 +6,6 @@ bytes and its length) so that a vocabulary of any size is looked up with one `se
 """
 from __future__ import annotations
 
-import mmap
 from collections.abc import Callable, Collection, Set
 from typing import NamedTuple
 
@@ -37,7 +36,7 @@ def split_lines(block) -> Lines:
     [0, 4, 5, 10]
     """
     data = np.frombuffer(block, dtype=np.uint8)
-    ends = line_ends(data, find=_find_in(block, data))
+    ends = line_ends(data, find=block.find if isinstance(block, bytes) else None)
     offsets = np.empty(len(ends) + 1, np.int64)
     offsets[0] = 0
     np.add(ends, 1, out=offsets[1:])
@@ -81,17 +80,6 @@ def line_ends(data: np.ndarray, *, find: Callable | None = None) -> np.ndarray:
     return np.concatenate([np.flatnonzero(data[i:i + SCAN_BYTES] == 10) + i for i in range(0, n, SCAN_BYTES)])
 
 
-def _find_in(block, data: np.ndarray) -> Callable | None:
-    """The `find` of the object whose bytes `block` views from its first byte (in place), if any."""
-    if isinstance(block, bytes):
-        return block.find
-    base = getattr(block, "obj", None)
-    if isinstance(block, memoryview) and isinstance(base, (mmap.mmap, bytearray, bytes)) and len(data):
-        if np.frombuffer(base, np.uint8, count=1).ctypes.data == data.ctypes.data:
-            return base.find
-    return None
-
-
 def blank_lines(lines: Lines) -> np.ndarray:
     """Bool per line: empty, or a lone line ending (LF or CRLF)."""
     lengths = np.diff(lines.offsets)
@@ -99,19 +87,10 @@ def blank_lines(lines: Lines) -> np.ndarray:
     return (lengths == 1) | ((lengths == 2) & (lines.data[np.maximum(ends - 2, 0)] == 13))
 
 
-def has_byte(block, byte: bytes) -> bool:
-    """Whether `byte` is in the block (a view of an mmap, searched in place, or bytes)."""
-    if isinstance(block, memoryview) and hasattr(block.obj, "find"):
-        return block.obj.find(byte, 0, len(block)) >= 0
-    return bytes(block).find(byte) >= 0 if isinstance(block, memoryview) else block.find(byte) >= 0
-
-
 def lone_crs(block) -> bool:
     """Whether a CR stands alone somewhere in the block (pyarrow would end a line there)."""
-    if not has_byte(block, b"\r"):
-        return False
     data = bytes(block)
-    return data.count(b"\r") != data.count(b"\r\n")
+    return data.find(b"\r") >= 0 and data.count(b"\r") != data.count(b"\r\n")
 
 
 def lone_cr_lines(lines: Lines) -> np.ndarray:

@@ -116,48 +116,47 @@ def word_vectors(model: FastTextModel, tokens: Sequence[str], *, ids: np.ndarray
 def mean_rows(model: FastTextModel, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Row i of the result is the mean of the input rows `indices[indptr[i]:indptr[i+1]]` (zeros if none).
 
-    The rows are visited in file order, a BLOCK_BYTES stretch of the matrix at a time, and each
-    stretch's pages are released once used: every needed page is read once, and resident memory is
-    the sums (one float64 row per word) plus one stretch, whatever the file's size.
+    The rows are visited in file order, a BLOCK_BYTES stretch of the matrix at a time, each stretch
+    memory-mapped on its own and unmapped once used: every needed page is read once, and resident
+    memory is the sums (one float64 row per word) plus one stretch, whatever the file's size.
     """
     counts = np.diff(indptr)
     order = np.argsort(indices, kind="stable")
     rows, owners = indices[order], np.repeat(np.arange(len(counts)), counts)[order]
     sums = np.zeros((len(counts), model.dim), dtype=np.float64)
-    row_bytes = 4 * model.dim
-    per_block = max(1, BLOCK_BYTES // row_bytes)
+    per_block = max(1, BLOCK_BYTES // (4 * model.dim))
     cuts = np.searchsorted(rows, np.arange(0, model.num_rows + per_block, per_block)).tolist()
-    bad = None
-    with open(model.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        matrix = np.frombuffer(mm, dtype="<f4", count=model.num_rows * model.dim,
-                               offset=model.matrix_offset).reshape(model.num_rows, model.dim)
+    with open(model.path, "rb") as f:
         for a, b in zip(cuts[:-1], cuts[1:]):
-            if a == b:
-                continue
-            for at in range(a, b, PAIRS_PER_STEP):  # rows shared by many words are gathered once per word
-                bad = _accumulate(matrix, rows[at:min(at + PAIRS_PER_STEP, b)], owners[at:min(at + PAIRS_PER_STEP, b)],
-                                  sums)
+            for at in range(a, b, PAIRS_PER_STEP) if a < b else ():
+                end = min(at + PAIRS_PER_STEP, b)
+                bad = _accumulate(_stretch(f, model, rows[at:end]), owners[at:end], sums)
                 if bad is not None:
-                    break
-            if bad is not None:
-                break
-            if hasattr(mm, "madvise"):  # the pages of this stretch are not needed again
-                first = (model.matrix_offset + int(rows[a]) * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
-                mm.madvise(mmap.MADV_DONTNEED, first, model.matrix_offset + (int(rows[b - 1]) + 1) * row_bytes - first)
-        del matrix  # the mmap cannot close while an array still views it
-    if bad is not None:
-        raise ReindexError(f"input matrix row {bad} is not finite (NaN or Inf)", path=model.path,
-                           position=f"byte {model.matrix_offset + 4 * bad * model.dim}",
-                           hint="the model file is damaged; download or save it again")
+                    row = int(rows[at + bad])
+                    raise ReindexError(f"input matrix row {row} is not finite (NaN or Inf)", path=model.path,
+                                       position=f"byte {model.matrix_offset + 4 * row * model.dim}",
+                                       hint="the model file is damaged; download or save it again")
     sums /= np.maximum(counts, 1)[:, None]
     return sums.astype(np.float32)
 
 
-def _accumulate(matrix: np.ndarray, rows: np.ndarray, owners: np.ndarray, sums: np.ndarray) -> int | None:
-    """Add `matrix[rows[i]]` to `sums[owners[i]]`; return the first non-finite row instead, if any."""
-    values = matrix[rows]
+def _stretch(f, model: FastTextModel, rows: np.ndarray) -> np.ndarray:
+    """The input rows `rows` (ascending), read through a mapping of just the pages that hold them."""
+    row_bytes = 4 * model.dim
+    start = model.matrix_offset + int(rows[0]) * row_bytes
+    aligned = start - start % mmap.ALLOCATIONGRANULARITY
+    end = model.matrix_offset + (int(rows[-1]) + 1) * row_bytes
+    with mmap.mmap(f.fileno(), end - aligned, access=mmap.ACCESS_READ, offset=aligned) as mm:
+        matrix = np.frombuffer(mm, dtype="<f4", offset=start - aligned).reshape(-1, model.dim)
+        values = matrix[rows - rows[0]].astype(np.float32, copy=False)  # a copy (fancy index): the mapping closes
+        del matrix
+    return values
+
+
+def _accumulate(values: np.ndarray, owners: np.ndarray, sums: np.ndarray) -> int | None:
+    """Add `values[i]` to `sums[owners[i]]`; return the index of the first non-finite row instead, if any."""
     if not np.isfinite(values).all():
-        return int(rows[np.flatnonzero(~np.isfinite(values).all(axis=1))[0]])
+        return int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
     # `sums[owners] += values` adds only once per repeated owner: add in rounds, the k-th pair of
     # every owner in round k (few rounds: a stretch of rows rarely holds many n-grams of one word)
     order = np.argsort(owners, kind="stable")

@@ -151,9 +151,6 @@ def _ends_of_words(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) ->
     return head, tail
 
 
-_HIGH_BITS = np.uint64(0x8080808080808080)
-
-
 def token_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     """A binary array of the tokens `data[starts[i]:ends[i]]`, gathered in one step."""
     lengths = ends - starts
@@ -162,27 +159,6 @@ def token_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Ar
     index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
     return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts),
                                             [None, pa.py_buffer(offsets), pa.py_buffer(data[index])])
-
-
-def words_not_utf8(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
-    """Bool per word data[starts[i]:starts[i] + lengths[i]] that is not valid UTF-8, or None when
-    every word is: a word of at most 16 ASCII bytes (most words) is told by its two 8-byte windows;
-    only the others are gathered and validated.
-
-    >>> d = np.frombuffer(b"cat caf\\xc3\\xa9 b\\xffd", np.uint8)
-    >>> words_not_utf8(d, np.array([0, 4, 10]), np.array([3, 5, 3])).tolist()
-    [False, False, True]
-    """
-    head, tail = _ends_of_words(data, starts, lengths)
-    check = np.flatnonzero(((head | tail) & _HIGH_BITS != 0) | (lengths > 16))
-    if len(check) == 0:
-        return None
-    bad = not_utf8(token_array(data, starts[check], starts[check] + lengths[check]))
-    if bad is None:
-        return None
-    out = np.zeros(len(starts), bool)
-    out[check] = bad
-    return out
 
 
 class WordSet:
@@ -195,20 +171,13 @@ class WordSet:
     """
 
     def __init__(self, tokens: Collection[str] | pa.Array) -> None:
-        try:  # one C-level conversion; a lone surrogate (not UTF-8) takes the per-token way
-            array = tokens if isinstance(tokens, pa.Array) else pa.array(list(tokens), pa.large_string())
-            if not pa.types.is_large_string(array.type):
-                array = array.cast(pa.large_string())
-            offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset:array.offset + len(array) + 1]
-            data = np.frombuffer(array.buffers()[2] or b"", np.uint8)
-            starts = offsets[:-1]
-            found = pc.find_substring(array, " ").to_numpy(zero_copy_only=False).astype(np.int64)
-            lengths = np.where(found >= 0, found, np.diff(offsets))
-        except (pa.ArrowInvalid, UnicodeEncodeError):
-            words = [t.encode("utf-8", "surrogatepass").split(b" ", 1)[0] for t in tokens]
-            data = np.frombuffer(b"".join(words), np.uint8)
-            lengths = np.fromiter((len(w) for w in words), np.int64, len(words))
-            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if words else lengths
+        array = tokens if isinstance(tokens, pa.Array) else pa.array(list(tokens), pa.large_string())
+        array = array.cast(pa.large_string())
+        offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset:array.offset + len(array) + 1]
+        data = np.frombuffer(array.buffers()[2] or b"", np.uint8)
+        starts = offsets[:-1]
+        found = pc.find_substring(array, " ").to_numpy(zero_copy_only=False).astype(np.int64)
+        lengths = np.where(found >= 0, found, np.diff(offsets))
         keys = np.sort(word_keys(data, starts, lengths))
         self.keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
         self.bits = int(np.clip(np.ceil(np.log2(max(len(keys), 1) * 64)), 16, 28))
@@ -244,26 +213,14 @@ class WordSet:
         return found
 
 
-def in_keep(tokens: pa.Array, keep: Set[str]) -> np.ndarray:
-    """Bool per token (binary, valid UTF-8): it is in `keep` (a set lookup each: exact).
-
-    >>> in_keep(pa.array([b"cat", b"dog"]), {"cat"}).tolist()
-    [True, False]
-    """
-    return np.fromiter(map(keep.__contains__, tokens.cast(pa.large_string()).to_pylist()), bool, len(tokens))
-
-
 def share_in_keep(tokens: pa.Array, keep: Set[str], *, every: int, default: float) -> float:
     """The share of every `every`-th token that is in `keep` (`default` for no tokens); a token that
     is not UTF-8 is looked up as decoded with replacement characters."""
     sample = tokens if every == 1 else tokens.take(pa.array(np.arange(0, len(tokens), every)))
     if len(sample) == 0:
         return default
-    try:
-        return float(in_keep(sample, keep).mean())
-    except pa.ArrowInvalid:
-        words = [t.decode("utf-8", "replace") for t in sample.to_pylist()]
-        return sum(map(keep.__contains__, words)) / len(words)
+    words = [t.decode("utf-8", "replace") for t in sample.to_pylist()]
+    return sum(map(keep.__contains__, words)) / len(words)
 
 
 def not_utf8(lines: pa.Array) -> np.ndarray | None:

@@ -74,11 +74,6 @@ class _Tap:
         self.digest.update(data)
         return data
 
-    def readinto(self, view) -> int:
-        got = self.raw.readinto(view) or 0
-        self.digest.update(memoryview(view)[:got])
-        return got
-
     read1 = read
 
     def readable(self) -> bool:
@@ -121,19 +116,6 @@ class _Zstd:
             return self.stream.read(None if size < 0 else size)
         except self._pa.ArrowException as e:
             raise OSError(f"zstd: {e}") from e
-
-    def readinto(self, view) -> int:
-        view = memoryview(view).cast("B")
-        filled = 0
-        while filled < len(view):  # fill the view (pyarrow returns one frame's worth at a time)
-            try:
-                got = self.stream.readinto(view[filled:])
-            except self._pa.ArrowException as e:
-                raise OSError(f"zstd: {e}") from e
-            if not got:
-                break
-            filled += got
-        return filled
 
     def __enter__(self) -> _Zstd:
         return self
@@ -220,15 +202,6 @@ def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.Pat
         offset += len(block)
         yield block
         del block
-
-
-def read_into(stream: BinaryIO, view: memoryview, *, path: str | os.PathLike, compression: str | None,
-               offset: int) -> int:
-    """`stream.readinto(view)`, turning a truncated or corrupt compressed stream into ReindexError."""
-    try:
-        return stream.readinto(view) or 0
-    except STREAM_ERRORS as e:
-        raise truncated(path, compression, offset, e) from e
 
 
 def read_ahead(blocks: Iterator[T], read: Callable[[T], R], *, workers: ThreadPoolExecutor,

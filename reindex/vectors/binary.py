@@ -21,8 +21,8 @@ from ..errors import ReindexError
 from ._collect import Collector
 from ._keep import Keep
 from ._line import not_finite
-from ._lines import share_in_keep, token_array, words_not_utf8
-from ._open import read_into
+from ._lines import not_utf8, share_in_keep, token_array
+from ._open import read_or_fail
 
 MAX_TOKEN_BYTES = 1 << 16
 DENSE = 0.9  # with `keep`: read every record when keep holds at least this share of the header's count
@@ -79,45 +79,14 @@ def _scan_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.n
 
 
 def _chain_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(token starts, token ends) of the records back to back from byte 0, stopping before a token
-    with no space within MAX_TOKEN_BYTES.
-
-    Every space is a candidate token end; the record ending at space s ends at s + 1 + record_bytes, so
-    the next token ends at the first space after that (one `searchsorted` for all of them). The chain
-    from the first space is then followed by pointer doubling (`chain_from_zero`), with no step per record.
-    """
-    spaces = np.flatnonzero(data == 32)
-    fits = int(np.searchsorted(spaces, len(data) - 1 - record_bytes, side="right"))  # whole record in data
-    limit = MAX_TOKEN_BYTES
-    if fits and spaces[0] < limit:
-        following = np.minimum(np.searchsorted(spaces, spaces[:fits] + 1 + record_bytes), fits)
-        ends = spaces[chain_from_zero(following)]
-        starts = np.concatenate([[0], ends[:-1] + 1 + record_bytes])
-        long = np.flatnonzero(ends - starts >= limit)
-        if len(long):  # a token with no space within the limit: stop before it (reported if it is last)
-            ends, starts = ends[:long[0]], starts[:long[0]]
-    else:
-        ends = starts = np.zeros(0, np.int64)
-    return starts, ends
-
-
-def chain_from_zero(following: np.ndarray) -> np.ndarray:
-    """The nodes 0, f(0), f(f(0)), ... below n = len(following), where f = `following` only rises
-    and n marks the end; found in log2(chain length) numpy steps by doubling the jump.
-
-    >>> chain_from_zero(np.array([2, 3, 4, 4]))
-    array([0, 2])
-    """
-    n = len(following)
-    jump = np.append(following, n)  # jump[i]: the node 2^k steps after i (n: past the end)
-    chain = np.zeros(1, np.int64)
-    while True:
-        ahead = jump[chain]
-        ahead = ahead[ahead < n]
-        if len(ahead) == 0:
-            return chain
-        chain = np.concatenate([chain, ahead])  # the next 2^k nodes of the chain, in order
-        jump = jump[jump]
+    """(token starts, token ends) of the records back to back from byte 0, record by record, stopping
+    before a token with no space within MAX_TOKEN_BYTES (the rare chunk `_scan_records` cannot take)."""
+    raw, starts, ends, at = data.tobytes(), [], [], 0
+    while (space := raw.find(b" ", at, at + MAX_TOKEN_BYTES)) >= 0 and space + record_bytes < len(raw):
+        starts.append(at)
+        ends.append(space)
+        at = space + 1 + record_bytes
+    return np.array(starts, np.int64), np.array(ends, np.int64)
 
 
 def gather(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
@@ -178,7 +147,7 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path:
             dense = False  # from this chunk on
         if keep is not None and not dense:
             mask = keep.words.contains(data, starts, ends - starts, confirm=False)
-            bad = words_not_utf8(data, starts, ends - starts)  # refused (strict) or decoded by the collector
+            bad = not_utf8(token_array(data, starts, ends))  # refused (strict) or decoded by the collector
             if bad is not None:
                 mask |= bad
             starts, ends = starts[mask], ends[mask]
@@ -241,11 +210,10 @@ class Chunks:
     """The rest of the file a chunk at a time. A plain file is memory-mapped a window at a time (read
     straight from the page cache, with no copy; each window unmapped once used, so resident memory
     follows the window, and its bytes hashed first when the stream hashes what it reads); any other
-    stream is read into one buffer, used again for each chunk."""
+    stream is read a chunk at a time."""
 
     def __init__(self, stream: BinaryIO, *, path: str | os.PathLike, compression: str | None) -> None:
         self.stream, self.path, self.compression = stream, path, compression
-        self.buffer = bytearray()
         self.window: mmap.mmap | None = None
         self.start = self.span = 0
         self.digest = getattr(stream, "digest", None)  # a `_Tap`'s: hashes the bytes read
@@ -279,16 +247,9 @@ class Chunks:
         raw.seek(end if self.digest is None else self.digest.size)
 
     def _read(self, rest: bytes, base: int) -> tuple[memoryview, bool]:
-        need = len(rest) + self.span
-        if len(self.buffer) < need:
-            self.buffer.extend(bytes(need - len(self.buffer)))
-        self.buffer[:len(rest)] = rest
-        filled, got = len(rest), 1
-        while got and filled < need:
-            got = read_into(self.stream, memoryview(self.buffer)[filled:need], path=self.path,
-                            compression=self.compression, offset=base + filled)
-            filled += got
-        return memoryview(self.buffer)[:filled], got == 0
+        more = read_or_fail(self.stream, self.span, path=self.path, compression=self.compression,
+                            offset=base + len(rest))
+        return memoryview(rest + more), not more
 
 
 def _check_finite(rows: np.ndarray, starts: np.ndarray, tokens: pa.Array, *, keep: Set[str] | None,

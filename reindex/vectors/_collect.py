@@ -66,12 +66,7 @@ class Collector:
 
     def finish(self, *, path: str | os.PathLike, keep: Keep | None, duplicates: str,
                unicode_errors: str, where_name: str) -> tuple[list[str], np.ndarray, int]:
-        """Return (tokens, matrix, num_duplicates) after decoding, `keep` and duplicate handling.
-
-        With `keep`, the rows the readers added may include tokens it lacks (their tests are
-        supersets); one `pc.index_in` in C keeps exactly its words, and numbers them for
-        `_resolve_duplicates`.
-        """
+        """Return (tokens, matrix, num_duplicates) after decoding, `keep` and duplicate handling."""
         where = np.concatenate(self.where) if self.where else np.zeros(0, np.int64)
         raw = pa.concat_arrays(self.tokens) if self.tokens else pa.array([], pa.binary())
         tokens = decode_tokens(raw, where, path=path, errors=unicode_errors, where_name=where_name)
@@ -131,11 +126,7 @@ def decode_tokens(raw: pa.Array, where: np.ndarray, *, path: str | os.PathLike, 
 
 def _resolve_duplicates(tokens: pa.Array, rows: np.ndarray, where: np.ndarray, *, codes: np.ndarray | None = None,
                         path: str | os.PathLike, mode: str, where_name: str) -> tuple[np.ndarray, int]:
-    """Rows that survive duplicate handling (ascending), and how many records were duplicates.
-
-    `codes`: a number per token, equal for equal tokens (their place in `keep`), or None to number
-    them here. A file without duplicates (the common case) is known as such from a count alone.
-    """
+    """Rows that survive duplicate handling (ascending), and how many records were duplicates."""
     if codes is None:
         encoded = tokens.dictionary_encode()
         if len(encoded.dictionary) == len(tokens):

@@ -3,8 +3,8 @@
 Lines with exactly `dim` numbers after a one-word token become rows; pyarrow hands every other line
 (a token with spaces, too few fields, a blank line) to `invalid_row_handler`, which only notes its
 number, for the one-line-at-a-time fallback. Only UTF-8 buffers are given: pyarrow decodes the text
-of a line it hands over, and a line that is not UTF-8 would fail inside its callback. Quoting and NA detection are off, so `"quoted`, `nan`
-and `NA` are tokens like any other.
+of a line it hands over, and a line that is not UTF-8 would fail inside its callback. Quoting and NA
+detection are off, so `"quoted`, `nan` and `NA` are tokens like any other.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class CsvRows:
     """What pyarrow made of a buffer: rows in order, and the 0-based numbers of the lines it left."""
 
     tokens: pa.Array           # binary, one per row
-    parts: list[np.ndarray]    # float32 row-major pieces, together len(tokens) rows
+    rows: np.ndarray           # float32 [len(tokens), dim], row-major
     odd: np.ndarray            # int64 line numbers (0-based, in the buffer) pyarrow did not parse
     bad: int                   # first row holding NaN or Inf, or -1
 
@@ -74,25 +74,21 @@ class CsvParser:
         return CsvRows(tokens, parts, np.array(sorted(odd), np.int64), bad)
 
 
-def to_rows(table: pa.Table) -> tuple[list[np.ndarray], int]:
-    """The float columns as row-major float32 pieces, one per record batch, checked for NaN/Inf
-    while each piece is still in cache; returns (pieces, first non-finite row or -1)."""
-    parts, r, bad = [], 0, -1
-    for batch in table.drop_columns(["f0"]).to_batches():
-        if batch.num_rows == 0:
-            continue
-        rows = np.asarray(batch.to_tensor(row_major=True, memory_pool=pool()))
-        if bad < 0 and not (np.isfinite(rows.min()) and np.isfinite(rows.max())):
-            bad = r + int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
-        parts.append(rows)
-        r += batch.num_rows
-    return parts, bad
+def to_rows(table: pa.Table) -> tuple[np.ndarray, int]:
+    """The float columns as one row-major float32 matrix (a buffer is one block, so one record batch),
+    and its first row holding NaN or Inf, or -1."""
+    batches = [np.asarray(b.to_tensor(row_major=True, memory_pool=pool()))
+               for b in table.drop_columns(["f0"]).to_batches() if b.num_rows]
+    rows = batches[0] if len(batches) == 1 else np.concatenate(batches or [np.zeros((0, table.num_columns - 1))])
+    if len(rows) and not (np.isfinite(rows.min()) and np.isfinite(rows.max())):
+        return rows, int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+    return rows, -1
 
 
 def is_utf8(buffer) -> bool:
     """Whether the bytes are valid UTF-8 (one vectorised check).
 
-    >>> is_utf8(b"caf\xc3\xa9 1\n"), is_utf8(b"b\xff 1\n")
+    >>> is_utf8(b"caf\\xc3\\xa9 1\\n"), is_utf8(b"b\\xff 1\\n")
     (True, False)
     """
     data = pa.py_buffer(buffer)
@@ -111,32 +107,3 @@ def complement(odd: np.ndarray, n: int) -> np.ndarray:
     keep = np.ones(n, bool)
     keep[odd] = False
     return np.flatnonzero(keep)
-
-
-def row_at(parts: list[np.ndarray], i: int) -> np.ndarray:
-    for part in parts:
-        if i < len(part):
-            return part[i]
-        i -= len(part)
-    raise IndexError(i)
-
-
-def first_bad(parts: list[np.ndarray], wanted: np.ndarray) -> int:
-    """The first wanted row holding NaN or Inf, or -1."""
-    start = 0
-    for part in parts:
-        mask = wanted[start:start + len(part)]
-        bad = np.flatnonzero(mask & ~np.isfinite(part).all(axis=1))
-        if len(bad):
-            return start + int(bad[0])
-        start += len(part)
-    return -1
-
-
-def select_rows(parts: list[np.ndarray], wanted: np.ndarray) -> list[np.ndarray]:
-    out, start = [], 0
-    for part in parts:
-        mask = wanted[start:start + len(part)]
-        out.append(part if mask.all() else part[mask])
-        start += len(part)
-    return out

@@ -163,12 +163,7 @@ def token_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Ar
 
 class WordSet:
     """The first words of the kept tokens, as keys: a superset test, exact up to key collisions (a
-    false match only costs the parse of a line the end result drops).
-
-    A bitmap of the keys' top bits (64 or more bits per word) rules out most words with one random
-    read each; only the few that pass (the kept ones and about 1 in 64 of the others) are looked up
-    among the sorted keys.
-    """
+    false match only costs the parse of a line the end result drops)."""
 
     def __init__(self, tokens: Collection[str] | pa.Array) -> None:
         array = tokens if isinstance(tokens, pa.Array) else pa.array(list(tokens), pa.large_string())

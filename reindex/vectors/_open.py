@@ -42,10 +42,7 @@ def refuse_archive(head: bytes, *, path: str | os.PathLike, compression: str | N
 
 
 class FileDigest:
-    """sha256 and size of a file's raw bytes, fed by `open_stream` as they are read.
-
-    `complete` is True once every byte of the file went through it.
-    """
+    """sha256 and size of a file's raw bytes, fed by `open_stream` as they are read."""
 
     def __init__(self) -> None:
         import hashlib
@@ -127,10 +124,7 @@ class _Zstd:
 @contextlib.contextmanager
 def open_stream(path: str | os.PathLike, *, digest: FileDigest | None = None
                 ) -> Iterator[tuple[BinaryIO, str | None]]:
-    """Yield (decompressed binary stream, compression name) for `path`; refuse archives.
-
-    With `digest`, every byte of the file is hashed as it is read (and the rest at the end).
-    """
+    """Yield (decompressed binary stream, compression name) for `path`; refuse archives."""
     try:
         raw = open(path, "rb")
     except OSError as e:
@@ -178,11 +172,7 @@ def truncated(path: str | os.PathLike, compression: str | None, offset: int, e: 
 
 def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.PathLike,
                      compression: str | None, block_bytes: int | None = None) -> Iterator[bytes]:
-    """Yield blocks of whole lines (each ends in b"\\n", except perhaps the file's last).
-
-    `first` is data already read from the stream; it starts the first block. The partial last line
-    of a block is carried to the next; a line longer than a block makes a larger one.
-    """
+    """Yield blocks of whole lines (each ends in b"\\n", except perhaps the file's last)."""
     size = max(block_bytes or BLOCK_BYTES, 1 << 10)
     carry, offset = bytes(first), 0
     first = b""  # the caller's first bytes are in `carry` now; this frame need not hold them too
@@ -206,11 +196,7 @@ def iter_line_blocks(stream: BinaryIO, *, first: bytes = b"", path: str | os.Pat
 
 def read_ahead(blocks: Iterator[T], read: Callable[[T], R], *, workers: ThreadPoolExecutor,
                ahead: int = WORKERS) -> Iterator[tuple[T, R]]:
-    """(block, read(block)) in order, with `read` running on `ahead` blocks ahead in `workers`.
-
-    pyarrow releases the GIL while it parses, so the blocks are parsed in parallel while this thread
-    reads the file and copies finished rows into the matrix; at most `ahead + 1` blocks are in memory.
-    """
+    """(block, read(block)) in order, with `read` running on `ahead` blocks ahead in `workers`."""
     pending: collections.deque = collections.deque()
     try:
         for block in blocks:

@@ -56,13 +56,7 @@ def _record_pattern(record_bytes: int) -> re.Pattern:
 
 def _scan_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(token starts, token ends) found by one regex scan that steps over each vector without reading
-    it, so only the token bytes are looked at; None when a token is too long, for `_chain_records`.
-
-    The scan moves on by a byte wherever no record matches, but that happens only before a token with
-    no space within MAX_TOKEN_BYTES (the match found next is then exactly the longest allowed) or at the
-    end of `data` (no match follows). So without a longest-allowed token, the records are back to back
-    from byte 0 and their starts are the running sum of their lengths.
-    """
+    it, so only the token bytes are looked at; None when a token is too long, for `_chain_records`."""
     tokens = _record_pattern(record_bytes).findall(data)
     if not tokens:
         return None

@@ -100,10 +100,7 @@ def open_model(path: str | os.PathLike) -> FastTextModel:
 
 def word_vectors(model: FastTextModel, tokens: Sequence[str], *, ids: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """fastText's `get_word_vector` for each token, and whether it had any row (else it is all zeros).
-
-    `ids`: the tokens' dictionary indices, when known (else looked up; -1 for a word not there).
-    """
+    """fastText's `get_word_vector` for each token, and whether it had any row (else it is all zeros)."""
     encoded = [t.encode("utf-8", "surrogatepass") for t in tokens]
     if ids is None:
         found = pc.index_in(pa.array(encoded, pa.large_binary()), value_set=model.words)
@@ -114,12 +111,7 @@ def word_vectors(model: FastTextModel, tokens: Sequence[str], *, ids: np.ndarray
 
 
 def mean_rows(model: FastTextModel, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Row i of the result is the mean of the input rows `indices[indptr[i]:indptr[i+1]]` (zeros if none).
-
-    The rows are visited in file order, a BLOCK_BYTES stretch of the matrix at a time, each stretch
-    memory-mapped on its own and unmapped once used: every needed page is read once, and resident
-    memory is the sums (one float64 row per word) plus one stretch, whatever the file's size.
-    """
+    """Row i of the result is the mean of the input rows `indices[indptr[i]:indptr[i+1]]` (zeros if none)."""
     counts = np.diff(indptr)
     order = np.argsort(indices, kind="stable")
     rows, owners = indices[order], np.repeat(np.arange(len(counts)), counts)[order]
@@ -171,12 +163,7 @@ def _accumulate(values: np.ndarray, owners: np.ndarray, sums: np.ndarray) -> int
 
 def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = None, duplicates: str = "first",
                   unicode_errors: str = "strict", limit: int | None = None):
-    """The dictionary words (those in `keep`, or all) with fastText's own vectors, as `read_vectors` returns.
-
-    `limit`: only the first `limit` dictionary words (fastText sorts them by frequency, most frequent first).
-    Words are matched by their UTF-8 bytes, so a dictionary word that is not valid UTF-8 costs nothing
-    unless every word is asked for (keep=None), when `unicode_errors` decides.
-    """
+    """The dictionary words (those in `keep`, or all) with fastText's own vectors, as `read_vectors` returns."""
     from . import Vectors
     from ._collect import _resolve_duplicates, decode_tokens
     from ._keep import not_strings

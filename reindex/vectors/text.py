@@ -33,22 +33,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ReindexError
+from . import _lines
 from ._collect import Collector
-from ._csv import CsvParser, CsvRows, complement, first_bad, is_utf8, pool, row_at, select_rows
+from ._csv import CsvParser, CsvRows, complement, is_utf8, pool
 from ._dim import SAMPLE_LINES, find_dim
 from ._keep import Keep
 from ._line import not_finite, parse_line
-from ._lines import (
-    Lines,
-    blank_lines,
-    first_word_lengths,
-    line_ends,
-    lone_cr_lines,
-    lone_crs,
-    not_utf8,
-    share_in_keep,
-    split_lines,
-)
+from ._lines import Lines, line_ends, lone_crs, not_utf8, split_lines
 from ._open import WORKERS, read_ahead
 
 DENSE = 0.5      # with `keep`: parse whole blocks while the last block kept at least this share of lines
@@ -57,7 +48,7 @@ ALL = 0.9        # ... and while it kept this share, hand every row to the colle
 SAMPLE_EVERY = 8  # rows handed over unfiltered: the kept share is estimated from every 8th
 BATCH_BYTES = 1 << 20  # chosen lines gathered before one pyarrow call
 MAX_PARSING = 2  # batches parsed meanwhile: the file is read on, but not so far that batches pile up
-NO_ROWS = CsvRows(pa.array([], pa.binary()), [], np.zeros(0, np.int64), -1)
+NO_ROWS = CsvRows(pa.array([], pa.binary()), np.zeros((0, 0), np.float32), np.zeros(0, np.int64), -1)
 
 
 @dataclass
@@ -109,7 +100,7 @@ class BlockReader:
                 parsed = Parsed("whole", data, None, rows, complement(rows.odd, num_lines), rows.odd, num_lines)
                 if self.keep is not None and share >= ALL:
                     parsed.unfiltered = True
-                    parsed.share = share_in_keep(rows.tokens, self.keep.set, every=SAMPLE_EVERY, default=share)
+                    parsed.share = _lines.share_in_keep(rows.tokens, self.keep.set, every=SAMPLE_EVERY, default=share)
                 elif self.keep is not None:
                     parsed.wanted = self._wanted(rows.tokens)
                 return parsed
@@ -128,14 +119,14 @@ class BlockReader:
 
     def _choose(self, data: bytes) -> Parsed:
         lines = split_lines(data)
-        blank = blank_lines(lines)
-        special = lone_cr_lines(lines) if lone_crs(data) else np.zeros(len(lines), bool)
+        blank = _lines.blank_lines(lines)
+        special = _lines.lone_cr_lines(lines) if lone_crs(data) else np.zeros(len(lines), bool)
         bad = not_utf8(lines.array)  # pyarrow fails on such a line when it does not parse it
         if bad is not None:
             special |= bad & ~blank
         chosen = ~blank & ~special
         if self.keep is not None:
-            chosen &= self.keep.words.contains(lines.data, lines.offsets[:-1], first_word_lengths(lines))
+            chosen &= self.keep.words.contains(lines.data, lines.offsets[:-1], _lines.first_word_lengths(lines))
         index = np.flatnonzero(chosen)
         selected = np.zeros(0, np.uint8)
         if len(index):
@@ -197,13 +188,13 @@ class BlockReader:
         `wanted`, if given; a NaN in those `check` says, or in any, is an error) and of the lines
         `alone` ((line number, text), ascending), parsed one by one."""
         if rows.bad >= 0:
-            bad = rows.bad if check is None else first_bad(rows.parts, check)
-            if bad >= 0:
-                raise not_finite(row_at(rows.parts, bad), path=self.path, line=int(where[bad]))
-        tokens, parts = rows.tokens, rows.parts
-        if wanted is not None:
+            bad = np.flatnonzero(~np.isfinite(rows.rows).all(axis=1) & (True if check is None else check))
+            if len(bad):
+                raise not_finite(rows.rows[bad[0]], path=self.path, line=int(where[bad[0]]))
+        tokens, matrix = rows.tokens, rows.rows
+        if wanted is not None and not wanted.all():
             tokens = pc.filter(tokens, pa.array(wanted), memory_pool=pool())
-            parts, where = select_rows(parts, wanted), where[wanted]
+            matrix, where = matrix[wanted], where[wanted]
         more: tuple[list, list, list] = ([], [], [])
         blanks = 0
         for line, text in alone:
@@ -214,7 +205,7 @@ class BlockReader:
                 assert parsed is not None  # not blank
                 for column, value in zip(more, (parsed[0], parsed[1], line), strict=True):
                     column.append(value)
-        return _merge(tokens, parts, where, *more), blanks
+        return _merge(tokens, matrix, where, *more), blanks
 
     def _may_keep(self, text: bytes) -> bool:
         assert self.keep is not None
@@ -228,22 +219,19 @@ class BlockReader:
         return False
 
 
-def _merge(tokens: pa.Array, parts: list, where: np.ndarray, more_tokens: list, more_rows: list,
+def _merge(tokens: pa.Array, matrix: np.ndarray, where: np.ndarray, more_tokens: list, more_rows: list,
            more_where: list) -> tuple[pa.Array, list, np.ndarray]:
-    """Put the lines parsed one by one among pyarrow's rows, in line order (as positioned pieces)."""
+    """(tokens, row pieces, line numbers) of pyarrow's rows and the lines parsed one by one, in line
+    order: each piece an array of rows, or (positions, rows) for the collector to put in place."""
     if not more_tokens:
-        return tokens, parts, where
+        return tokens, [matrix], where
     all_where = np.concatenate([where, np.array(more_where, np.int64)])
     order = np.argsort(all_where, kind="stable")
     at = np.empty(len(order), np.int64)
     at[order] = np.arange(len(order))
-    pieces, start = [], 0
-    for part in parts:
-        pieces.append((at[start:start + len(part)], part))
-        start += len(part)
-    pieces.append((at[start:], np.stack(more_rows)))
+    pieces = [(at[:len(matrix)], matrix)] if len(matrix) else []
     all_tokens = pa.concat_arrays([tokens.cast(pa.binary()), pa.array(more_tokens, pa.binary())])
-    return all_tokens.take(pa.array(order)), pieces, all_where[order]
+    return all_tokens.take(pa.array(order)), pieces + [(at[len(matrix):], np.stack(more_rows))], all_where[order]
 
 
 def ended(block: bytes) -> bytes:
@@ -269,12 +257,7 @@ def _text(lines: Lines, i: int) -> bytes:
 
 def read_text(blocks: Iterator[bytes], *, path: str | os.PathLike, header: tuple[int, int] | None,
               keep: Keep | None, size_hint: int | None = None) -> tuple[Collector, int]:
-    """Parse every block; return (collector, records read).
-
-    `blocks` starts at the first data line (the header, if any, already removed); `size_hint` is the
-    number of bytes they hold, when known, to size the matrix once. Invalid UTF-8 tokens are kept
-    for the collector to refuse or decode, whatever `unicode_errors` says.
-    """
+    """Parse every block; return (collector, records read)."""
     first_line = 2 if header else 1
     block = next(blocks, None)
     if block is None:
@@ -332,11 +315,7 @@ def _share_kept(head: bytes, keep: Set[str], *, dim: int) -> float:
 
 def _capacity(block: bytes, header: tuple[int, int] | None, size_hint: int | None,
               keep: Keep | None) -> int:
-    """Rows to allocate at first: the whole file's, estimated from the first block's mean line length.
-
-    Pages never written are never resident, so a generous estimate costs no memory; the matrix grows
-    (with mremap, no copy) if the estimate was short and shrinks at the end.
-    """
+    """Rows to allocate at first: the whole file's, estimated from the first block's mean line length."""
     guess = header[0] if header else 1 << 16
     if size_hint:
         lines = len(line_ends(np.frombuffer(block, np.uint8))) or 1

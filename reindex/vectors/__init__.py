@@ -153,6 +153,7 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None)
         body = first if header is None else first[newline + 1:]
         keep = None if keep is None else Keep(keep)
         if fmt == "word2vec-binary":
+            assert header is not None  # refused above
             collector, num_read = read_binary(stream, body, path=path, compression=compression,
                                               header=header, header_bytes=skipped + newline + 1, keep=keep,
                                               size_hint=_size(stream, compression),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Set
+from collections.abc import Collection, Set
 
 import numpy as np
 import pyarrow as pa
@@ -81,7 +81,7 @@ def utf8_array(words: Set[str]) -> pa.LargeStringArray:
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data[~separator]))
 
 
-def not_strings(words: Set) -> UsageError:
+def not_strings(words: Collection) -> UsageError:
     """The error for a vocabulary that holds something other than a string (found by a reader's
     conversion failing, not by a pass over every word)."""
     other = next(w for w in words if not isinstance(w, str))

@@ -62,12 +62,14 @@ def line_ends(data: np.ndarray, *, find: Callable | None = None) -> np.ndarray:
     heap and keeps them there, so the process would hold several blocks' worth it no longer uses.
     >>> line_ends(np.frombuffer(b"a\\nbc\\n", np.uint8)).tolist()
     [1, 4]
-    >>> line_ends(np.frombuffer(b"x" * 3000 + b"\\n" + b"y" * 2000 + b"\\n", np.uint8), find=(b"x" * 3000 + b"\\n" + b"y" * 2000 + b"\\n").find).tolist()
+    >>> block = b"x" * 3000 + b"\\n" + b"y" * 2000 + b"\\n"
+    >>> line_ends(np.frombuffer(block, np.uint8), find=block.find).tolist()
     [3000, 5001]
     """
     n = len(data)
     if find is not None:
-        ends, at = [], find(b"\n", 0, n)
+        ends: list[int] = []
+        at = find(b"\n", 0, n)
         while at >= 0 and (len(ends) < PROBE_LINES or at > LONG_LINE * len(ends)):
             ends.append(at)
             at = find(b"\n", at + 1, n)

@@ -13,7 +13,7 @@ import lzma
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO, Callable, Iterator, TypeVar
+from typing import Any, BinaryIO, Callable, Iterator, TypeVar
 
 from ..errors import ReindexError
 from ..io.compression import EXTRACT, HEAD_BYTES, detect_archive, detect_compression
@@ -136,7 +136,7 @@ def open_stream(path: str | os.PathLike, *, digest: FileDigest | None = None
         compression = detect_compression(head)
         if compression is None:
             refuse_archive(head, path=path, compression=None)
-        source = raw if digest is None else _Tap(raw, digest)
+        source: Any = raw if digest is None else _Tap(raw, digest)
         if compression is None:
             yield source, None
         else:

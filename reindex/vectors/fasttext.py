@@ -119,7 +119,7 @@ def mean_rows(model: FastTextModel, indptr: np.ndarray, indices: np.ndarray) -> 
     per_block = max(1, BLOCK_BYTES // (4 * model.dim))
     cuts = np.searchsorted(rows, np.arange(0, model.num_rows + per_block, per_block)).tolist()
     with open(model.path, "rb") as f:
-        for a, b in zip(cuts[:-1], cuts[1:]):
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             for at in range(a, b, PAIRS_PER_STEP) if a < b else ():
                 end = min(at + PAIRS_PER_STEP, b)
                 bad = _accumulate(_stretch(f, model, rows[at:end]), owners[at:end], sums)
@@ -220,7 +220,7 @@ def _read_dictionary(f, *, path) -> tuple[pa.Array, np.ndarray, int, int]:
                            f"pruneidx_size {prune})", path=path, position=f"byte {start}",
                            hint="is this file a fastText model?")
     base, rest, found = start + DICTIONARY.size, b"", 0
-    words, offsets, types = [], [], []
+    chunks: list[tuple[pa.Array, np.ndarray, np.ndarray]] = []  # (words, entry offsets, types)
     while found < entries:
         chunk = f.read(CHUNK_BYTES)
         data = np.frombuffer(rest + chunk, np.uint8)
@@ -229,20 +229,18 @@ def _read_dictionary(f, *, path) -> tuple[pa.Array, np.ndarray, int, int]:
             what = "is cut short" if not chunk else f"has no NUL within {MAX_WORD_BYTES} bytes"
             raise ReindexError(f"dictionary entry {found + 1} of {entries} {what}", path=path,
                                position=f"byte {base}", hint="the file was cut short or is not a fastText model")
-        words.append(token_array(data, starts, nuls))
-        offsets.append(base + starts)
-        types.append(data[nuls + ENTRY_TAIL])
+        chunks.append((token_array(data, starts, nuls), base + starts, data[nuls + ENTRY_TAIL]))
         found += len(starts)
         used = int(nuls[-1]) + 1 + ENTRY_TAIL if len(nuls) else 0
         rest, base = bytes(data[used:]), base + used
-    types = np.concatenate(types) if types else np.zeros(0, np.uint8)
-    offsets = np.concatenate(offsets) if offsets else np.zeros(0, np.int64)
+    types = np.concatenate([c[2] for c in chunks]) if chunks else np.zeros(0, np.uint8)
+    offsets = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0, np.int64)
     bad = np.flatnonzero(types != (np.arange(entries) >= nwords))
     if len(bad):
         raise ReindexError(f"dictionary entry {int(bad[0]) + 1} has type {int(types[bad[0]])} (words, type 0, "
                            "come before labels, type 1)", path=path, position=f"byte {int(offsets[bad[0]])}",
                            hint="is the file complete?")
-    words = pa.concat_arrays(words) if words else pa.array([], pa.large_binary())
+    words = pa.concat_arrays([c[0] for c in chunks]) if chunks else pa.array([], pa.large_binary())
     pairs = 8 * max(prune, 0)  # the pruned buckets: int32 pairs (bucket, row), used by quantised models only
     f.seek(base + pairs)       # (the reads above ran ahead of `base`)
     return words.slice(0, nwords), offsets[:nwords], prune, base + pairs
@@ -257,7 +255,8 @@ def _entries(data: np.ndarray, *, limit: int) -> tuple[np.ndarray, np.ndarray]:
     zeros = np.flatnonzero(data == 0)
     fits = int(np.searchsorted(zeros, len(data) - ENTRY_TAIL, side="left"))   # NUL whose tail is in data
     following = np.searchsorted(zeros, zeros[:fits] + 1 + ENTRY_TAIL).tolist()
-    chain, i, begin = [], 0, 0
+    chain: list[int] = []
+    i = begin = 0
     while i < fits and len(chain) < limit and zeros[i] - begin <= MAX_WORD_BYTES:
         chain.append(i)  # one list step per entry; the words are gathered in one step after
         begin = int(zeros[i]) + 1 + ENTRY_TAIL

@@ -266,7 +266,7 @@ def read_text(blocks: Iterator[bytes], *, path: str | os.PathLike, header: tuple
     head = bytes(block[:ends[SAMPLE_LINES - 1] + 1 if len(ends) >= SAMPLE_LINES else len(block)])
     dim, origin, trailing = find_dim(head, header, path=path, first_line=first_line)
     collector = Collector(dim, capacity=_capacity(block, header, size_hint, keep))
-    num_read, queue = 0, collections.deque()
+    num_read, queue = 0, collections.deque[object]()
     # one thread per block read ahead and per batch being parsed: a block never waits behind a batch
     with ThreadPoolExecutor(WORKERS + MAX_PARSING, thread_name_prefix="reindex-vectors") as workers:
         reader = BlockReader(dim=dim, trailing=trailing, path=path, origin=origin, keep=keep, submit=workers.submit,

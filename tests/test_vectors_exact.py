@@ -117,7 +117,7 @@ def test_keep_words_is_built_once_whichever_thread_asks_first():
 @settings(max_examples=300, deadline=None)
 @given(tokens=st.lists(st.binary(max_size=24) | st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass")),
                        min_size=1, max_size=20))
-def test_not_utf8_of_gathered_tokens_agrees_with_decoding(tokens):
+def test_words_not_utf8_agrees_with_decoding(tokens):
     tokens = [t.replace(b" ", b"_") for t in tokens]
     data = np.frombuffer(b" ".join(tokens) + b" ", np.uint8)
     lengths = np.array([len(t) for t in tokens], np.int64)
@@ -130,7 +130,7 @@ def test_not_utf8_of_gathered_tokens_agrees_with_decoding(tokens):
             return True
         return False
 
-    got = _lines.not_utf8(_lines.token_array(data, starts, starts + lengths))
+    got = _lines.words_not_utf8(data, starts, lengths)
     want = [bad(t) for t in tokens]
     assert (got is None and not any(want)) or (got is not None and got.tolist() == want)
 

@@ -153,6 +153,9 @@ def _ends_of_words(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) ->
     return head, tail
 
 
+_HIGH_BITS = np.uint64(0x8080808080808080)
+
+
 def token_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     """A binary array of the tokens `data[starts[i]:ends[i]]`, gathered in one step."""
     lengths = ends - starts
@@ -161,6 +164,27 @@ def token_array(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Ar
     index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
     return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts),
                                             [None, pa.py_buffer(offsets), pa.py_buffer(data[index])])
+
+
+def words_not_utf8(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
+    """Bool per word data[starts[i]:starts[i] + lengths[i]] that is not valid UTF-8, or None when
+    every word is: a word of at most 16 ASCII bytes (most words) is told by its two 8-byte windows;
+    only the others are gathered and validated.
+
+    >>> d = np.frombuffer(b"cat caf\\xc3\\xa9 b\\xffd", np.uint8)
+    >>> words_not_utf8(d, np.array([0, 4, 10]), np.array([3, 5, 3])).tolist()
+    [False, False, True]
+    """
+    head, tail = _ends_of_words(data, starts, lengths)
+    check = np.flatnonzero(((head | tail) & _HIGH_BITS != 0) | (lengths > 16))
+    if len(check) == 0:
+        return None
+    bad = not_utf8(token_array(data, starts[check], starts[check] + lengths[check]))
+    if bad is None:
+        return None
+    out = np.zeros(len(starts), bool)
+    out[check] = bad
+    return out
 
 
 class WordSet:

@@ -21,7 +21,7 @@ from ..errors import ReindexError
 from ._collect import Collector
 from ._keep import Keep
 from ._line import not_finite
-from ._lines import not_utf8, share_in_keep, token_array
+from ._lines import share_in_keep, token_array, words_not_utf8
 from ._open import read_or_fail
 
 MAX_TOKEN_BYTES = 1 << 16
@@ -141,7 +141,7 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path:
             dense = False  # from this chunk on
         if keep is not None and not dense:
             mask = keep.words.contains(data, starts, ends - starts, confirm=False)
-            bad = not_utf8(token_array(data, starts, ends))  # refused (strict) or decoded by the collector
+            bad = words_not_utf8(data, starts, ends - starts)  # refused (strict) or decoded by the collector
             if bad is not None:
                 mask |= bad
             starts, ends = starts[mask], ends[mask]

@@ -121,18 +121,22 @@ class BlockReader:
         lines = split_lines(data)
         blank = _lines.blank_lines(lines)
         special = _lines.lone_cr_lines(lines) if lone_crs(data) else np.zeros(len(lines), bool)
-        bad = not_utf8(lines.array)  # pyarrow fails on such a line when it does not parse it
-        if bad is not None:
-            special |= bad & ~blank
         chosen = ~blank & ~special
-        if self.keep is not None:
-            chosen &= self.keep.words.contains(lines.data, lines.offsets[:-1], _lines.first_word_lengths(lines))
+        if self.keep is not None:  # a word that is not UTF-8 goes on: refused, or decoded and tested, at the end
+            lengths = _lines.first_word_lengths(lines)
+            candidate = self.keep.words.contains(lines.data, lines.offsets[:-1], lengths)
+            bad = _lines.words_not_utf8(lines.data, lines.offsets[:-1], lengths)
+            chosen &= candidate if bad is None else candidate | bad
+        selected = pc.filter(lines.array, _bools(chosen), memory_pool=pool())
+        bad = not_utf8(selected)  # pyarrow fails on a line that is not UTF-8 when it does not parse it
+        if bad is not None:
+            special[np.flatnonzero(chosen)[bad]] = True
+            chosen &= ~special
+            selected = pc.filter(lines.array, _bools(chosen), memory_pool=pool())
         index = np.flatnonzero(chosen)
-        selected = np.zeros(0, np.uint8)
-        if len(index):
-            selected = np.frombuffer(_buffer(pc.filter(lines.array, _bools(chosen), memory_pool=pool())), np.uint8)
+        data_chosen = np.frombuffer(_buffer(selected), np.uint8).copy() if len(index) else np.zeros(0, np.uint8)
         return Parsed("chosen", data, lines, NO_ROWS, index, np.flatnonzero(special), len(lines),
-                      blank=int(blank.sum()), share=len(index) / max(len(lines), 1), selected=selected.copy())
+                      blank=int(blank.sum()), share=len(index) / max(len(lines), 1), selected=data_chosen)
 
     def place(self, parsed: Parsed, first_line: int) -> tuple[list, int, int]:
         """([((tokens, row pieces, line numbers), blank lines met), or a future of one] in file order,

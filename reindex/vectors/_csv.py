@@ -107,3 +107,29 @@ def complement(odd: np.ndarray, n: int) -> np.ndarray:
     keep = np.ones(n, bool)
     keep[odd] = False
     return np.flatnonzero(keep)
+
+
+def merge_rows(tokens: pa.Array, matrix: np.ndarray, where: np.ndarray, more_tokens: list, more_rows: list,
+           more_where: list) -> tuple[pa.Array, list, np.ndarray]:
+    """(tokens, row pieces, line numbers) of pyarrow's rows and the lines parsed one by one, in line
+    order: each piece an array of rows, or (positions, rows) for the collector to put in place."""
+    if not more_tokens:
+        return tokens, [matrix], where
+    all_where = np.concatenate([where, np.array(more_where, np.int64)])
+    order = np.argsort(all_where, kind="stable")
+    at = np.empty(len(order), np.int64)
+    at[order] = np.arange(len(order))
+    pieces = [(at[:len(matrix)], matrix)] if len(matrix) else []
+    all_tokens = pa.concat_arrays([tokens.cast(pa.binary()), pa.array(more_tokens, pa.binary())])
+    return all_tokens.take(pa.array(order)), pieces + [(at[len(matrix):], np.stack(more_rows))], all_where[order]
+
+
+def line_bytes(lines: pa.Array) -> pa.Buffer:
+    """The bytes of a filtered large_binary array of whole lines, back to back (no copy)."""
+    offsets = np.frombuffer(lines.buffers()[1], np.int64)[lines.offset:lines.offset + len(lines) + 1]
+    return lines.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+
+
+def bools(mask: np.ndarray) -> pa.Array:
+    """A numpy bool mask as an Arrow boolean array (bit-packed; `pa.array` would import pandas)."""
+    return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(np.packbits(mask, bitorder="little"))])

@@ -82,6 +82,11 @@ def line_ends(data: np.ndarray, *, find: Callable | None = None) -> np.ndarray:
     return np.concatenate([np.flatnonzero(data[i:i + SCAN_BYTES] == 10) + i for i in range(0, n, SCAN_BYTES)])
 
 
+def line_text(lines: Lines, i: int) -> bytes:
+    """Line i without its line ending."""
+    return bytes(lines.data[lines.offsets[i]:lines.offsets[i + 1]]).rstrip(b"\n").removesuffix(b"\r")
+
+
 def blank_lines(lines: Lines) -> np.ndarray:
     """Bool per line: empty, or a lone line ending (LF or CRLF)."""
     lengths = np.diff(lines.offsets)

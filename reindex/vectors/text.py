@@ -35,11 +35,11 @@ import pyarrow.compute as pc
 from ..errors import ReindexError
 from . import _lines
 from ._collect import Collector
-from ._csv import CsvParser, CsvRows, complement, is_utf8, pool
+from ._csv import CsvParser, CsvRows, bools, complement, is_utf8, line_bytes, merge_rows, pool
 from ._dim import SAMPLE_LINES, find_dim
 from ._keep import Keep
 from ._line import not_finite, parse_line
-from ._lines import Lines, line_ends, lone_crs, not_utf8, split_lines
+from ._lines import Lines, line_ends, line_text, lone_crs, not_utf8, split_lines
 from ._open import WORKERS, read_ahead
 
 DENSE = 0.5      # with `keep`: parse whole blocks while the last block kept at least this share of lines
@@ -127,14 +127,14 @@ class BlockReader:
             candidate = self.keep.words.contains(lines.data, lines.offsets[:-1], lengths)
             bad = _lines.words_not_utf8(lines.data, lines.offsets[:-1], lengths)
             chosen &= candidate if bad is None else candidate | bad
-        selected = pc.filter(lines.array, _bools(chosen), memory_pool=pool())
+        selected = pc.filter(lines.array, bools(chosen), memory_pool=pool())
         bad = not_utf8(selected)  # pyarrow fails on a line that is not UTF-8 when it does not parse it
         if bad is not None:
             special[np.flatnonzero(chosen)[bad]] = True
             chosen &= ~special
-            selected = pc.filter(lines.array, _bools(chosen), memory_pool=pool())
+            selected = pc.filter(lines.array, bools(chosen), memory_pool=pool())
         index = np.flatnonzero(chosen)
-        data_chosen = np.frombuffer(_buffer(selected), np.uint8).copy() if len(index) else np.zeros(0, np.uint8)
+        data_chosen = np.frombuffer(line_bytes(selected), np.uint8).copy() if len(index) else np.zeros(0, np.uint8)
         return Parsed("chosen", data, lines, NO_ROWS, index, np.flatnonzero(special), len(lines),
                       blank=int(blank.sum()), share=len(index) / max(len(lines), 1), selected=data_chosen)
 
@@ -152,7 +152,7 @@ class BlockReader:
         alone = parsed.alone.tolist()
         if alone:
             lines = split_lines(parsed.data)
-            alone = [(first_line + i, _text(lines, i)) for i in alone]
+            alone = [(first_line + i, line_text(lines, i)) for i in alone]
         out = self._assemble(rows, first_line + parsed.index, alone, wanted=wanted, check=check)
         return self.flush() + [out], parsed.num_lines, parsed.num_lines
 
@@ -163,7 +163,7 @@ class BlockReader:
         batch = self.batch
         batch.data.append(chosen.selected)
         batch.lines.append(first_line + chosen.index)
-        batch.alone += [(first_line + i, _text(chosen.lines, i)) for i in chosen.alone.tolist()]
+        batch.alone += [(first_line + i, line_text(chosen.lines, i)) for i in chosen.alone.tolist()]
         batch.size += len(chosen.selected)
         return self.flush() if batch.size >= BATCH_BYTES else []
 
@@ -182,7 +182,7 @@ class BlockReader:
         alone = batch.alone
         if len(odd):
             lines = split_lines(data)
-            alone = alone + [(int(numbers[i]), _text(lines, i)) for i in odd.tolist()]
+            alone = alone + [(int(numbers[i]), line_text(lines, i)) for i in odd.tolist()]
         where = numbers[complement(odd, len(numbers))]
         return self._assemble(rows or NO_ROWS, where, sorted(alone), wanted=None, check=None)
 
@@ -209,7 +209,7 @@ class BlockReader:
                 assert parsed is not None  # not blank
                 for column, value in zip(more, (parsed[0], parsed[1], line), strict=True):
                     column.append(value)
-        return _merge(tokens, matrix, where, *more), blanks
+        return merge_rows(tokens, matrix, where, *more), blanks
 
     def _may_keep(self, text: bytes) -> bool:
         assert self.keep is not None
@@ -223,40 +223,9 @@ class BlockReader:
         return False
 
 
-def _merge(tokens: pa.Array, matrix: np.ndarray, where: np.ndarray, more_tokens: list, more_rows: list,
-           more_where: list) -> tuple[pa.Array, list, np.ndarray]:
-    """(tokens, row pieces, line numbers) of pyarrow's rows and the lines parsed one by one, in line
-    order: each piece an array of rows, or (positions, rows) for the collector to put in place."""
-    if not more_tokens:
-        return tokens, [matrix], where
-    all_where = np.concatenate([where, np.array(more_where, np.int64)])
-    order = np.argsort(all_where, kind="stable")
-    at = np.empty(len(order), np.int64)
-    at[order] = np.arange(len(order))
-    pieces = [(at[:len(matrix)], matrix)] if len(matrix) else []
-    all_tokens = pa.concat_arrays([tokens.cast(pa.binary()), pa.array(more_tokens, pa.binary())])
-    return all_tokens.take(pa.array(order)), pieces + [(at[len(matrix):], np.stack(more_rows))], all_where[order]
-
-
 def ended(block: bytes) -> bytes:
     """The block, ending in a newline (a copy only for a file's last line without one)."""
     return block if block.endswith(b"\n") else block + b"\n"
-
-
-def _buffer(lines: pa.Array) -> pa.Buffer:
-    """The bytes of a filtered large_binary array of whole lines, back to back (no copy)."""
-    offsets = np.frombuffer(lines.buffers()[1], np.int64)[lines.offset:lines.offset + len(lines) + 1]
-    return lines.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
-
-
-def _bools(mask: np.ndarray) -> pa.Array:
-    """A numpy bool mask as an Arrow boolean array (bit-packed; `pa.array` would import pandas)."""
-    return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(np.packbits(mask, bitorder="little"))])
-
-
-def _text(lines: Lines, i: int) -> bytes:
-    """Line i without its line ending."""
-    return bytes(lines.data[lines.offsets[i]:lines.offsets[i + 1]]).rstrip(b"\n").removesuffix(b"\r")
 
 
 def read_text(blocks: Iterator[bytes], *, path: str | os.PathLike, header: tuple[int, int] | None,

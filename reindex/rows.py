@@ -6,6 +6,8 @@ within the matrix's own memory, a block of destination rows at a time. Pure: arr
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 #: Bytes of rows moved per step: a few MB of scratch whatever the matrix's size.
@@ -13,35 +15,41 @@ BLOCK_BYTES = 1 << 22
 
 
 def owns_rows(matrix: np.ndarray) -> bool:
-    """True if `gather_rows` may reuse (and resize) the memory of `matrix`: it holds its own data.
+    """True if `gather_rows` may move the rows of `matrix` in place without any other array seeing it:
+    a writeable C-contiguous matrix that owns its memory, or the only view of an array no one else holds
+    (a reader's matrix cut to the rows it filled).
 
     >>> owns_rows(np.zeros((3, 2))), owns_rows(np.zeros((3, 2))[1:])
-    (True, False)
+    (True, True)
+    >>> m = np.zeros((3, 2)); owns_rows(m[1:])
+    False
     """
-    return matrix.ndim == 2 and matrix.base is None and matrix.flags.owndata and matrix.flags.writeable \
-        and matrix.flags.c_contiguous
+    if not (matrix.ndim == 2 and matrix.flags.writeable and matrix.flags.c_contiguous):
+        return False
+    if matrix.base is None:
+        return bool(matrix.flags.owndata)
+    # numpy points every view at the array that owns the memory: 2 references are this view's and the call's
+    return isinstance(matrix.base, np.ndarray) and matrix.base.base is None and sys.getrefcount(matrix.base) == 2
 
 
 def gather_rows(matrix: np.ndarray, rows: np.ndarray, *, lead: int = 0, in_place: bool = True) -> np.ndarray:
-    """`[zeros(lead); matrix[rows]]`; `in_place`, in `matrix`'s own memory when it owns it (`matrix`
-    is spent then: it is the result), else in a new array.
+    """`[zeros(lead); matrix[rows]]`. With `in_place` (the caller gives `matrix` up), made within the
+    memory of `matrix` when no other array sees it and the result has no more rows than it: the result
+    is then `matrix` or its leading rows. Otherwise a new array.
 
     `rows` may repeat a row and may be longer than `matrix`; the result is C-contiguous either way.
-    >>> m = np.array([[0.0], [1.0], [2.0]])
-    >>> gather_rows(m, np.array([2, 0, 2, 1]), lead=1).ravel().tolist()
-    [0.0, 2.0, 0.0, 2.0, 1.0]
+    >>> m = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> gather_rows(m, np.array([2, 0, 2]), lead=1).ravel().tolist()
+    [0.0, 2.0, 0.0, 2.0]
     """
     rows = np.asarray(rows, dtype=np.int64)
-    total, dim = lead + len(rows), matrix.shape[1]
-    if not (in_place and owns_rows(matrix)):
+    total, (size, dim) = lead + len(rows), matrix.shape
+    if not (in_place and total <= size and owns_rows(matrix)):
         out = np.empty((total, dim), dtype=matrix.dtype)
         out[:lead] = 0
         np.take(matrix, rows, axis=0, out=out[lead:])
         return out
     unique, first = np.unique(rows, return_index=True)  # a repeated row moves once, then is copied
-    size = max(matrix.shape[0], total)
-    if size > matrix.shape[0]:
-        matrix.resize((size, dim), refcheck=False)  # realloc, or mremap for a large one: no copy
     source = np.full(size, -1, dtype=np.int64)  # source[d]: the row that ends at d
     source[lead + first] = unique
     used = np.zeros(size, dtype=bool)
@@ -53,8 +61,7 @@ def gather_rows(matrix: np.ndarray, rows: np.ndarray, *, lead: int = 0, in_place
     for chunk in np.array_split(np.flatnonzero(again), max(1, int(again.sum()) // 4096)):
         matrix[lead + chunk] = matrix[lead + first[np.searchsorted(unique, rows[chunk])]]
     matrix[:lead] = 0
-    matrix.resize((total, dim), refcheck=False)
-    return matrix
+    return matrix if total == size else matrix[:total]
 
 
 def _permute(matrix: np.ndarray, source: np.ndarray, *, block: int) -> None:

@@ -20,7 +20,16 @@ def test_worked_example_moves_rows_within_the_same_memory():
     address = matrix.ctypes.data
     out = gather_rows(matrix, np.array([3, 1]), lead=1)          # pad row, then r3, then r1
     assert out.tolist() == [[0, 0, 0], [9, 10, 11], [3, 4, 5]]
-    assert out is matrix and out.ctypes.data == address and out.flags.c_contiguous  # shrunk in place
+    assert out.base is matrix and out.ctypes.data == address and out.flags.c_contiguous  # its leading rows
+
+
+def test_the_only_view_of_an_array_is_moved_in_place_and_a_longer_result_is_new():
+    matrix = np.arange(12, dtype=np.float32).reshape(4, 3)  # a view: its base is held by nothing else
+    address = matrix.ctypes.data
+    out = gather_rows(matrix, np.array([3, 2, 1, 0]))
+    assert out is matrix and out.ctypes.data == address and out[:, 0].tolist() == [9, 6, 3, 0]
+    longer = gather_rows(matrix, np.array([0, 1, 2, 3]), lead=1)  # 5 rows do not fit in 4
+    assert longer.ctypes.data != address and longer[:, 0].tolist() == [0, 9, 6, 3, 0]
 
 
 def test_a_view_or_in_place_false_leaves_the_matrix_alone():

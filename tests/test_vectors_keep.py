@@ -87,10 +87,10 @@ def spy_blocks(monkeypatch):
 
     def counting(self, block):
         result = work(self, block)
-        if isinstance(result, text.Chosen):
+        if result.way == "chosen":
             seen["chosen"] += 1
         else:
-            seen["unfiltered" if result.share is not None else "filtered"] += 1
+            seen["unfiltered" if result.unfiltered else "filtered"] += 1
         return result
 
     monkeypatch.setattr(text.BlockReader, "work", counting)
@@ -160,11 +160,11 @@ def test_binary_is_memory_mapped_and_streams_when_it_cannot_be(tmp_path, small_b
     tokens, m = corpus(2000, spaces=False)
     path = binary_file(tmp_path, tokens, m)
     windows = []
-    real_window = binary._window
-    monkeypatch.setattr(binary, "_window", lambda *a: windows.append(a[1:]) or real_window(*a))
+    real_next = binary.Chunks.next
+    monkeypatch.setattr(binary.Chunks, "next", lambda self, *a, **k: windows.append(self.fd) or real_next(self, *a, **k))
     mapped = read_vectors(path)
-    assert len(windows) > 10  # the file was read through many windows of the map
-    monkeypatch.setattr(binary, "map_file", lambda stream: None)
+    assert len(windows) > 10 and None not in windows  # the file was read through many mapped windows
+    monkeypatch.setattr(binary, "plain_file", lambda stream: (None, 0))
     streamed = read_vectors(path)
     assert mapped.tokens == streamed.tokens == expected(tokens, m, None)[0]
     assert np.array_equal(mapped.matrix, streamed.matrix)
@@ -275,8 +275,9 @@ def test_of_two_bad_lines_in_batches_parsed_later_the_first_is_named(tmp_path, s
 
 
 def test_a_later_batchs_error_never_replaces_an_earlier_one():
-    """`Placed` raises the first failed batch's error and drops what follows it, so the reader's
+    """`_drain` raises the first failed batch's error and drops what follows it, so the reader's
     clean-up (which waits for the batches still queued) cannot raise a later line's error instead."""
+    import collections
     from concurrent.futures import Future
 
     from reindex.vectors._collect import Collector
@@ -284,10 +285,10 @@ def test_a_later_batchs_error_never_replaces_an_earlier_one():
     first, second = Future(), Future()
     first.set_exception(ReindexError("line 501"))
     second.set_exception(ReindexError("line 520"))
-    placed = text.Placed(Collector(2))
+    queue = collections.deque([first, second])
     with pytest.raises(ReindexError, match="line 501"):
-        placed.add([first, second], 0, wait=False)
-    placed.add([], 0, wait=True)  # the clean-up: nothing later is left to raise
+        text._drain(queue, Collector(2), wait=False)
+    assert text._drain(queue, Collector(2), wait=True) == 0  # the clean-up: nothing later is left to raise
 
 
 @pytest.mark.parametrize("mapped", [True, False])
@@ -295,7 +296,7 @@ def test_binary_after_a_bom_reads_from_the_right_byte(tmp_path, monkeypatch, map
     """A UTF-8 BOM before the header: the memory-mapped reader starts after it, as the streamed one
     does, and byte positions in errors count it."""
     if not mapped:
-        monkeypatch.setattr(binary, "map_file", lambda stream: None)
+        monkeypatch.setattr(binary, "plain_file", lambda stream: (None, 0))
     tokens, m = ["a", "b", "c"], np.arange(9, dtype=np.float32).reshape(3, 3)
     raw = b"\xef\xbb\xbf" + binary_bytes(tokens, m)
     got = read_vectors(write(tmp_path, "bom.bin", raw))

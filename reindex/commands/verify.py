@@ -140,7 +140,7 @@ def _check_embedding(path: Path, manifest: dict[str, Any]) -> list[str]:
     problems += _check_counts(tensors, tokens, counts)
     if tensors["sorted_to_original"].ndim == 1:
         problems += _check_partition(tensors, counts)
-    if not problems:
+    if not problems and tokens is not None:
         problems += _check_old_rows(tensors, tokens, counts)
     return problems
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ReindexError, UsageError, ReindexWarning
+from ..errors import ReindexError, ReindexWarning, UsageError
 from ._format import detect_format, header_problem, is_fasttext_head, parse_header
-from ._open import (BLOCK_BYTES, STREAM_ERRORS, FileDigest, iter_line_blocks, open_stream, read_or_fail,
-                    refuse_archive)
+from ._open import BLOCK_BYTES, STREAM_ERRORS, FileDigest, iter_line_blocks, open_stream, read_or_fail, refuse_archive
 
 FORMATS = ("glove", "word2vec-text", "word2vec-binary", "fasttext-bin")
 DUPLICATE_MODES = ("first", "last", "error")
@@ -154,6 +153,7 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None)
         body = first if header is None else first[newline + 1:]
         keep = None if keep is None else Keep(keep)
         if fmt == "word2vec-binary":
+            assert header is not None  # refused above
             collector, num_read = read_binary(stream, body, path=path, compression=compression,
                                               header=header, header_bytes=skipped + newline + 1, keep=keep,
                                               size_hint=_size(stream, compression),

@@ -2,12 +2,12 @@
 
 Lines with exactly `dim` numbers after a one-word token become rows; pyarrow hands every other line
 (a token with spaces, too few fields, a blank line) to `invalid_row_handler`, which only notes its
-number, for the one-line-at-a-time fallback. Quoting and NA detection are off, so `"quoted`, `nan`
-and `NA` are tokens like any other.
+number, for the one-line-at-a-time fallback. Only UTF-8 buffers are given: pyarrow decodes the text
+of a line it hands over, and a line that is not UTF-8 would fail inside its callback. Quoting and NA
+detection are off, so `"quoted`, `nan` and `NA` are tokens like any other.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +29,7 @@ class CsvRows:
     """What pyarrow made of a buffer: rows in order, and the 0-based numbers of the lines it left."""
 
     tokens: pa.Array           # binary, one per row
-    parts: list[np.ndarray]    # float32 row-major pieces, together len(tokens) rows
+    rows: np.ndarray           # float32 [len(tokens), dim], row-major
     odd: np.ndarray            # int64 line numbers (0-based, in the buffer) pyarrow did not parse
     bad: int                   # first row holding NaN or Inf, or -1
 
@@ -65,8 +65,8 @@ class CsvParser:
             table = pcsv.read_csv(pa.BufferReader(buffer), read_options=read_options,
                                   parse_options=parse_options, convert_options=self.convert_options,
                                   memory_pool=pool())
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            return None  # a field that is not a number, or a skipped line that is not UTF-8
+        except pa.ArrowInvalid:
+            return None  # a field that is not a number
         parts, bad = to_rows(table)
         tokens = pa.array([], pa.binary())
         if table.num_rows:
@@ -74,34 +74,30 @@ class CsvParser:
         return CsvRows(tokens, parts, np.array(sorted(odd), np.int64), bad)
 
 
-def to_rows(table: pa.Table) -> tuple[list[np.ndarray], int]:
-    """The float columns as row-major float32 pieces, one per record batch, checked for NaN/Inf
-    while each piece is still in cache; returns (pieces, first non-finite row or -1)."""
-    parts, r, bad = [], 0, -1
-    for batch in table.drop_columns(["f0"]).to_batches():
-        if batch.num_rows == 0:
-            continue
-        rows = np.asarray(batch.to_tensor(row_major=True, memory_pool=pool()))
-        if bad < 0 and not (np.isfinite(rows.min()) and np.isfinite(rows.max())):
-            bad = r + int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
-        parts.append(rows)
-        r += batch.num_rows
-    return parts, bad
+def to_rows(table: pa.Table) -> tuple[np.ndarray, int]:
+    """The float columns as one row-major float32 matrix (a buffer is one block, so one record batch),
+    and its first row holding NaN or Inf, or -1."""
+    batches = [np.asarray(b.to_tensor(row_major=True, memory_pool=pool()))
+               for b in table.drop_columns(["f0"]).to_batches() if b.num_rows]
+    rows = batches[0] if len(batches) == 1 else np.concatenate(batches or [np.zeros((0, table.num_columns - 1))])
+    if len(rows) and not (np.isfinite(rows.min()) and np.isfinite(rows.max())):
+        return rows, int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+    return rows, -1
 
 
-def quiet_unraisable(unraisable) -> None:
-    """Drop the UnicodeDecodeError pyarrow raises while handing a non-UTF-8 line to the handler;
-    that buffer is parsed again line by line."""
+def is_utf8(buffer) -> bool:
+    """Whether the bytes are valid UTF-8 (one vectorised check).
 
-
-class QuietUnraisable:
-    """`with QuietUnraisable():` silences pyarrow's unraisable reports (see `quiet_unraisable`)."""
-
-    def __enter__(self) -> None:
-        self.saved, sys.unraisablehook = sys.unraisablehook, quiet_unraisable
-
-    def __exit__(self, *exc) -> None:
-        sys.unraisablehook = self.saved
+    >>> is_utf8(b"caf\\xc3\\xa9 1\\n"), is_utf8(b"b\\xff 1\\n")
+    (True, False)
+    """
+    data = pa.py_buffer(buffer)
+    offsets = pa.py_buffer(np.array([0, len(data)], np.int64))
+    try:
+        pa.LargeStringArray.from_buffers(1, offsets, data).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def complement(odd: np.ndarray, n: int) -> np.ndarray:
@@ -113,30 +109,27 @@ def complement(odd: np.ndarray, n: int) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def row_at(parts: list[np.ndarray], i: int) -> np.ndarray:
-    for part in parts:
-        if i < len(part):
-            return part[i]
-        i -= len(part)
-    raise IndexError(i)
+def merge_rows(tokens: pa.Array, matrix: np.ndarray, where: np.ndarray, more_tokens: list, more_rows: list,
+           more_where: list) -> tuple[pa.Array, list, np.ndarray]:
+    """(tokens, row pieces, line numbers) of pyarrow's rows and the lines parsed one by one, in line
+    order: each piece an array of rows, or (positions, rows) for the collector to put in place."""
+    if not more_tokens:
+        return tokens, [matrix], where
+    all_where = np.concatenate([where, np.array(more_where, np.int64)])
+    order = np.argsort(all_where, kind="stable")
+    at = np.empty(len(order), np.int64)
+    at[order] = np.arange(len(order))
+    pieces = [(at[:len(matrix)], matrix)] if len(matrix) else []
+    all_tokens = pa.concat_arrays([tokens.cast(pa.binary()), pa.array(more_tokens, pa.binary())])
+    return all_tokens.take(pa.array(order)), pieces + [(at[len(matrix):], np.stack(more_rows))], all_where[order]
 
 
-def first_bad(parts: list[np.ndarray], wanted: np.ndarray) -> int:
-    """The first wanted row holding NaN or Inf, or -1."""
-    start = 0
-    for part in parts:
-        mask = wanted[start:start + len(part)]
-        bad = np.flatnonzero(mask & ~np.isfinite(part).all(axis=1))
-        if len(bad):
-            return start + int(bad[0])
-        start += len(part)
-    return -1
+def line_bytes(lines: pa.Array) -> pa.Buffer:
+    """The bytes of a filtered large_binary array of whole lines, back to back (no copy)."""
+    offsets = np.frombuffer(lines.buffers()[1], np.int64)[lines.offset:lines.offset + len(lines) + 1]
+    return lines.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
 
 
-def select_rows(parts: list[np.ndarray], wanted: np.ndarray) -> list[np.ndarray]:
-    out, start = [], 0
-    for part in parts:
-        mask = wanted[start:start + len(part)]
-        out.append(part if mask.all() else part[mask])
-        start += len(part)
-    return out
+def bools(mask: np.ndarray) -> pa.Array:
+    """A numpy bool mask as an Arrow boolean array (bit-packed; `pa.array` would import pandas)."""
+    return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(np.packbits(mask, bitorder="little"))])

@@ -37,5 +37,5 @@ def find_dim(first: bytes, header: tuple[int, int] | None, *, path: str | os.Pat
         dim = max(tally, key=lambda d: (tally[d], -plain.index(d)))
     else:
         dim = min(n for _, n in counts if n > 0)
-    line = next((i for (i, _), (f, n) in zip(numbered, counts) if f == n == dim), numbered[0][0])
+    line = next((i for (i, _), (f, n) in zip(numbered, counts, strict=True) if f == n == dim), numbered[0][0])
     return dim, f" (the dimension of line {first_line + line})", trailing

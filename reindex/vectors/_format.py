@@ -46,9 +46,10 @@ def detect_format(head: bytes) -> str:
     ('glove', 'word2vec-text')
     """
     newline = head.find(b"\n")
-    if newline < 0 or parse_header(head[:newline]) is None:
+    header = parse_header(head[:newline]) if newline >= 0 else None
+    if header is None:
         return "glove"
-    dim = max(parse_header(head[:newline])[1], 1)
+    dim = max(header[1], 1)
     line = head[newline + 1:].split(b"\n", 1)[0].rstrip(b" \r")
     numbers = line.rsplit(b" ", dim)[1:]
     if not line or (numbers and all(NUMBER.fullmatch(n) for n in numbers)):

@@ -6,7 +6,6 @@ bytes and its length) so that a vocabulary of any size is looked up with one `se
 """
 from __future__ import annotations
 
-import mmap
 from collections.abc import Callable, Collection, Set
 from typing import NamedTuple
 
@@ -37,7 +36,7 @@ def split_lines(block) -> Lines:
     [0, 4, 5, 10]
     """
     data = np.frombuffer(block, dtype=np.uint8)
-    ends = line_ends(data, find=_find_in(block, data))
+    ends = line_ends(data, find=block.find if isinstance(block, bytes) else None)
     offsets = np.empty(len(ends) + 1, np.int64)
     offsets[0] = 0
     np.add(ends, 1, out=offsets[1:])
@@ -63,12 +62,14 @@ def line_ends(data: np.ndarray, *, find: Callable | None = None) -> np.ndarray:
     heap and keeps them there, so the process would hold several blocks' worth it no longer uses.
     >>> line_ends(np.frombuffer(b"a\\nbc\\n", np.uint8)).tolist()
     [1, 4]
-    >>> line_ends(np.frombuffer(b"x" * 3000 + b"\\n" + b"y" * 2000 + b"\\n", np.uint8), find=(b"x" * 3000 + b"\\n" + b"y" * 2000 + b"\\n").find).tolist()
+    >>> block = b"x" * 3000 + b"\\n" + b"y" * 2000 + b"\\n"
+    >>> line_ends(np.frombuffer(block, np.uint8), find=block.find).tolist()
     [3000, 5001]
     """
     n = len(data)
     if find is not None:
-        ends, at = [], find(b"\n", 0, n)
+        ends: list[int] = []
+        at = find(b"\n", 0, n)
         while at >= 0 and (len(ends) < PROBE_LINES or at > LONG_LINE * len(ends)):
             ends.append(at)
             at = find(b"\n", at + 1, n)
@@ -81,15 +82,9 @@ def line_ends(data: np.ndarray, *, find: Callable | None = None) -> np.ndarray:
     return np.concatenate([np.flatnonzero(data[i:i + SCAN_BYTES] == 10) + i for i in range(0, n, SCAN_BYTES)])
 
 
-def _find_in(block, data: np.ndarray) -> Callable | None:
-    """The `find` of the object whose bytes `block` views from its first byte (in place), if any."""
-    if isinstance(block, bytes):
-        return block.find
-    base = getattr(block, "obj", None)
-    if isinstance(block, memoryview) and isinstance(base, (mmap.mmap, bytearray, bytes)) and len(data):
-        if np.frombuffer(base, np.uint8, count=1).ctypes.data == data.ctypes.data:
-            return base.find
-    return None
+def line_text(lines: Lines, i: int) -> bytes:
+    """Line i without its line ending."""
+    return bytes(lines.data[lines.offsets[i]:lines.offsets[i + 1]]).rstrip(b"\n").removesuffix(b"\r")
 
 
 def blank_lines(lines: Lines) -> np.ndarray:
@@ -99,19 +94,10 @@ def blank_lines(lines: Lines) -> np.ndarray:
     return (lengths == 1) | ((lengths == 2) & (lines.data[np.maximum(ends - 2, 0)] == 13))
 
 
-def has_byte(block, byte: bytes) -> bool:
-    """Whether `byte` is in the block (a view of an mmap, searched in place, or bytes)."""
-    if isinstance(block, memoryview) and hasattr(block.obj, "find"):
-        return block.obj.find(byte, 0, len(block)) >= 0
-    return bytes(block).find(byte) >= 0 if isinstance(block, memoryview) else block.find(byte) >= 0
-
-
 def lone_crs(block) -> bool:
     """Whether a CR stands alone somewhere in the block (pyarrow would end a line there)."""
-    if not has_byte(block, b"\r"):
-        return False
     data = bytes(block)
-    return data.count(b"\r") != data.count(b"\r\n")
+    return data.find(b"\r") >= 0 and data.count(b"\r") != data.count(b"\r\n")
 
 
 def lone_cr_lines(lines: Lines) -> np.ndarray:
@@ -208,28 +194,16 @@ def words_not_utf8(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) ->
 
 class WordSet:
     """The first words of the kept tokens, as keys: a superset test, exact up to key collisions (a
-    false match only costs the parse of a line the end result drops).
-
-    A bitmap of the keys' top bits (64 or more bits per word) rules out most words with one random
-    read each; only the few that pass (the kept ones and about 1 in 64 of the others) are looked up
-    among the sorted keys.
-    """
+    false match only costs the parse of a line the end result drops)."""
 
     def __init__(self, tokens: Collection[str] | pa.Array) -> None:
-        try:  # one C-level conversion; a lone surrogate (not UTF-8) takes the per-token way
-            array = tokens if isinstance(tokens, pa.Array) else pa.array(list(tokens), pa.large_string())
-            if not pa.types.is_large_string(array.type):
-                array = array.cast(pa.large_string())
-            offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset:array.offset + len(array) + 1]
-            data = np.frombuffer(array.buffers()[2] or b"", np.uint8)
-            starts = offsets[:-1]
-            found = pc.find_substring(array, " ").to_numpy(zero_copy_only=False).astype(np.int64)
-            lengths = np.where(found >= 0, found, np.diff(offsets))
-        except (pa.ArrowInvalid, UnicodeEncodeError):
-            words = [t.encode("utf-8", "surrogatepass").split(b" ", 1)[0] for t in tokens]
-            data = np.frombuffer(b"".join(words), np.uint8)
-            lengths = np.fromiter((len(w) for w in words), np.int64, len(words))
-            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if words else lengths
+        array = tokens if isinstance(tokens, pa.Array) else pa.array(list(tokens), pa.large_string())
+        array = array.cast(pa.large_string())
+        offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset:array.offset + len(array) + 1]
+        data = np.frombuffer(array.buffers()[2] or b"", np.uint8)
+        starts = offsets[:-1]
+        found = pc.find_substring(array, " ").to_numpy(zero_copy_only=False).astype(np.int64)
+        lengths = np.where(found >= 0, found, np.diff(offsets))
         keys = np.sort(word_keys(data, starts, lengths))
         self.keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
         self.bits = int(np.clip(np.ceil(np.log2(max(len(keys), 1) * 64)), 16, 28))
@@ -265,26 +239,14 @@ class WordSet:
         return found
 
 
-def in_keep(tokens: pa.Array, keep: Set[str]) -> np.ndarray:
-    """Bool per token (binary, valid UTF-8): it is in `keep` (a set lookup each: exact).
-
-    >>> in_keep(pa.array([b"cat", b"dog"]), {"cat"}).tolist()
-    [True, False]
-    """
-    return np.fromiter(map(keep.__contains__, tokens.cast(pa.large_string()).to_pylist()), bool, len(tokens))
-
-
 def share_in_keep(tokens: pa.Array, keep: Set[str], *, every: int, default: float) -> float:
     """The share of every `every`-th token that is in `keep` (`default` for no tokens); a token that
     is not UTF-8 is looked up as decoded with replacement characters."""
     sample = tokens if every == 1 else tokens.take(pa.array(np.arange(0, len(tokens), every)))
     if len(sample) == 0:
         return default
-    try:
-        return float(in_keep(sample, keep).mean())
-    except pa.ArrowInvalid:
-        words = [t.decode("utf-8", "replace") for t in sample.to_pylist()]
-        return sum(map(keep.__contains__, words)) / len(words)
+    words = [t.decode("utf-8", "replace") for t in sample.to_pylist()]
+    return sum(map(keep.__contains__, words)) / len(words)
 
 
 def not_utf8(lines: pa.Array) -> np.ndarray | None:

@@ -7,7 +7,6 @@ write one after each vector) is dropped, as gensim does.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import mmap
 import os
@@ -20,16 +19,15 @@ import pyarrow as pa
 
 from ..errors import ReindexError
 from ._collect import Collector
-from ._open import hash_through, map_file, new_buffer, populate_while, read_into, release
+from ._keep import Keep
 from ._line import not_finite
-from ._keep import Keep, looked_up_meanwhile
 from ._lines import share_in_keep, token_array, words_not_utf8
+from ._open import read_or_fail
 
 MAX_TOKEN_BYTES = 1 << 16
 DENSE = 0.9  # with `keep`: read every record when keep holds at least this share of the header's count
 SAMPLE_EVERY = 64  # while reading every record: the kept share of a chunk is checked on every 64th token
 CHUNK_BYTES = 1 << 24  # 16 MB read at a time: the file is never held whole
-POPULATE_BYTES = 1 << 28  # at most mapped in ahead while the vocabulary is prepared (then dropped window by window)
 
 
 def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
@@ -58,13 +56,7 @@ def _record_pattern(record_bytes: int) -> re.Pattern:
 
 def _scan_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(token starts, token ends) found by one regex scan that steps over each vector without reading
-    it, so only the token bytes are looked at; None when a token is too long, for `_chain_records`.
-
-    The scan moves on by a byte wherever no record matches, but that happens only before a token with
-    no space within MAX_TOKEN_BYTES (the match found next is then exactly the longest allowed) or at the
-    end of `data` (no match follows). So without a longest-allowed token, the records are back to back
-    from byte 0 and their starts are the running sum of their lengths.
-    """
+    it, so only the token bytes are looked at; None when a token is too long, for `_chain_records`."""
     tokens = _record_pattern(record_bytes).findall(data)
     if not tokens:
         return None
@@ -81,45 +73,14 @@ def _scan_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.n
 
 
 def _chain_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(token starts, token ends) of the records back to back from byte 0, stopping before a token
-    with no space within MAX_TOKEN_BYTES.
-
-    Every space is a candidate token end; the record ending at space s ends at s + 1 + record_bytes, so
-    the next token ends at the first space after that (one `searchsorted` for all of them). The chain
-    from the first space is then followed by pointer doubling (`chain_from_zero`), with no step per record.
-    """
-    spaces = np.flatnonzero(data == 32)
-    fits = int(np.searchsorted(spaces, len(data) - 1 - record_bytes, side="right"))  # whole record in data
-    limit = MAX_TOKEN_BYTES
-    if fits and spaces[0] < limit:
-        following = np.minimum(np.searchsorted(spaces, spaces[:fits] + 1 + record_bytes), fits)
-        ends = spaces[chain_from_zero(following)]
-        starts = np.concatenate([[0], ends[:-1] + 1 + record_bytes])
-        long = np.flatnonzero(ends - starts >= limit)
-        if len(long):  # a token with no space within the limit: stop before it (reported if it is last)
-            ends, starts = ends[:long[0]], starts[:long[0]]
-    else:
-        ends = starts = np.zeros(0, np.int64)
-    return starts, ends
-
-
-def chain_from_zero(following: np.ndarray) -> np.ndarray:
-    """The nodes 0, f(0), f(f(0)), ... below n = len(following), where f = `following` only rises
-    and n marks the end; found in log2(chain length) numpy steps by doubling the jump.
-
-    >>> chain_from_zero(np.array([2, 3, 4, 4]))
-    array([0, 2])
-    """
-    n = len(following)
-    jump = np.append(following, n)  # jump[i]: the node 2^k steps after i (n: past the end)
-    chain = np.zeros(1, np.int64)
-    while True:
-        ahead = jump[chain]
-        ahead = ahead[ahead < n]
-        if len(ahead) == 0:
-            return chain
-        chain = np.concatenate([chain, ahead])  # the next 2^k nodes of the chain, in order
-        jump = jump[jump]
+    """(token starts, token ends) of the records back to back from byte 0, record by record, stopping
+    before a token with no space within MAX_TOKEN_BYTES (the rare chunk `_scan_records` cannot take)."""
+    raw, starts, ends, at = data.tobytes(), [], [], 0
+    while (space := raw.find(b" ", at, at + MAX_TOKEN_BYTES)) >= 0 and space + record_bytes < len(raw):
+        starts.append(at)
+        ends.append(space)
+        at = space + 1 + record_bytes
+    return np.array(starts, np.int64), np.array(ends, np.int64)
 
 
 def gather(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
@@ -154,23 +115,17 @@ def read_binary(stream: BinaryIO, first: bytes, *, path: str | os.PathLike, comp
     if keep is not None and not dense:  # the kept rows and the bitmap's false matches (never resident unless used)
         capacity = min(capacity, len(keep) + count // 32 + 1024)
     collector = Collector(dim, capacity=capacity)
-    rows = count if keep is None or dense else min(count, len(keep) + count // 32)  # those likely added
-    with looked_up_meanwhile(collector, keep, rows=rows):
-        return _read_records(stream, first, collector, path=path, compression=compression, count=count,
-                             record=record, header_bytes=header_bytes, keep=keep, dense=dense, limit=limit)
+    return _read_records(stream, first, collector, path=path, compression=compression, count=count,
+                         record=record, header_bytes=header_bytes, keep=keep, dense=dense, limit=limit)
 
 
 def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path: str | os.PathLike,
                   compression: str | None, count: int, record: int, header_bytes: int, keep: Keep | None,
                   dense: bool, limit: int | None) -> tuple[Collector, int]:
     num_read, base, buf, eof, lines = 0, header_bytes, memoryview(first), False, None
-    ring: list = []  # two buffers taking turns: pages are faulted in once, not once per chunk
-    mapped = map_file(stream) if compression is None else None
-    span = CHUNK_BYTES  # of the mapped file looked at at once; doubled while no whole record fits
-    if mapped is not None:
-        if collector.indexer is not None:  # its worker builds keep's array, holding the GIL: meanwhile,
-            populate_while(mapped, base, collector.indexer.preparing, limit=POPULATE_BYTES)
-        buf, eof = _window(mapped, base, span)
+    chunks = Chunks(stream, path=path, compression=compression)
+    if chunks.fd is not None:
+        buf, eof = chunks.next(b"", base, grow=False)
     while True:
         data = np.frombuffer(buf, np.uint8)
         starts, ends, stop, led = find_records(data, record)
@@ -181,8 +136,8 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path:
         lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
         num_read += len(starts)
         sample = slice(None, None, SAMPLE_EVERY)
-        if dense and share_in_keep(token_array(data, starts[sample], ends[sample]), keep.set, every=1,
-                                   default=1.0) < 0.5:
+        sampled = token_array(data, starts[sample], ends[sample]) if dense else None
+        if keep is not None and sampled is not None and share_in_keep(sampled, keep.set, every=1, default=1.0) < 0.5:
             dense = False  # from this chunk on
         if keep is not None and not dense:
             mask = keep.words.contains(data, starts, ends - starts, confirm=False)
@@ -194,28 +149,15 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path:
         out = collector.reserve(len(starts))
         gather(data, ends + 1, out)
         _check_finite(out, starts, tokens, keep=None if keep is None else keep.set, path=path, base=base)
-        collector.add(tokens, out, base + starts)
-        del out  # a view of the collector's matrix, which the next chunk may move
-        del data
-        if mapped is not None:
-            rest, done = bytes(buf[stop:]) if eof else b"", base
-            base += stop
-            buf.release()
-            hash_through(mapped, stream, base)
-            release(mapped, done, base)
-            if eof:
-                break
-            span = CHUNK_BYTES if stop else 2 * span
-            buf, eof = _window(mapped, base, span)
-            continue
+        collector.commit(tokens, base + starts)
         rest = bytes(buf[stop:])
         base += stop
+        del data, out
+        buf.release()
         if eof:
             break
-        buf, eof = _refill(stream, rest, path=path, compression=compression, offset=base, ring=ring)
-    if mapped is not None:
-        with contextlib.suppress(BufferError):
-            mapped.close()
+        buf, eof = chunks.next(rest, base, grow=stop == 0)
+    chunks.close(base)
     if limit is None or num_read < limit:
         _check_tail(rest, path=path, offset=base, record=record, count=num_read)
     if num_read < count:
@@ -250,28 +192,58 @@ def _check_alignment(led: np.ndarray, starts: np.ndarray, done: int, lines: bool
     return lines
 
 
-def _window(mapped: mmap.mmap, base: int, span: int) -> tuple[memoryview, bool]:
-    """The next `span` bytes of the mapped file from byte `base`, and whether they reach the end."""
-    end = min(base + span, len(mapped))
-    return memoryview(mapped)[base:end], end == len(mapped)
+def plain_file(stream: BinaryIO) -> tuple[int | None, int]:
+    """(descriptor, size) of the file behind `stream` when it can be mapped, else (None, 0)."""
+    try:
+        return stream.fileno(), os.fstat(stream.fileno()).st_size
+    except (OSError, AttributeError, ValueError):
+        return None, 0
 
 
-def _refill(stream: BinaryIO, rest: bytes, *, path: str | os.PathLike, compression: str | None,
-            offset: int, ring: list) -> tuple[memoryview, bool]:
-    """(`rest` followed by the next CHUNK_BYTES of the stream, whether the stream ended), read in place
-    into the older of the two buffers in `ring` (the chunk before the last is no longer looked at)."""
-    need = len(rest) + CHUNK_BYTES
-    buf = ring.pop(0) if len(ring) == 2 else None
-    if buf is None or len(buf) < need:
-        buf = new_buffer(need)
-    ring.append(buf)
-    buf[:len(rest)] = rest
-    filled, got = len(rest), 1
-    while got and filled < len(buf):
-        got = read_into(stream, memoryview(buf)[filled:], path=path, compression=compression,
-                        offset=offset + filled)
-        filled += got
-    return memoryview(buf)[:filled], got == 0
+class Chunks:
+    """The rest of the file a chunk at a time. A plain file is memory-mapped a window at a time (read
+    straight from the page cache, with no copy; each window unmapped once used, so resident memory
+    follows the window, and its bytes hashed first when the stream hashes what it reads); any other
+    stream is read a chunk at a time."""
+
+    def __init__(self, stream: BinaryIO, *, path: str | os.PathLike, compression: str | None) -> None:
+        self.stream, self.path, self.compression = stream, path, compression
+        self.window: mmap.mmap | None = None
+        self.start = self.span = 0
+        self.digest = getattr(stream, "digest", None)  # a `_Tap`'s: hashes the bytes read
+        self.fd, self.size = plain_file(stream) if compression is None else (None, 0)
+
+    def next(self, rest: bytes, base: int, *, grow: bool) -> tuple[memoryview, bool]:
+        """The bytes from `base` (after `rest`, the unused end of the chunk before), and whether they
+        reach the end; `grow`: no whole record fitted in the chunk before, so this one is larger."""
+        self.span = 2 * self.span if grow else CHUNK_BYTES
+        if self.fd is None:
+            return self._read(rest, base)
+        self.close(base)
+        self.start = base - base % mmap.ALLOCATIONGRANULARITY
+        end = min(base + self.span, self.size)
+        if end <= base:
+            return memoryview(b""), True
+        self.window = mmap.mmap(self.fd, end - self.start, access=mmap.ACCESS_READ, offset=self.start)
+        return memoryview(self.window)[base - self.start:], end == self.size
+
+    def close(self, end: int) -> None:
+        """Done with the window up to byte `end`: hash what the stream has not, unmap it, and move
+        the file there (where the progress bar and `_Tap.drain` go on from)."""
+        if self.window is None:
+            return
+        if self.digest is not None and end > self.digest.size:
+            with memoryview(self.window)[self.digest.size - self.start:end - self.start] as view:
+                self.digest.update(view)
+        self.window.close()
+        self.window = None
+        raw = self.stream if self.digest is None else self.stream.raw  # type: ignore[attr-defined]
+        raw.seek(end if self.digest is None else self.digest.size)
+
+    def _read(self, rest: bytes, base: int) -> tuple[memoryview, bool]:
+        more = read_or_fail(self.stream, self.span, path=self.path, compression=self.compression,
+                            offset=base + len(rest))
+        return memoryview(rest + more), not more
 
 
 def _check_finite(rows: np.ndarray, starts: np.ndarray, tokens: pa.Array, *, keep: Set[str] | None,

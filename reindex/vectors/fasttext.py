@@ -100,10 +100,7 @@ def open_model(path: str | os.PathLike) -> FastTextModel:
 
 def word_vectors(model: FastTextModel, tokens: Sequence[str], *, ids: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """fastText's `get_word_vector` for each token, and whether it had any row (else it is all zeros).
-
-    `ids`: the tokens' dictionary indices, when known (else looked up; -1 for a word not there).
-    """
+    """fastText's `get_word_vector` for each token, and whether it had any row (else it is all zeros)."""
     encoded = [t.encode("utf-8", "surrogatepass") for t in tokens]
     if ids is None:
         found = pc.index_in(pa.array(encoded, pa.large_binary()), value_set=model.words)
@@ -114,50 +111,44 @@ def word_vectors(model: FastTextModel, tokens: Sequence[str], *, ids: np.ndarray
 
 
 def mean_rows(model: FastTextModel, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Row i of the result is the mean of the input rows `indices[indptr[i]:indptr[i+1]]` (zeros if none).
-
-    The rows are visited in file order, a BLOCK_BYTES stretch of the matrix at a time, and each
-    stretch's pages are released once used: every needed page is read once, and resident memory is
-    the sums (one float64 row per word) plus one stretch, whatever the file's size.
-    """
+    """Row i of the result is the mean of the input rows `indices[indptr[i]:indptr[i+1]]` (zeros if none)."""
     counts = np.diff(indptr)
     order = np.argsort(indices, kind="stable")
     rows, owners = indices[order], np.repeat(np.arange(len(counts)), counts)[order]
     sums = np.zeros((len(counts), model.dim), dtype=np.float64)
-    row_bytes = 4 * model.dim
-    per_block = max(1, BLOCK_BYTES // row_bytes)
+    per_block = max(1, BLOCK_BYTES // (4 * model.dim))
     cuts = np.searchsorted(rows, np.arange(0, model.num_rows + per_block, per_block)).tolist()
-    bad = None
-    with open(model.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        matrix = np.frombuffer(mm, dtype="<f4", count=model.num_rows * model.dim,
-                               offset=model.matrix_offset).reshape(model.num_rows, model.dim)
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            if a == b:
-                continue
-            for at in range(a, b, PAIRS_PER_STEP):  # rows shared by many words are gathered once per word
-                bad = _accumulate(matrix, rows[at:min(at + PAIRS_PER_STEP, b)], owners[at:min(at + PAIRS_PER_STEP, b)],
-                                  sums)
+    with open(model.path, "rb") as f:
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            for at in range(a, b, PAIRS_PER_STEP) if a < b else ():
+                end = min(at + PAIRS_PER_STEP, b)
+                bad = _accumulate(_stretch(f, model, rows[at:end]), owners[at:end], sums)
                 if bad is not None:
-                    break
-            if bad is not None:
-                break
-            if hasattr(mm, "madvise"):  # the pages of this stretch are not needed again
-                first = (model.matrix_offset + int(rows[a]) * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
-                mm.madvise(mmap.MADV_DONTNEED, first, model.matrix_offset + (int(rows[b - 1]) + 1) * row_bytes - first)
-        del matrix  # the mmap cannot close while an array still views it
-    if bad is not None:
-        raise ReindexError(f"input matrix row {bad} is not finite (NaN or Inf)", path=model.path,
-                           position=f"byte {model.matrix_offset + 4 * bad * model.dim}",
-                           hint="the model file is damaged; download or save it again")
+                    row = int(rows[at + bad])
+                    raise ReindexError(f"input matrix row {row} is not finite (NaN or Inf)", path=model.path,
+                                       position=f"byte {model.matrix_offset + 4 * row * model.dim}",
+                                       hint="the model file is damaged; download or save it again")
     sums /= np.maximum(counts, 1)[:, None]
     return sums.astype(np.float32)
 
 
-def _accumulate(matrix: np.ndarray, rows: np.ndarray, owners: np.ndarray, sums: np.ndarray) -> int | None:
-    """Add `matrix[rows[i]]` to `sums[owners[i]]`; return the first non-finite row instead, if any."""
-    values = matrix[rows]
+def _stretch(f, model: FastTextModel, rows: np.ndarray) -> np.ndarray:
+    """The input rows `rows` (ascending), read through a mapping of just the pages that hold them."""
+    row_bytes = 4 * model.dim
+    start = model.matrix_offset + int(rows[0]) * row_bytes
+    aligned = start - start % mmap.ALLOCATIONGRANULARITY
+    end = model.matrix_offset + (int(rows[-1]) + 1) * row_bytes
+    with mmap.mmap(f.fileno(), end - aligned, access=mmap.ACCESS_READ, offset=aligned) as mm:
+        matrix = np.frombuffer(mm, dtype="<f4", offset=start - aligned).reshape(-1, model.dim)
+        values = matrix[rows - rows[0]].astype(np.float32, copy=False)  # a copy (fancy index): the mapping closes
+        del matrix
+    return values
+
+
+def _accumulate(values: np.ndarray, owners: np.ndarray, sums: np.ndarray) -> int | None:
+    """Add `values[i]` to `sums[owners[i]]`; return the index of the first non-finite row instead, if any."""
     if not np.isfinite(values).all():
-        return int(rows[np.flatnonzero(~np.isfinite(values).all(axis=1))[0]])
+        return int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
     # `sums[owners] += values` adds only once per repeated owner: add in rounds, the k-th pair of
     # every owner in round k (few rounds: a stretch of rows rarely holds many n-grams of one word)
     order = np.argsort(owners, kind="stable")
@@ -172,12 +163,7 @@ def _accumulate(matrix: np.ndarray, rows: np.ndarray, owners: np.ndarray, sums: 
 
 def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = None, duplicates: str = "first",
                   unicode_errors: str = "strict", limit: int | None = None):
-    """The dictionary words (those in `keep`, or all) with fastText's own vectors, as `read_vectors` returns.
-
-    `limit`: only the first `limit` dictionary words (fastText sorts them by frequency, most frequent first).
-    Words are matched by their UTF-8 bytes, so a dictionary word that is not valid UTF-8 costs nothing
-    unless every word is asked for (keep=None), when `unicode_errors` decides.
-    """
+    """The dictionary words (those in `keep`, or all) with fastText's own vectors, as `read_vectors` returns."""
     from . import Vectors
     from ._collect import _resolve_duplicates, decode_tokens
     from ._keep import not_strings
@@ -236,7 +222,7 @@ def _read_dictionary(f, *, path) -> tuple[pa.Array, np.ndarray, int, int]:
                            f"pruneidx_size {prune})", path=path, position=f"byte {start}",
                            hint="is this file a fastText model?")
     base, rest, found = start + DICTIONARY.size, b"", 0
-    words, offsets, types = [], [], []
+    chunks: list[tuple[pa.Array, np.ndarray, np.ndarray]] = []  # (words, entry offsets, types)
     while found < entries:
         chunk = f.read(CHUNK_BYTES)
         data = np.frombuffer(rest + chunk, np.uint8)
@@ -245,20 +231,18 @@ def _read_dictionary(f, *, path) -> tuple[pa.Array, np.ndarray, int, int]:
             what = "is cut short" if not chunk else f"has no NUL within {MAX_WORD_BYTES} bytes"
             raise ReindexError(f"dictionary entry {found + 1} of {entries} {what}", path=path,
                                position=f"byte {base}", hint="the file was cut short or is not a fastText model")
-        words.append(token_array(data, starts, nuls))
-        offsets.append(base + starts)
-        types.append(data[nuls + ENTRY_TAIL])
+        chunks.append((token_array(data, starts, nuls), base + starts, data[nuls + ENTRY_TAIL]))
         found += len(starts)
         used = int(nuls[-1]) + 1 + ENTRY_TAIL if len(nuls) else 0
         rest, base = bytes(data[used:]), base + used
-    types = np.concatenate(types) if types else np.zeros(0, np.uint8)
-    offsets = np.concatenate(offsets) if offsets else np.zeros(0, np.int64)
+    types = np.concatenate([c[2] for c in chunks]) if chunks else np.zeros(0, np.uint8)
+    offsets = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0, np.int64)
     bad = np.flatnonzero(types != (np.arange(entries) >= nwords))
     if len(bad):
         raise ReindexError(f"dictionary entry {int(bad[0]) + 1} has type {int(types[bad[0]])} (words, type 0, "
                            "come before labels, type 1)", path=path, position=f"byte {int(offsets[bad[0]])}",
                            hint="is the file complete?")
-    words = pa.concat_arrays(words) if words else pa.array([], pa.large_binary())
+    words = pa.concat_arrays([c[0] for c in chunks]) if chunks else pa.array([], pa.large_binary())
     pairs = 8 * max(prune, 0)  # the pruned buckets: int32 pairs (bucket, row), used by quantised models only
     f.seek(base + pairs)       # (the reads above ran ahead of `base`)
     return words.slice(0, nwords), offsets[:nwords], prune, base + pairs
@@ -273,7 +257,8 @@ def _entries(data: np.ndarray, *, limit: int) -> tuple[np.ndarray, np.ndarray]:
     zeros = np.flatnonzero(data == 0)
     fits = int(np.searchsorted(zeros, len(data) - ENTRY_TAIL, side="left"))   # NUL whose tail is in data
     following = np.searchsorted(zeros, zeros[:fits] + 1 + ENTRY_TAIL).tolist()
-    chain, i, begin = [], 0, 0
+    chain: list[int] = []
+    i = begin = 0
     while i < fits and len(chain) < limit and zeros[i] - begin <= MAX_WORD_BYTES:
         chain.append(i)  # one list step per entry; the words are gathered in one step after
         begin = int(zeros[i]) + 1 + ENTRY_TAIL

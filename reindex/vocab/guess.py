@@ -17,6 +17,7 @@ def misread_as(vocab: Vocab) -> str | None:
     `word count` list or a gensim `Dictionary.save_as_text` file, each of whose lines would have
     been taken whole as one token (and so matched no vector).
 
+    >>> from pathlib import Path
     >>> misread_as(Vocab(["the 0.1 0.2 0.3", "cat 0.4 0.5 0.6"], None, "lines", Path("v.txt")))[:24]
     'a vector file (GloVe or '
     """

@@ -1,4 +1,4 @@
-"""One rank of the distributed tests: `torchrun --standalone --nproc_per_node 2 tests/_ddp_worker.py OUT FAMILY`.
+"""One rank of the distributed tests: `torchrun --standalone --nproc_per_node 2 tests/_torch_ddp_worker.py OUT FAMILY`.
 
 Each rank trains a tiny model (same seed, its own batches) with only MIDDLE_IDS trainable, once
 under DDP and once under FSDP2 (`fully_shard`), and saves what the test compares: the plain

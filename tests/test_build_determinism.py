@@ -1,4 +1,4 @@
-"""Issue 7: two builds of the same inputs are byte-identical, whatever the thread count."""
+"""`build` is deterministic: two builds of the same inputs are byte-identical, whatever the thread count."""
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,4 @@
-"""Issue 7: a table of bad and odd inputs, each run through the real CLI on `tmp_path`.
+"""Bad and odd inputs to every command, as a table, each run through the real CLI on `tmp_path`.
 
 Every case ends in one of two outcomes:
 - a correct result, checked by hand (`Ok(check)`), or

@@ -1,5 +1,6 @@
-"""Each CLI option of the "command line people enjoy" work, through the CLI, checked against values
-computed here independently (plain Python / numpy / pyarrow reads of the same files)."""
+"""The CLI's options (--json, -q/-v, progress bars, --include/--ignore-index/--workers, export formats,
+matching, token lookup, the coverage plot), through the CLI, each checked against values computed here
+independently (plain Python / numpy / pyarrow reads of the same files)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Issue 10: readers refuse what they cannot read correctly, accept what is valid, fail fast, and warn
+"""The readers behind every command refuse what they cannot read correctly, accept what is valid, fail fast, and warn
 when a run is probably a mistake. Every case goes through the real CLI on `tmp_path`.
 
 A refusal is: the exit code (1 bad data, 2 bad usage), exactly one `reindex: error:` line, last on
@@ -424,7 +424,7 @@ def test_other_non_regular_files_are_refused_as_vocab_and_vectors(tmp_path, kind
 
 
 def test_dash_is_left_for_standard_input():
-    """`-` is never refused as a non-regular file: issue 11 reads it as standard input."""
+    """`-` is never refused as a non-regular file: it is read as standard input."""
     from reindex.errors import ReindexError
     from reindex.io.inputfile import check_regular
 

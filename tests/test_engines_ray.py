@@ -1,4 +1,4 @@
-"""`--engine ray` (issue 6): on a local Ray with 2 CPUs, output equals the local engine's row for row.
+"""`--engine ray` (reindex.engines.ray_data): on a local Ray with 2 CPUs, output equals the local engine's row for row.
 
 Ray is a plain import: CI installs the `ray` extra (requirements-dev.txt), so a missing install
 fails here loudly instead of skipping.

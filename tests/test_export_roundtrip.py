@@ -1,4 +1,5 @@
-"""Issue 4: remap, invert, export, vocabulary expansion and inspect, by hand and as properties."""
+"""Round trips: remap then invert is the identity, export then rebuild is exact, vocabulary expansion
+keeps every old row, and inspect; by hand and as properties."""
 from __future__ import annotations
 
 import json

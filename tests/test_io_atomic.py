@@ -1,5 +1,7 @@
-"""Issue 7: outputs are atomic. A build killed at any point leaves no RUN, or the previous complete
-RUN; a write that fails removes its temporary files and says why in one line.
+"""Outputs are atomic (reindex.io.atomic) and --out replaces only what it may (reindex.io.outputs).
+
+A build killed at any point leaves no RUN, or the previous complete RUN; a write that fails removes
+its temporary files and says why in one line; two writers racing for one --out leave one winner.
 
 A SIGKILLed process cannot clean up, so its `.RUN.tmp-*` sibling may stay behind, but never under
 the final name; the next write into the same directory removes such siblings (their lock is free).
@@ -262,7 +264,7 @@ def test_an_interrupt_during_creation_is_deferred_until_cleanup_is_possible(tmp_
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-# ---------------------------------------------------------------- issue 10: what --out may replace
+# ---------------------------------------------------------------- what --out may replace
 
 def _user_tree(tmp: Path) -> dict[Path, str]:
     """Inputs and unrelated files of a user: all must survive every refused command unchanged."""
@@ -418,7 +420,7 @@ def test_save_trainable_replaces_its_own_file_but_not_a_users(tmp_path):
     assert (tmp_path / "mine.safetensors").read_bytes() == b"mine"
 
 
-# ---------------------------------------------------------------- issue 10: racing writers
+# ---------------------------------------------------------------- racing writers
 
 # One of two processes publishing to the same `final` (argv[1]) at the same instant: each completes
 # its temporary, says so with a file, waits until the other has too, then renames.
@@ -459,7 +461,7 @@ def test_two_processes_racing_for_one_out_exactly_one_wins(tmp_path):
 
 @pytest.mark.slow
 def test_two_builds_started_together_without_force(small, tmp_path):
-    """Through the CLI, as in issue 10 (both exited 0 and one run replaced the other)."""
+    """Through the CLI (a race once seen there: both exited 0 and one run replaced the other)."""
     command = [sys.executable, "-m", "reindex", "build", "-q", "--vocab", str(small["vocab"]), "--vectors",
                str(small["vectors"]), "--out", "", str(small["ids"])]
     for round_ in range(10):
@@ -479,7 +481,7 @@ def test_two_builds_started_together_without_force(small, tmp_path):
         assert verify(out)[0] == 0 and siblings(out) == []
 
 
-# ---------------------------------------------------------------- issue 10: permissions
+# ---------------------------------------------------------------- permissions
 
 @pytest.fixture
 def umask_of():
@@ -522,7 +524,7 @@ def test_outputs_get_the_permissions_of_new_files_under_the_umask(small, tmp_pat
         assert mode == expected, f"{path.relative_to(tmp_path)}: {oct(mode)}, umask {oct(mask)} gives {oct(expected)}"
 
 
-# ---------------------------------------------------------------- issue 10: disk full on every writer
+# ---------------------------------------------------------------- disk full on every writer
 #
 # Each case runs the real CLI with its output on a small file system that fills up at one chosen
 # file: a tmpfs mounted in a private mount namespace (`unshare -rm`, no privileges needed where

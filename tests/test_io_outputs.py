@@ -1,4 +1,6 @@
-"""Crossings between features built apart: one writer's safety rule applied to another writer."""
+"""The overwrite rule (reindex.io.outputs) on the writers outside `build`: `save_trainable` (Hugging Face
+and SplitEmbedding) never replaces a user's file and is byte-identical across saves, `inspect --plot`
+never lands on a dataset it reads, and a deeply nested manifest is one error line in every command."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""Issue 7: fuzz every reader on random and mutated bytes; only ReindexError may escape.
+"""Fuzz every reader on random and mutated bytes; only ReindexError may escape.
 
 Readers: `read_vocab` (lines, token<TAB>count, JSON), `read_vectors` (GloVe text, word2vec text,
 word2vec binary, each plain and gzip/bz2/xz compressed, compressed before or after the damage) and
@@ -6,7 +6,7 @@ word2vec binary, each plain and gzip/bz2/xz compressed, compressed before or aft
 
 CI runs a modest budget; a longer session (docs/robustness.md) runs with
 
-    REINDEX_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/test_fuzz.py -q
+    REINDEX_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/test_readers_fuzz.py -q
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ pytest.importorskip("transformers")
 
 from _hf_models import MIDDLE_IDS, VOCAB  # noqa: E402
 
-WORKER = Path(__file__).resolve().parent / "_ddp_worker.py"
+WORKER = Path(__file__).resolve().parent / "_torch_ddp_worker.py"
 FROZEN = [i for i in range(VOCAB) if i not in MIDDLE_IDS]
 
 

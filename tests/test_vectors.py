@@ -336,7 +336,7 @@ def test_import_stays_light():
     assert out.stdout.strip() == "[]"
 
 
-# --- issue 10: readers refuse what they cannot read correctly, and read what they can -------------
+# --- readers refuse what they cannot read correctly, and read what they can -------------
 
 def zstd_compress(raw: bytes) -> bytes:
     import pyarrow as pa

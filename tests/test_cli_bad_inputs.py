@@ -710,6 +710,7 @@ def test_every_torch_load_uses_weights_only():
         assert unsafe_import not in source
 
 
+@pytest.mark.slow   # a fresh process runs the payload
 def test_the_pickled_payload_is_live_and_reindex_refuses_it(tmp_path):
     """The table's payload really runs code when unpickled; `reindex` never runs it."""
     import subprocess

@@ -543,6 +543,7 @@ def test_coverage_plot_title_and_size(tmp_path, cli, monkeypatch):
 
 # --- examples take any run and any of its data files -------------------------------------------
 
+@pytest.mark.slow   # three runs of the example, each a fresh process that imports torch
 def test_train_classifier_example_on_a_pt_dataset_and_a_chosen_file(tmp_path, cli):
     run = tmp_path / "run"
     code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt", "--pad", "<pad>",

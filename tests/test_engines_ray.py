@@ -25,12 +25,21 @@ from reindex.transform import remap_files
 
 VOCAB = 40
 
+# With pytest-xdist, every test of this file runs in one worker, so one local Ray serves them all.
+pytestmark = pytest.mark.xdist_group("ray")
 
-@pytest.fixture(scope="module", autouse=True)
+
+@pytest.fixture(scope="module")
 def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+def uses_ray(test):
+    """Runs on the module's local Ray, and is `slow`: starting Ray and its first workers takes 10-15 s.
+    The checks made before Ray starts (usage errors, imports) run in the fast loop."""
+    return pytest.mark.slow(pytest.mark.usefixtures("local_ray")(test))
 
 
 def write_shard(path: Path, seed: int, *, rows: int = 300, bad: tuple[int, int] | None = None) -> None:
@@ -71,6 +80,7 @@ def spec(*, counts: bool = False) -> RemapSpec:
                      counts=np.zeros(VOCAB, np.int64) if counts else None)
 
 
+@uses_ray
 def test_ray_equals_local_row_for_row(corpus: Path, tmp_path: Path) -> None:
     local_spec, ray_spec = spec(counts=True), spec(counts=True)
     local = remap_many(plan_outputs([corpus], tmp_path / "local"), local_spec)
@@ -87,6 +97,7 @@ def test_ray_equals_local_row_for_row(corpus: Path, tmp_path: Path) -> None:
     assert ray_spec.counts.sum() == sum(r.num_ids for r in local) > 0
 
 
+@uses_ray
 def test_ray_output_is_remapped_by_hand(tmp_path: Path) -> None:
     source = tmp_path / "one.parquet"
     pq.write_table(pa.table({"input_ids": pa.array([[0, 2], None, [], [1]], pa.list_(pa.int32())),
@@ -100,6 +111,7 @@ def test_ray_output_is_remapped_by_hand(tmp_path: Path) -> None:
     assert (report.num_ids, report.num_rows) == (7, 4)
 
 
+@uses_ray
 def test_cli_engine_ray_matches_local(corpus: Path, tmp_path: Path) -> None:
     make_run(tmp_path / "run", vocab_size=VOCAB)
     runner = CliRunner()
@@ -114,6 +126,7 @@ def test_cli_engine_ray_matches_local(corpus: Path, tmp_path: Path) -> None:
         assert pq.read_table(tmp_path / "ray" / name).equals(pq.read_table(tmp_path / "local" / name))
 
 
+@uses_ray
 def test_bad_id_names_file_and_row_and_writes_nothing(corpus: Path, tmp_path: Path) -> None:
     write_shard(corpus / "sub" / "c.parquet", seed=2, bad=(123, 99))
     make_run(tmp_path / "run", vocab_size=VOCAB)
@@ -130,6 +143,7 @@ def test_bad_id_names_file_and_row_and_writes_nothing(corpus: Path, tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "run", "vectors.txt", "vocab.txt"]  # no out, no .out.tmp-*
 
 
+@uses_ray
 def test_cli_bad_id_is_one_line(corpus: Path, tmp_path: Path) -> None:
     write_shard(corpus / "b.parquet", seed=1, bad=(5, -3))
     make_run(tmp_path / "run", vocab_size=VOCAB)

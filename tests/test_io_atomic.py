@@ -444,6 +444,7 @@ except ReindexError as e:
 """
 
 
+@pytest.mark.slow   # 100 processes, spinning
 def test_two_processes_racing_for_one_out_exactly_one_wins(tmp_path):
     """Without --force, the rename refuses an existing name atomically: 50 races, one winner each."""
     for round_ in range(50):

@@ -14,6 +14,8 @@ from _hf_models import MIDDLE_IDS, VOCAB  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "_torch_ddp_worker.py"
 FROZEN = [i for i in range(VOCAB) if i not in MIDDLE_IDS]
+# With pytest-xdist, one worker runs this file, so each family's two-process run happens once.
+pytestmark = pytest.mark.xdist_group("ddp")
 
 
 @pytest.fixture(scope="module", params=["gpt2", "llama"])   # tied, untied

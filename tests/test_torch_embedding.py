@@ -275,6 +275,7 @@ def test_from_run_refuses_unknown_input(tmp_path):
         SplitEmbedding.from_run(tmp_path / "run", input="both")
 
 
+@pytest.mark.slow   # inductor compiles C++ kernels: 5-17 s
 def test_works_under_torch_compile():
     torch.manual_seed(0)
     eager = tiny_model(split())

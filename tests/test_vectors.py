@@ -499,6 +499,7 @@ def test_dimension_from_most_lines_not_line_one(tmp_path):
                             "(every line needs 3 numbers (the dimension of line 1))")
 
 
+@pytest.mark.slow   # the reader on a 2 MB line: 1-4 s per case
 @pytest.mark.parametrize("keep,block", [(None, None), ({"big"}, None), (None, 1 << 16)])
 def test_a_line_of_2_megabytes(tmp_path, monkeypatch, keep, block):
     """Dimension 100,000: one line is longer than pyarrow's block and (with `block`) than ours."""

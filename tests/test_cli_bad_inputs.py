@@ -17,7 +17,7 @@ import json
 import lzma
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -536,7 +536,8 @@ def _(tmp):
 
 
 @case("expansion: old rows kept exactly, new token appended", ok(lambda tmp: (
-    np.testing.assert_array_equal(load_run(tmp / "run").sorted_to_original[:5], load_run(tmp / "base").sorted_to_original),
+    np.testing.assert_array_equal(load_run(tmp / "run").sorted_to_original[:5],
+                                  load_run(tmp / "base").sorted_to_original),
     # every old token is fixed with its old row (trainable ones too); only the new token is trainable
     _has_vectors({**THREE, "xyzzy": [0.0, 0.0, 0.0]}, trainable=("new",))(tmp))))
 def _(tmp):

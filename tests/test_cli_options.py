@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DATA, ROOT, VECTORS, VOCAB, write_glove
+from conftest import DATA, ROOT, VOCAB, write_glove
 
 
 def _vector_tokens(path: Path) -> list[str]:
@@ -374,7 +374,8 @@ def test_limit_reads_only_the_first_vectors_in_text_and_binary(tmp_path, cli):
     code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt", "--limit", "0",
                        "--out", tmp_path / "z")
     assert code == 2 and "--limit" in err
-    code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", run, "--limit", "5", "--out", tmp_path / "g")
+    code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", run, "--limit", "5",
+                       "--out", tmp_path / "g")
     assert code == 2 and "--limit goes with a vector file, not a run directory" in err
 
 
@@ -443,7 +444,8 @@ def test_invert_to_text_joins_tokens(tmp_path, cli):
     from reindex import load_run
 
     tokens = load_run(run).tokens
-    assert code == 0 and (tmp_path / "txt2" / "p.txt").read_text() == f"{tokens[0]} {tokens[1]}\n{tokens[2]} {tokens[3]}\n"
+    assert code == 0
+    assert (tmp_path / "txt2" / "p.txt").read_text() == f"{tokens[0]} {tokens[1]}\n{tokens[2]} {tokens[3]}\n"
 
 
 # --- matching ---------------------------------------------------------------------------------
@@ -506,7 +508,9 @@ def test_case_fallback_order_and_inspect_listing(tmp_path, cli):
 # --- Run token lookup and the coverage plot -------------------------------------------------
 
 def test_run_token_id_lookup(small, cli):
-    assert cli("build", "--vocab", small["vocab"], "--vectors", small["vectors"], "--out", small["dir"] / "r", "-q")[0] == 0
+    code, _, _ = cli("build", "--vocab", small["vocab"], "--vectors", small["vectors"], "--out", small["dir"] / "r",
+                     "-q")
+    assert code == 0
     from reindex import load_run
 
     run = load_run(small["dir"] / "r")

@@ -254,7 +254,8 @@ def test_build_holds_the_kept_vectors_once(tmp_path):
     assert result["fixed"] == KEPT_ROWS
     assert AFTER_READ_CAP < kept / 4
     grown = result["peak"] - result["read"]
-    assert grown < AFTER_READ_CAP, f"after the reading, build grew {grown / MB:.0f} MB (kept vectors {kept / MB:.0f} MB)"
+    assert grown < AFTER_READ_CAP, \
+        f"after the reading, build grew {grown / MB:.0f} MB (kept vectors {kept / MB:.0f} MB)"
 
 
 def measure_build(runs: int) -> list[dict[str, int]]:
@@ -266,7 +267,8 @@ def measure_build(runs: int) -> list[dict[str, int]]:
         results = [build_peak(Path(tmp)) for _ in range(runs)]
     grown = [(r["peak"] - r["read"]) / MB for r in results]
     reader = [(r["reader_peak"] - r["before"]) / MB for r in results]
-    print(f"kept vectors {KEPT_ROWS * DIM * 4 / MB:.1f} MB; growth after the reading {min(grown):.1f}-{max(grown):.1f} MB; "
+    print(f"kept vectors {KEPT_ROWS * DIM * 4 / MB:.1f} MB; "
+          f"growth after the reading {min(grown):.1f}-{max(grown):.1f} MB; "
           f"reader's peak - before {min(reader):.1f}-{max(reader):.1f} MB")
     return results
 

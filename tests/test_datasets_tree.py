@@ -215,6 +215,7 @@ def test_hf_split_names_cannot_leave_the_folder(tmp_path, split):
     folder = tmp_path / "ds"
     folder.mkdir()
     (folder / "dataset_dict.json").write_text(json.dumps({"splits": [split]}))
-    with pytest.raises(ReindexError, match=r"dataset_dict.json: expected `splits`: a list of plain split names \(a split name must not"):
+    with pytest.raises(ReindexError, match=r"dataset_dict.json: expected `splits`: a list of plain split names "
+                                           r"\(a split name must not"):
         remap_dataset(folder, tmp_path / "out" / "ds", RemapSpec(np.arange(3)))
     assert not (tmp_path / "escape").exists() and not (tmp_path / "out").exists()

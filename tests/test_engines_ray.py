@@ -88,7 +88,7 @@ def test_ray_equals_local_row_for_row(corpus: Path, tmp_path: Path) -> None:
     assert [(r.output.relative_to(tmp_path / "ray"), r.num_ids, r.num_rows, r.format) for r in remote] == \
            [(r.output.relative_to(tmp_path / "local"), r.num_ids, r.num_rows, r.format) for r in local]
     assert len(remote) == 4
-    for mine, theirs in zip(local, remote):
+    for mine, theirs in zip(local, remote, strict=True):
         expected, got = pq.read_table(mine.output), pq.read_table(theirs.output)
         assert got.schema.equals(expected.schema, check_metadata=True)
         assert got.to_pylist() == expected.to_pylist()
@@ -140,7 +140,8 @@ def test_bad_id_names_file_and_row_and_writes_nothing(corpus: Path, tmp_path: Pa
     assert message.startswith(f"{corpus / 'sub' / 'c.parquet'}: at row 123, column 'input_ids', element 1: "
                               f"id 99 is outside the vocabulary [0, {VOCAB})")
     assert "\n" not in message and "Traceback" not in message
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "run", "vectors.txt", "vocab.txt"]  # no out, no .out.tmp-*
+    # no out, no .out.tmp-*
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "run", "vectors.txt", "vocab.txt"]
 
 
 @uses_ray

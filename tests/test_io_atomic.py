@@ -39,7 +39,7 @@ def big(tmp_path_factory) -> dict[str, Path]:
     matrix = rng.standard_normal((vocab_size * 8 // 10, dim)).astype("<f4")
     with open(tmp / "v.bin", "wb") as f:
         f.write(f"{matrix.shape[0]} {dim}\n".encode())
-        f.write(b"".join(t.encode() + b" " + row.tobytes() + b"\n" for t, row in zip(tokens, matrix)))
+        f.write(b"".join(t.encode() + b" " + row.tobytes() + b"\n" for t, row in zip(tokens, matrix, strict=True)))
     np.save(tmp / "ids.npy", rng.integers(0, vocab_size, size=5_000_000, dtype=np.int64))
     return {"vocab": tmp / "vocab.txt", "vectors": tmp / "v.bin", "ids": tmp / "ids.npy", "dir": tmp}
 
@@ -122,7 +122,7 @@ def test_killed_forced_rebuild_keeps_the_previous_complete_run(big, tmp_path):
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 130), (signal.SIGINT, 130)])
 def test_interrupted_build_cleans_up(big, tmp_path, sig, code):
     out = tmp_path / "run"
-    for attempt in range(3):  # a build that finished before the signal proves nothing: try again
+    for _attempt in range(3):  # a build that finished before the signal proves nothing: try again
         # A shell starts background jobs (a CI runner's, say) with SIGINT ignored, and the child would
         # inherit that: give it the default disposition, as a terminal's foreground process has.
         process = subprocess.Popen(build_command(big, out), env=ENV, stderr=subprocess.PIPE, text=True,
@@ -305,7 +305,8 @@ REFUSED = [
     pytest.param((*BUILD, "--out", "notes.txt", "--force"), "not a directory", id="build --force over a file"),
     pytest.param((*BUILD, "--out", "link", "--force"), "symbolic link", id="build --force over a symlink to a run"),
     pytest.param(("export", "run", "--out", "run", "--force"), "is the input run", id="export --out the run"),
-    pytest.param(("export", "run", "--out", "run/x.npy"), "lies inside the input run", id="export --out inside the run"),
+    pytest.param(("export", "run", "--out", "run/x.npy"), "lies inside the input run",
+                 id="export --out inside the run"),
     pytest.param(("export", "run", "--out", "somedir", "--force"), "is a directory", id="export --force over a dir"),
     pytest.param(("export", "run", "--out", "notes.txt", "--force"), "not an embedding file",
                  id="export --force over a user's text file"),
@@ -323,9 +324,11 @@ REFUSED = [
                  id="invert --out inside the run"),
     pytest.param(("remap", "run", "mydata/ids.npy", "--out", "encoded"), "already exists",
                  id="remap over its own earlier output without --force"),
-    pytest.param(("inspect", "run", "mydata/ids.npy", "--plot", "mine.png"), "not a plot written by `reindex inspect --plot`",
+    pytest.param(("inspect", "run", "mydata/ids.npy", "--plot", "mine.png"),
+                 "not a plot written by `reindex inspect --plot`",
                  id="inspect --plot over a user's image"),
-    pytest.param(("inspect", "run", "mydata/ids.npy", "--plot", "run/p.png"), "--plot run/p.png lies inside the input run",
+    pytest.param(("inspect", "run", "mydata/ids.npy", "--plot", "run/p.png"),
+                 "--plot run/p.png lies inside the input run",
                  id="inspect --plot inside the run"),
 ]
 
@@ -476,7 +479,8 @@ def test_two_builds_started_together_without_force(small, tmp_path):
         codes = sorted(code for code, _ in results)
         assert codes == [0, 2], results
         loser = next(err for code, err in results if code == 2)
-        assert loser.strip().splitlines()[-1] == f"reindex: error: {out} already exists (choose another --out or pass --force)"
+        assert loser.strip().splitlines()[-1] == \
+            f"reindex: error: {out} already exists (choose another --out or pass --force)"
         winner_seed = 1 + [code for code, _ in results].index(0)
         assert json.loads((out / "manifest.json").read_text())["options"]["seed"] == winner_seed
         assert verify(out)[0] == 0 and siblings(out) == []

@@ -82,8 +82,8 @@ def in_temp(name: str, data: bytes, call: Callable[[Path], object]) -> None:
 # ---------------------------------------------------------------- vocabularies
 
 VOCABS = {
-    "vocab.txt": "<pad>\nthe\ncat\nnew york\nnan\n".encode(),
-    "counts.txt": "the\t10\ncat\t5\ndog\t3\n".encode(),
+    "vocab.txt": b"<pad>\nthe\ncat\nnew york\nnan\n",
+    "counts.txt": b"the\t10\ncat\t5\ndog\t3\n",
     "vocab.json": json.dumps({"<pad>": 0, "the": 1, "cat": 2, "caf\u00e9": 3}).encode(),
 }
 
@@ -256,7 +256,8 @@ def _replace_first(data: bytes, old: bytes, new: bytes) -> bytes:
 
 FOUND = [
     # pyarrow raises UnicodeDecodeError (not an ArrowException) for a column name that is not UTF-8
-    ("parquet column name not UTF-8", "x.parquet", lambda: _replace_first(parquet_bytes(), b"\x07element", b"\x07\xe5lement")),
+    ("parquet column name not UTF-8", "x.parquet",
+     lambda: _replace_first(parquet_bytes(), b"\x07element", b"\x07\xe5lement")),
     ("arrow stream field name not UTF-8", "x.arrow", lambda: _replace_first(arrow_bytes(True), b"label", b"\xe5abel")),
     ("arrow file field name not UTF-8", "x.arrow", lambda: _replace_first(arrow_bytes(False), b"label", b"\xe5abel")),
 ]

@@ -34,7 +34,7 @@ def test_two_processes_keep_frozen_rows_and_agree_on_trainable_rows(ranks, mode)
     assert [r["world_size"] for r in ranks] == [2, 2]
     for rank in ranks:
         result = rank[mode]
-        for old, new in zip(result["before"], result["after"]):
+        for old, new in zip(result["before"], result["after"], strict=True):
             if old is None:
                 continue
             assert torch.equal(new[FROZEN], old[FROZEN])                    # bit-identical frozen rows
@@ -43,7 +43,7 @@ def test_two_processes_keep_frozen_rows_and_agree_on_trainable_rows(ranks, mode)
         assert all(shape[0] != VOCAB for shape in result["state_shapes"])
         assert (len(MIDDLE_IDS), 16) in result["state_shapes"]
         assert result["buffers_with_grad"] == []
-    for a, b in zip(ranks[0][mode]["after"], ranks[1][mode]["after"]):
+    for a, b in zip(ranks[0][mode]["after"], ranks[1][mode]["after"], strict=True):
         if a is not None:
             assert torch.equal(a, b)   # the same model on both ranks, trainable rows included
 
@@ -51,6 +51,6 @@ def test_two_processes_keep_frozen_rows_and_agree_on_trainable_rows(ranks, mode)
 @pytest.mark.slow
 def test_fsdp2_trains_the_same_rows_as_ddp(ranks):
     # Both average the two ranks' gradients; only the order of the sums may differ.
-    for ddp, fsdp in zip(ranks[0]["ddp"]["after"], ranks[0]["fsdp"]["after"]):
+    for ddp, fsdp in zip(ranks[0]["ddp"]["after"], ranks[0]["fsdp"]["after"], strict=True):
         if ddp is not None:
             torch.testing.assert_close(fsdp, ddp, rtol=1e-4, atol=1e-5)

@@ -248,7 +248,8 @@ def test_from_run_hand_written(tmp_path, input):
     emb = SplitEmbedding.from_run(tmp_path / "run", input=input)
     assert (emb.num_fixed, emb.padding_idx, emb.input) == (run["num_fixed"], 0, input)
     original = torch.from_numpy(run["original_ids"])
-    ids = original if input == "original" else torch.from_numpy(np.argsort(run["sorted_to_original"])[run["original_ids"]])
+    to_sorted = np.argsort(run["sorted_to_original"])
+    ids = original if input == "original" else torch.from_numpy(to_sorted[run["original_ids"]])
     assert torch.equal(emb(ids), torch.from_numpy(run["weight"])[original])
     assert torch.equal(emb.merged_weight(order="original"), torch.from_numpy(run["weight"]))
 

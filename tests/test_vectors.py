@@ -24,7 +24,7 @@ def text_bytes(tokens: list[str], matrix: np.ndarray, *, header: bool, trailing:
                newline: str = "\n") -> bytes:
     """GloVe (header=False) or word2vec text; numbers written with repr so float32 round-trips."""
     lines = [f"{len(tokens)} {matrix.shape[1]}"] if header else []
-    for token, row in zip(tokens, matrix):
+    for token, row in zip(tokens, matrix, strict=True):
         lines.append(token + " " + " ".join(repr(float(x)) for x in row) + trailing)
     return (newline.join(lines) + newline).encode("utf-8")
 
@@ -32,7 +32,7 @@ def text_bytes(tokens: list[str], matrix: np.ndarray, *, header: bool, trailing:
 def binary_bytes(tokens: list[str], matrix: np.ndarray, *, newline: bool = True) -> bytes:
     """word2vec binary, as gensim writes it (a newline after each vector unless newline=False)."""
     out = [f"{len(tokens)} {matrix.shape[1]}\n".encode()]
-    for token, row in zip(tokens, matrix):
+    for token, row in zip(tokens, matrix, strict=True):
         out.append(token.encode("utf-8") + b" " + row.astype("<f4").tobytes() + (b"\n" if newline else b""))
     return b"".join(out)
 
@@ -273,7 +273,8 @@ def test_exact_messages(tmp_path):
 def test_truncated_compressed_stream(tmp_path, suffix):
     raw = COMPRESS[suffix](text_bytes([f"w{i}" for i in range(500)], np.ones((500, 8), np.float32), header=False))
     path = write(tmp_path, "v.txt" + suffix, raw[:len(raw) // 2])
-    with pytest.raises(ReindexError, match=f"truncated or corrupt {dict(gz='gzip').get(suffix[1:], suffix[1:])} stream"):
+    kind = dict(gz="gzip").get(suffix[1:], suffix[1:])
+    with pytest.raises(ReindexError, match=f"truncated or corrupt {kind} stream"):
         read_vectors(path)
 
 
@@ -416,7 +417,8 @@ def test_binary_must_end_after_its_records(tmp_path):
     with pytest.raises(ReindexError, match=r"more\.bin: at byte \d+: the header says 2 vectors but record 3 follows"):
         read_vectors(more)
     fewer = write(tmp_path, "fewer.bin", raw.replace(b"3 2\n", b"4 2\n", 1))
-    with pytest.raises(ReindexError, match=r"fewer\.bin: at byte \d+: the header says 4 vectors but the file ends after 3"):
+    with pytest.raises(ReindexError,
+                       match=r"fewer\.bin: at byte \d+: the header says 4 vectors but the file ends after 3"):
         read_vectors(fewer)
     assert read_vectors(write(tmp_path, "ok.bin", raw)).tokens == ["a", "b", "c"]
 
@@ -484,7 +486,8 @@ def test_glove_first_line_token_with_a_space(tmp_path, suffix):
     v = read_vectors(write(tmp_path, "v.txt" + suffix, COMPRESS[suffix](raw)))
     assert v.tokens == ["New York", "the", "cat"] and v.dim == 3
     assert v.matrix.tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
-    assert read_vectors(write(tmp_path, "k.txt" + suffix, COMPRESS[suffix](raw)), keep={"New York"}).tokens == ["New York"]
+    path = write(tmp_path, "k.txt" + suffix, COMPRESS[suffix](raw))
+    assert read_vectors(path, keep={"New York"}).tokens == ["New York"]
 
 
 def test_dimension_from_most_lines_not_line_one(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from reindex.build import build
 from reindex.run import EMBEDDING_FILE, MANIFEST_FILE, describe_file, read_embedding, write_embedding
 
-from conftest import write_glove, VECTORS, VOCAB
+from conftest import VOCAB
 
 
 @pytest.fixture

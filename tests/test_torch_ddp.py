@@ -14,18 +14,25 @@ from _hf_models import MIDDLE_IDS, VOCAB  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "_torch_ddp_worker.py"
 FROZEN = [i for i in range(VOCAB) if i not in MIDDLE_IDS]
-# With pytest-xdist, one worker runs this file, so each family's two-process run happens once.
+FAMILIES = ["gpt2", "llama"]   # tied, untied
+# With pytest-xdist, one worker runs this file, so the two-process run happens once.
 pytestmark = pytest.mark.xdist_group("ddp")
 
 
-@pytest.fixture(scope="module", params=["gpt2", "llama"])   # tied, untied
-def ranks(request, tmp_path_factory) -> list[dict]:
-    out = tmp_path_factory.mktemp(request.param)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One two-process run trains every family (one process group, one torch import per rank)."""
+    out = tmp_path_factory.mktemp("ddp")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(WORKER), str(out), request.param]
+               str(WORKER), str(out), *FAMILIES]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    return out
+
+
+@pytest.fixture(params=FAMILIES)
+def ranks(request, trained) -> list[dict]:
+    return [torch.load(trained / f"{request.param}-rank{r}.pt", weights_only=True) for r in range(2)]
 
 
 @pytest.mark.slow

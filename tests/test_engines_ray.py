@@ -25,7 +25,7 @@ from reindex.transform import remap_files
 
 VOCAB = 40
 
-# With pytest-xdist, every test of this file runs in one worker, so one local Ray serves them all.
+# With pytest-xdist (--dist loadfile, or loadgroup), one worker runs this file: one local Ray serves it.
 pytestmark = pytest.mark.xdist_group("ray")
 
 

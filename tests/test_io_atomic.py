@@ -39,7 +39,8 @@ def big(tmp_path_factory) -> dict[str, Path]:
     matrix = rng.standard_normal((vocab_size * 8 // 10, dim)).astype("<f4")
     with open(tmp / "v.bin", "wb") as f:
         f.write(f"{matrix.shape[0]} {dim}\n".encode())
-        f.write(b"".join(t.encode() + b" " + row.tobytes() + b"\n" for t, row in zip(tokens, matrix, strict=True)))
+        f.write(b"".join(t.encode() + b" " + row.tobytes() + b"\n"
+                         for t, row in zip(tokens[:len(matrix)], matrix, strict=True)))  # 80% have a vector
     np.save(tmp / "ids.npy", rng.integers(0, vocab_size, size=5_000_000, dtype=np.int64))
     return {"vocab": tmp / "vocab.txt", "vectors": tmp / "v.bin", "ids": tmp / "ids.npy", "dir": tmp}
 

@@ -15,7 +15,7 @@ from _hf_models import MIDDLE_IDS, VOCAB  # noqa: E402
 WORKER = Path(__file__).resolve().parent / "_torch_ddp_worker.py"
 FROZEN = [i for i in range(VOCAB) if i not in MIDDLE_IDS]
 FAMILIES = ["gpt2", "llama"]   # tied, untied
-# With pytest-xdist, one worker runs this file, so the two-process run happens once.
+# With pytest-xdist (--dist loadfile, or loadgroup), one worker runs this file: one two-process run.
 pytestmark = pytest.mark.xdist_group("ddp")
 
 

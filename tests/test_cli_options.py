@@ -188,6 +188,7 @@ def _stderr_of_build(tmp_path: Path, *, terminal: bool) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.slow   # two fresh processes, one on a pseudo-terminal
 def test_progress_bar_on_a_terminal_and_plain_lines_on_a_pipe(tmp_path):
     shown = _stderr_of_build(tmp_path, terminal=True)
     assert "━" in shown and "remapping" in shown and "1/1" in shown and "files" in shown

@@ -186,6 +186,7 @@ def _samples(tmp: Path) -> dict[str, bytes]:
     return {p.suffix: p.read_bytes() for p in tmp.iterdir()}
 
 
+@pytest.mark.slow   # 150 damaged trees; the fast loop fuzzes every reader in test_readers_fuzz.py
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_only_reindex_errors_escape(tmp_path_factory, data):

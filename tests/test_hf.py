@@ -255,6 +255,7 @@ class _Windows(torch.utils.data.Dataset):
         return {"input_ids": ids, "labels": ids}
 
 
+@pytest.mark.slow   # two Trainer runs with a checkpoint between them
 def test_hf_trainer_checkpoints_and_resumes(tmp_path):
     from transformers import Trainer, TrainingArguments
 

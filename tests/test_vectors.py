@@ -306,6 +306,7 @@ SEEDS = [b"3 2\na 1 2\nb 3 4\nc 5 6\n", b"a 1.5 -2\nNew York 3 4\n",
          binary_bytes(["a", "b"], np.array([[1, 2], [3, 4]], np.float32))]
 
 
+@pytest.mark.slow   # 300 damaged files; the fast loop fuzzes every reader in test_readers_fuzz.py
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.sampled_from(SEEDS), edits=st.lists(st.tuples(st.integers(0, 60), st.binary(max_size=3)), max_size=4),
        cut=st.integers(0, 80), suffix=st.sampled_from(list(COMPRESS)), noise=st.binary(max_size=40),

@@ -1,12 +1,16 @@
 # `make demo`: a .venv with the runtime dependencies only, then `reindex build` on the sample inputs in data/.
 # `make test`: the development set-up on top (test tools, gensim, datasets, lightning, ray, matplotlib),
 #              then the test suite (what .ci/run calls).
+# `make check`: the loop to run often: ruff, mypy, then the tests not marked `slow` (`make fast`).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RUNTIME := $(VENV)/.runtime
 DEV := $(VENV)/.dev
+# More pytest options, e.g. `make test PYTEST_ARGS="-n 2 --dist loadfile"` (pytest-xdist: a file's
+# tests stay in one process, so Ray and the two-process DDP run start once).
+PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test check lint typecheck fast bench clean
 
 setup: $(DEV)
 
@@ -35,7 +39,20 @@ runs/demo/manifest.json: data/vocab.txt data/vectors.txt data/train.parquet data
 		data/train.parquet data/train.pt
 
 test: $(DEV)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+check: lint typecheck fast
+
+lint: $(DEV)
+	$(PY) -m ruff check .
+
+typecheck: $(DEV)
+	$(PY) -m mypy
+
+# Every module under reindex/ is imported and exercised here; the tests marked `slow` (seconds each:
+# fresh processes, races, memory caps, DDP, Ray, torch.compile, the examples) run in `make test`.
+fast: $(DEV)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: $(DEV)
 	$(PY) -m benchmarks

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from _hf_models import VOCAB, tiny_model
 
 

@@ -47,10 +47,11 @@ def write_dataset(kind: str, folder: Path, ids: np.ndarray, *, stem: str = "inpu
 
 def build_small_run(root: Path) -> Path:
     """`root/run`, built from the worked example's vocabulary and vectors (conftest) by the CLI."""
-    from conftest import VECTORS, VOCAB, write_glove
     from typer.testing import CliRunner
 
     from reindex.cli import app
+
+    from conftest import VECTORS, VOCAB, write_glove
 
     (root / "vocab.txt").write_text("".join(t + "\n" for t in VOCAB), encoding="utf-8")
     write_glove(root / "vectors.txt", VECTORS)

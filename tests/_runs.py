@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reindex.mapping import build_permutation, invert_permutation
 from reindex.io.jsonfile import write_json
+from reindex.mapping import build_permutation, invert_permutation
 from reindex.run import EMBEDDING_FILE, MANIFEST_FILE, VOCAB_FILE, write_embedding, write_vocab
 
 

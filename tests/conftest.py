@@ -1,6 +1,7 @@
 """Shared fixtures: small inputs written by hand, and the CLI runner."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
+
+# --doctest-modules would import the DDP worker, which loads torch.distributed and transformers (~5 s
+# of every collection); torchrun runs it by path.
+collect_ignore = ["_torch_ddp_worker.py"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The tests' tensors are tiny: torch's intra-op threads cost more than they save, and on a busy
+    machine (or beside a second pytest-xdist worker) they spin for their share of the cores, which
+    made the torch tests 3-4x slower. Only this process: child processes keep torch's default."""
+    torch = sys.modules.get("torch")   # imported by the test modules, if any were collected
+    if torch is not None:
+        torch.set_num_threads(1)
+    yield
 
 # The worked example: 7 tokens, 4 with vectors ("The" only through its lowercase form).
 VOCAB = ["<pad>", "the", "xyzzy", "cat", "The", "qwop", "dog"]

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _runs import make_run
 
 from reindex.errors import ReindexError
 from reindex.mapping import INTEGER_DTYPES
 from reindex.run import load_run
+
+from _runs import make_run
 
 IDS = [[1, 5, 0], [39, 7, 12]]
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 from _audit_models import WORDS, nudge, pair, save, tensors, truth, write_tokenizer
-from _hf_models import VOCAB, tiny_model
 
 from reindex.audit import audit
 from reindex.errors import ReindexError, UsageError
+
+from _hf_models import VOCAB, tiny_model
 
 pytest.importorskip("transformers")
 
@@ -198,9 +199,9 @@ def test_different_tokenizer_matches_by_token(tmp_path):
 
 
 def test_reindex_run_as_base_and_tuned(tmp_path):
-    from _runs import make_run
-
     from reindex.run import load_run
+
+    from _runs import make_run
 
     data = make_run(tmp_path / "run")
     run = load_run(tmp_path / "run")
@@ -213,9 +214,9 @@ def test_reindex_run_as_base_and_tuned(tmp_path):
 
 
 def test_run_against_a_model_of_its_vocabulary(tmp_path):
-    from _runs import make_run
-
     from reindex.run import load_run
+
+    from _runs import make_run
 
     make_run(tmp_path / "run", vocab_size=VOCAB, dim=16)
     run = load_run(tmp_path / "run")

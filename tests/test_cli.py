@@ -56,7 +56,8 @@ def test_usage_errors_exit_2_in_one_line(tmp_path, cli):
     (tmp_path / "run").mkdir()
     code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt",
                        "--out", tmp_path / "run")
-    assert code == 2 and err.strip() == f"reindex: error: {tmp_path / 'run'} already exists (choose another --out or pass --force)"
+    assert code == 2
+    assert err.strip() == f"reindex: error: {tmp_path / 'run'} already exists (choose another --out or pass --force)"
 
 
 def test_inspect_plot_writes_a_png(tmp_path, cli):

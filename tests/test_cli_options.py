@@ -1,5 +1,6 @@
-"""Each CLI option of the "command line people enjoy" work, through the CLI, checked against values
-computed here independently (plain Python / numpy / pyarrow reads of the same files)."""
+"""The CLI's options (--json, -q/-v, progress bars, --include/--ignore-index/--workers, export formats,
+matching, token lookup, the coverage plot), through the CLI, each checked against values computed here
+independently (plain Python / numpy / pyarrow reads of the same files)."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from conftest import DATA, ROOT, VOCAB, write_glove
 
 
@@ -186,6 +188,7 @@ def _stderr_of_build(tmp_path: Path, *, terminal: bool) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.slow   # two fresh processes, one on a pseudo-terminal
 def test_progress_bar_on_a_terminal_and_plain_lines_on_a_pipe(tmp_path):
     shown = _stderr_of_build(tmp_path, terminal=True)
     assert "━" in shown and "remapping" in shown and "1/1" in shown and "files" in shown
@@ -372,7 +375,8 @@ def test_limit_reads_only_the_first_vectors_in_text_and_binary(tmp_path, cli):
     code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt", "--limit", "0",
                        "--out", tmp_path / "z")
     assert code == 2 and "--limit" in err
-    code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", run, "--limit", "5", "--out", tmp_path / "g")
+    code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", run, "--limit", "5",
+                       "--out", tmp_path / "g")
     assert code == 2 and "--limit goes with a vector file, not a run directory" in err
 
 
@@ -441,7 +445,8 @@ def test_invert_to_text_joins_tokens(tmp_path, cli):
     from reindex import load_run
 
     tokens = load_run(run).tokens
-    assert code == 0 and (tmp_path / "txt2" / "p.txt").read_text() == f"{tokens[0]} {tokens[1]}\n{tokens[2]} {tokens[3]}\n"
+    assert code == 0
+    assert (tmp_path / "txt2" / "p.txt").read_text() == f"{tokens[0]} {tokens[1]}\n{tokens[2]} {tokens[3]}\n"
 
 
 # --- matching ---------------------------------------------------------------------------------
@@ -504,7 +509,9 @@ def test_case_fallback_order_and_inspect_listing(tmp_path, cli):
 # --- Run token lookup and the coverage plot -------------------------------------------------
 
 def test_run_token_id_lookup(small, cli):
-    assert cli("build", "--vocab", small["vocab"], "--vectors", small["vectors"], "--out", small["dir"] / "r", "-q")[0] == 0
+    code, _, _ = cli("build", "--vocab", small["vocab"], "--vectors", small["vectors"], "--out", small["dir"] / "r",
+                     "-q")
+    assert code == 0
     from reindex import load_run
 
     run = load_run(small["dir"] / "r")
@@ -541,6 +548,7 @@ def test_coverage_plot_title_and_size(tmp_path, cli, monkeypatch):
 
 # --- examples take any run and any of its data files -------------------------------------------
 
+@pytest.mark.slow   # three runs of the example, each a fresh process that imports torch
 def test_train_classifier_example_on_a_pt_dataset_and_a_chosen_file(tmp_path, cli):
     run = tmp_path / "run"
     code, _, err = cli("build", "--vocab", DATA / "vocab.txt", "--vectors", DATA / "vectors.txt", "--pad", "<pad>",

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from hypothesis import given, settings, HealthCheck
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -145,7 +145,7 @@ def test_pt_with_pickled_code_is_refused_without_running_it(tmp_path):
 
 
 def test_safetensors_keeps_other_tensors_and_metadata(tmp_path):
-    from safetensors.torch import load_file, save_file, safe_open
+    from safetensors.torch import load_file, safe_open, save_file
 
     mask = torch.ones(2, 2, dtype=torch.bfloat16)
     save_file({"input_ids": torch.tensor([[0, 1], [2, 3]]), "mask": mask}, str(tmp_path / "a.safetensors"),

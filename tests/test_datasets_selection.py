@@ -9,10 +9,11 @@ import json
 import numpy as np
 import pytest
 from _datasets import KINDS, build_small_run, write_dataset
-from conftest import NoteCollector
 
 from reindex import progress
 from reindex.datasets.plan import NOT_IDS, plan_datasets
+
+from conftest import NoteCollector
 
 IDS = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int64)
 LABELS = np.array([[0, 1, 1], [1, 0, 0]], dtype=np.int64)

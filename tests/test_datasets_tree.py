@@ -187,6 +187,7 @@ def _samples(tmp: Path) -> dict[str, bytes]:
     return {p.suffix: p.read_bytes() for p in tmp.iterdir()}
 
 
+@pytest.mark.slow   # 150 damaged trees; the fast loop fuzzes every reader in test_readers_fuzz.py
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_only_reindex_errors_escape(tmp_path_factory, data):
@@ -216,7 +217,7 @@ def test_hf_split_names_cannot_leave_the_folder(tmp_path, split):
     folder = tmp_path / "ds"
     folder.mkdir()
     (folder / "dataset_dict.json").write_text(json.dumps({"splits": [split]}))
-    with pytest.raises(ReindexError,
-                       match=r"dataset_dict.json: expected `splits`: a list of plain split names \(a split name must not"):
+    with pytest.raises(ReindexError, match=r"dataset_dict.json: expected `splits`: a list of plain split names "
+                                           r"\(a split name must not"):
         remap_dataset(folder, tmp_path / "out" / "ds", RemapSpec(np.arange(3)))
     assert not (tmp_path / "escape").exists() and not (tmp_path / "out").exists()

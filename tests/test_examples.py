@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from _runs import make_run
 from reindex.run import read_embedding
+
+from _runs import make_run
+
+# Each example is a fresh process that imports torch (and Lightning) and trains: 3-10 s apiece.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"

@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from _runs import make_run
-from conftest import ROOT
 
 from reindex.commands.export import SUFFIXES, export
 from reindex.options import EXPORT_FORMATS
+
+from _runs import make_run
+from conftest import ROOT
 
 #: One final name per format, from the suffix table itself, so a new format is tested without an edit here.
 NAMES = {fmt: "embedding" + suffix for suffix, fmt in SUFFIXES.items()}

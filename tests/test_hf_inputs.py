@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import torch
 
 from reindex.errors import ReindexError
@@ -421,7 +420,8 @@ def test_pad_token_of_a_tokenizer_gets_sorted_id_zero(cli, hf, tmp_path):
     run = load_run(tmp_path / "run")
     assert run.sorted_to_original[0] == hf["new"].token_to_id("<pad>") and run.tokens[0] == "<pad>"
     np.testing.assert_array_equal(run.fixed[0], np.zeros(run.dim, np.float32))
-    np.testing.assert_array_equal(run.fixed[1:], hf["weight"][[hf["old"].token_to_id(t) for t in run.tokens[1:run.num_fixed]]])
+    old_ids = [hf["old"].token_to_id(t) for t in run.tokens[1:run.num_fixed]]
+    np.testing.assert_array_equal(run.fixed[1:], hf["weight"][old_ids])
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"tok": "7"}', "[" * 100_000])

@@ -7,10 +7,10 @@ import torch
 pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
-from _hf_models import MIDDLE_IDS, VOCAB, plain_weights, tiny_model  # noqa: E402
-
 import reindex.hf as rh  # noqa: E402
 from reindex.errors import ReindexError  # noqa: E402
+
+from _hf_models import MIDDLE_IDS, VOCAB, plain_weights, tiny_model  # noqa: E402
 
 TARGETS = {"llama": ["q_proj", "v_proj"], "gpt2": ["c_attn"]}   # untied head, tied head
 

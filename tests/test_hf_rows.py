@@ -6,11 +6,11 @@ import torch
 
 pytest.importorskip("transformers")
 
-from _hf_models import VOCAB, plain_weights, tiny_model  # noqa: E402
-from _runs import make_run  # noqa: E402
-
 import reindex.hf as rh  # noqa: E402
 from reindex.errors import ReindexError  # noqa: E402
+
+from _hf_models import VOCAB, plain_weights, tiny_model  # noqa: E402
+from _runs import make_run  # noqa: E402
 
 
 class Tokenizer:

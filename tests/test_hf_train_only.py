@@ -8,10 +8,10 @@ import torch
 
 pytest.importorskip("transformers")
 
-from _hf_models import MIDDLE_IDS, VOCAB, plain_weights, tiny_model  # noqa: E402
-
 import reindex.hf as rh  # noqa: E402
 from reindex.errors import ReindexError  # noqa: E402
+
+from _hf_models import MIDDLE_IDS, VOCAB, plain_weights, tiny_model  # noqa: E402
 
 FAMILIES = ["llama", "gpt2"]   # untied head, tied head
 

@@ -6,10 +6,10 @@ import torch
 
 pytest.importorskip("transformers")
 
-from _hf_models import MIDDLE_IDS, VOCAB, plain_weights, tiny_model  # noqa: E402
-
 import reindex.hf as rh  # noqa: E402
 from reindex.errors import ReindexError  # noqa: E402
+
+from _hf_models import MIDDLE_IDS, VOCAB, plain_weights, tiny_model  # noqa: E402
 
 SUFFIX = list(range(VOCAB - 4, VOCAB))   # new tokens appended by a resize
 CASES = [("llama", MIDDLE_IDS), ("llama", SUFFIX), ("gpt2", MIDDLE_IDS), ("gpt2", SUFFIX)]

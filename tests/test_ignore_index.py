@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 from _datasets import KINDS, build_small_run, write_dataset
-from conftest import VOCAB
 
 from reindex.datasets import RemapSpec
 from reindex.errors import UsageError
+
+from conftest import VOCAB
 
 IDS = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int64)
 

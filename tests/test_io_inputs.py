@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import VECTORS, VOCAB, write_glove
 
 from reindex.io.inputs import Inputs, recorded_paths
 from reindex.options import BuildOptions, InitOptions, VectorOptions
+
+from conftest import VECTORS, VOCAB, write_glove
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 

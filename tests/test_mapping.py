@@ -1,12 +1,20 @@
 """The permutation: a worked example by hand, then properties over random masks."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from reindex.errors import ReindexError
-from reindex.mapping import (build_permutation, check_dtype_fits, check_permutation, first_out_of_range,
-                             id_dtype_for, invert_permutation, remap)
+from reindex.mapping import (
+    build_permutation,
+    check_dtype_fits,
+    check_permutation,
+    first_out_of_range,
+    id_dtype_for,
+    invert_permutation,
+    remap,
+)
 
 
 def test_worked_example_by_hand():

@@ -15,17 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_glove
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fasttext import model as fasttext_model  # noqa: F401  (a session fixture: a gensim-trained .bin)
-from test_vectors import binary_bytes, text_bytes, write
 
 import reindex.vectors as vectors_module
 from reindex.errors import ReindexError
 from reindex.matching import keep_keys, match_vectors, normalizer
 from reindex.vectors import _open, binary, read_vectors
 from reindex.vectors.keyed import KeyedSet
+
+from conftest import write_glove
+from test_vectors import binary_bytes, text_bytes, write
 
 OPTIONS = [
     {"normalize": "nfc"},

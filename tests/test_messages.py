@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from _runs import make_run
-from conftest import ROOT
 
 from reindex.errors import ReindexError
+
+from _runs import make_run
+from conftest import ROOT
 
 INSTALL = "pip install 'reindex-vocab[hf]'"
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import VECTORS, VOCAB, write_glove
 
 from reindex.errors import ReindexError
 from reindex.run import load_run
+
+from conftest import VECTORS, VOCAB, write_glove
 
 COMMANDS = ("inspect", "export", "verify", "build", "remap", "invert", "to-text")
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from reindex.errors import ReindexError, UsageError
 from reindex.commands.export import load_trainable as export_load_trainable
-from reindex.torch import SplitEmbedding
+from reindex.errors import ReindexError, UsageError
 from reindex.run.trainable import read_safetensors, replaceable
+from reindex.torch import SplitEmbedding
 
 
 def test_bfloat16_is_widened_exactly(tmp_path):

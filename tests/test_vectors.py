@@ -13,8 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reindex.errors import ReindexError
-from reindex.vectors import Vectors, detect_format, read_vectors
-from reindex.vectors import _open
+from reindex.vectors import Vectors, _open, detect_format, read_vectors
 
 COMPRESS = {"": lambda b: b, ".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}
 NA_WORDS = ["nan", "null", "NA", "None", "n/a", "NaN", "N/A", "#N/A", '"quoted', "'", "-inf"]
@@ -24,7 +23,7 @@ def text_bytes(tokens: list[str], matrix: np.ndarray, *, header: bool, trailing:
                newline: str = "\n") -> bytes:
     """GloVe (header=False) or word2vec text; numbers written with repr so float32 round-trips."""
     lines = [f"{len(tokens)} {matrix.shape[1]}"] if header else []
-    for token, row in zip(tokens, matrix):
+    for token, row in zip(tokens, matrix, strict=True):
         lines.append(token + " " + " ".join(repr(float(x)) for x in row) + trailing)
     return (newline.join(lines) + newline).encode("utf-8")
 
@@ -32,7 +31,7 @@ def text_bytes(tokens: list[str], matrix: np.ndarray, *, header: bool, trailing:
 def binary_bytes(tokens: list[str], matrix: np.ndarray, *, newline: bool = True) -> bytes:
     """word2vec binary, as gensim writes it (a newline after each vector unless newline=False)."""
     out = [f"{len(tokens)} {matrix.shape[1]}\n".encode()]
-    for token, row in zip(tokens, matrix):
+    for token, row in zip(tokens, matrix, strict=True):
         out.append(token.encode("utf-8") + b" " + row.astype("<f4").tobytes() + (b"\n" if newline else b""))
     return b"".join(out)
 
@@ -273,7 +272,8 @@ def test_exact_messages(tmp_path):
 def test_truncated_compressed_stream(tmp_path, suffix):
     raw = COMPRESS[suffix](text_bytes([f"w{i}" for i in range(500)], np.ones((500, 8), np.float32), header=False))
     path = write(tmp_path, "v.txt" + suffix, raw[:len(raw) // 2])
-    with pytest.raises(ReindexError, match=f"truncated or corrupt {dict(gz='gzip').get(suffix[1:], suffix[1:])} stream"):
+    kind = dict(gz="gzip").get(suffix[1:], suffix[1:])
+    with pytest.raises(ReindexError, match=f"truncated or corrupt {kind} stream"):
         read_vectors(path)
 
 
@@ -305,6 +305,7 @@ SEEDS = [b"3 2\na 1 2\nb 3 4\nc 5 6\n", b"a 1.5 -2\nNew York 3 4\n",
          binary_bytes(["a", "b"], np.array([[1, 2], [3, 4]], np.float32))]
 
 
+@pytest.mark.slow   # 300 damaged files; the fast loop fuzzes every reader in test_readers_fuzz.py
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.sampled_from(SEEDS), edits=st.lists(st.tuples(st.integers(0, 60), st.binary(max_size=3)), max_size=4),
        cut=st.integers(0, 80), suffix=st.sampled_from(list(COMPRESS)), noise=st.binary(max_size=40),
@@ -336,7 +337,7 @@ def test_import_stays_light():
     assert out.stdout.strip() == "[]"
 
 
-# --- issue 10: readers refuse what they cannot read correctly, and read what they can -------------
+# --- readers refuse what they cannot read correctly, and read what they can -------------
 
 def zstd_compress(raw: bytes) -> bytes:
     import pyarrow as pa
@@ -416,7 +417,8 @@ def test_binary_must_end_after_its_records(tmp_path):
     with pytest.raises(ReindexError, match=r"more\.bin: at byte \d+: the header says 2 vectors but record 3 follows"):
         read_vectors(more)
     fewer = write(tmp_path, "fewer.bin", raw.replace(b"3 2\n", b"4 2\n", 1))
-    with pytest.raises(ReindexError, match=r"fewer\.bin: at byte \d+: the header says 4 vectors but the file ends after 3"):
+    with pytest.raises(ReindexError,
+                       match=r"fewer\.bin: at byte \d+: the header says 4 vectors but the file ends after 3"):
         read_vectors(fewer)
     assert read_vectors(write(tmp_path, "ok.bin", raw)).tokens == ["a", "b", "c"]
 
@@ -484,7 +486,8 @@ def test_glove_first_line_token_with_a_space(tmp_path, suffix):
     v = read_vectors(write(tmp_path, "v.txt" + suffix, COMPRESS[suffix](raw)))
     assert v.tokens == ["New York", "the", "cat"] and v.dim == 3
     assert v.matrix.tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
-    assert read_vectors(write(tmp_path, "k.txt" + suffix, COMPRESS[suffix](raw)), keep={"New York"}).tokens == ["New York"]
+    path = write(tmp_path, "k.txt" + suffix, COMPRESS[suffix](raw))
+    assert read_vectors(path, keep={"New York"}).tokens == ["New York"]
 
 
 def test_dimension_from_most_lines_not_line_one(tmp_path):
@@ -499,6 +502,7 @@ def test_dimension_from_most_lines_not_line_one(tmp_path):
                             "(every line needs 3 numbers (the dimension of line 1))")
 
 
+@pytest.mark.slow   # the reader on a 2 MB line: 1-4 s per case
 @pytest.mark.parametrize("keep,block", [(None, None), ({"big"}, None), (None, 1 << 16)])
 def test_a_line_of_2_megabytes(tmp_path, monkeypatch, keep, block):
     """Dimension 100,000: one line is longer than pyarrow's block and (with `block`) than ours."""

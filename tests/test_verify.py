@@ -1,4 +1,4 @@
-"""Issue 7: `reindex verify RUN` re-hashes the outputs and checks the invariants; exit 1 naming what differs."""
+"""`reindex verify RUN` re-hashes the outputs and checks the invariants; exit 1 naming what differs."""
 from __future__ import annotations
 
 import json
@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import VOCAB
 
 from reindex.commands.build import build
 from reindex.run import EMBEDDING_FILE, MANIFEST_FILE, describe_file, read_embedding, write_embedding
+
+from conftest import VOCAB
 
 
 @pytest.fixture
@@ -164,7 +165,7 @@ def test_malformed_manifest_is_reported_not_a_crash(cli, run, edit):
     assert code == 1 and errors and any("manifest.json" in e or "count" in e for e in errors), errors
 
 
-# ---------------------------------------------------------------- issue 10: every invariant, behind matching hashes
+# ---------------------------------------------------------------- every invariant, behind matching hashes
 #
 # Each case damages a run AND rewrites the manifest's size and sha256 to match, so the hash check
 # passes and only the invariant can catch it. Each problem is one line; all are listed.

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import VECTORS, VOCAB, write_glove
 
 from reindex.errors import ReindexError
 from reindex.formats import FORMAT_VERSION, RUN_FORMAT
 from reindex.run import load_run
+
+from conftest import VECTORS, VOCAB, write_glove
 
 
 @pytest.fixture(scope="module")

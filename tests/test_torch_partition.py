@@ -85,9 +85,9 @@ def test_a_view_taken_before_from_embedding_in_place_keeps_its_rows(name):
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_a_view_taken_before_train_only_keeps_its_rows(family):
     pytest.importorskip("transformers")
-    from _hf_models import MIDDLE_IDS, tiny_model
-
     import reindex.hf as rh
+
+    from _hf_models import MIDDLE_IDS, tiny_model
 
     model = tiny_model(family)
     w = model.get_input_embeddings().weight.detach()
@@ -219,9 +219,9 @@ def test_in_place_restore_gives_the_trained_rows_back_and_empties_the_split_modu
 @pytest.mark.parametrize("family", ["llama", "gpt2"])   # untied, tied
 def test_train_only_and_merge_keep_the_models_own_memory_for_appended_tokens(family):
     pytest.importorskip("transformers")
-    from _hf_models import VOCAB, tiny_model
-
     import reindex.hf as rh
+
+    from _hf_models import VOCAB, tiny_model
 
     model = tiny_model(family).eval()
     reference = copy.deepcopy(model)

@@ -90,14 +90,14 @@ def write_npy(path: Path, nbytes: int) -> int:
 # the imports, ~40-80 MB and different from one install to the next, are not counted), set from a
 # measured distribution: 10 runs per size, twice (2026-11-30; before = 78.8 MB for Parquet, 39.5 MB
 # for .npy), the second time with the command anyone can run:
-#     PYTHONPATH=$PWD python tests/test_memory.py 10
+#     PYTHONPATH=$PWD python tests/test_datasets_memory.py 10
 #                                 first 10 runs                second 10 runs (after a merge of main)
 #     parquet, 128 MB of ids: growth 94.5-96.6 MB (peak 175)  growth 83.0-87.7 MB (peak 162-167)
 #     parquet, 256 MB of ids: growth 91.3-97.0 MB (peak 176)  growth 86.0-94.5 MB (peak 165-173)
 #     npy,     256 MB of ids: growth 129.7-129.9 MB           growth 129.7-130.0 MB (peak 169-170)
 #     npy,     512 MB of ids: growth 129.7-129.9 MB           growth 129.8-130.0 MB (peak 169-170)
 # The old cap (peak < 200 MB) left Parquet 25 MB of margin here, and none on a fresh clone, where
-# issue 10 saw peaks of 199-201 MB. The caps below are twice the largest growth measured (97 MB ->
+# peaks of 199-201 MB were seen. The caps below are twice the largest growth measured (97 MB ->
 # 192 MB, 130 MB -> 256 MB), still under the data they are measured on (256 and 512 MB of ids at
 # the doubled size), so a remap that held the data would fail them. What the test proves rests on
 # the second check: the growth does not follow the data when it doubles (it would be ~2x if it
@@ -237,7 +237,7 @@ def build_peak(tmp: Path) -> dict[str, int]:
 
 
 # Measured (2026-11-30, 2 CPUs), with the command anyone can run:
-#     PYTHONPATH=$PWD python tests/test_memory.py build 10
+#     PYTHONPATH=$PWD python tests/test_datasets_memory.py build 10
 #     kept vectors 109.9 MB; growth after the reading 7.2-8.6 MB (10 runs)
 # The same test on the code before (np.take into a new `fixed`, float64 statistics) failed: grew
 # 549 MB; with only the in-place gather turned off, 220 MB. The cap is about three times the
@@ -254,7 +254,8 @@ def test_build_holds_the_kept_vectors_once(tmp_path):
     assert result["fixed"] == KEPT_ROWS
     assert AFTER_READ_CAP < kept / 4
     grown = result["peak"] - result["read"]
-    assert grown < AFTER_READ_CAP, f"after the reading, build grew {grown / MB:.0f} MB (kept vectors {kept / MB:.0f} MB)"
+    assert grown < AFTER_READ_CAP, \
+        f"after the reading, build grew {grown / MB:.0f} MB (kept vectors {kept / MB:.0f} MB)"
 
 
 def measure_build(runs: int) -> list[dict[str, int]]:
@@ -266,12 +267,13 @@ def measure_build(runs: int) -> list[dict[str, int]]:
         results = [build_peak(Path(tmp)) for _ in range(runs)]
     grown = [(r["peak"] - r["read"]) / MB for r in results]
     reader = [(r["reader_peak"] - r["before"]) / MB for r in results]
-    print(f"kept vectors {KEPT_ROWS * DIM * 4 / MB:.1f} MB; growth after the reading {min(grown):.1f}-{max(grown):.1f} MB; "
+    print(f"kept vectors {KEPT_ROWS * DIM * 4 / MB:.1f} MB; "
+          f"growth after the reading {min(grown):.1f}-{max(grown):.1f} MB; "
           f"reader's peak - before {min(reader):.1f}-{max(reader):.1f} MB")
     return results
 
 
-if __name__ == "__main__":  # python tests/test_memory.py [build] [runs]
+if __name__ == "__main__":  # python tests/test_datasets_memory.py [build] [runs]
     if sys.argv[1:2] == ["build"]:
         measure_build(int(sys.argv[2]) if len(sys.argv) > 2 else 10)
     else:

@@ -1,4 +1,4 @@
-"""Issue 7: two builds of the same inputs are byte-identical, whatever the thread count."""
+"""`build` is deterministic: two builds of the same inputs are byte-identical, whatever the thread count."""
 from __future__ import annotations
 
 import gzip
@@ -47,6 +47,7 @@ def assert_identical(a: Path, b: Path) -> None:
     assert differ == []
 
 
+@pytest.mark.slow   # a fresh `reindex` process per thread count
 def test_cli_builds_are_byte_identical_across_thread_counts(inputs, tmp_path):
     vectors, *data = inputs
     data = [d for d in data if d.suffix != ".pt"]   # torch's start-up is slow; .pt is covered below

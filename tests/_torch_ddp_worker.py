@@ -1,8 +1,10 @@
-"""One rank of the distributed tests: `torchrun --standalone --nproc_per_node 2 tests/_ddp_worker.py OUT FAMILY`.
+"""One rank of the distributed tests:
+`torchrun --standalone --nproc_per_node 2 tests/_torch_ddp_worker.py OUT FAMILY...`.
 
-Each rank trains a tiny model (same seed, its own batches) with only MIDDLE_IDS trainable, once
-under DDP and once under FSDP2 (`fully_shard`), and saves what the test compares: the plain
-weights before and after, the optimizer's state shapes, and buffers that would carry a gradient.
+For each FAMILY, each rank trains a tiny model (same seed, its own batches) with only MIDDLE_IDS
+trainable, once under DDP and once under FSDP2 (`fully_shard`), and saves what the test compares
+(OUT/FAMILY-rankR.pt): the plain weights before and after, the optimizer's state shapes, and buffers
+that would carry a gradient.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import reindex.hf as rh  # noqa: E402
+
 from _hf_models import MIDDLE_IDS, VOCAB, tiny_model  # noqa: E402
 
 
@@ -42,10 +45,17 @@ def train(model, wrapped, rank: int) -> list[tuple[int, ...]]:
     return sorted(tuple(s["exp_avg"].shape) for s in optimizer.state.values())
 
 
-def main(out: Path, family: str) -> None:
+def main(out: Path, families: list[str]) -> None:
     dist.init_process_group("gloo")
-    rank = dist.get_rank()
     torch.set_num_threads(1)
+    for family in families:
+        run_family(out, family)
+    dist.barrier()  # neither rank tears the group down while the other may still use it
+    dist.destroy_process_group()
+
+
+def run_family(out: Path, family: str) -> None:
+    rank = dist.get_rank()
     results = {"world_size": dist.get_world_size()}
     for mode in ("ddp", "fsdp"):
         model = tiny_model(family, seed=0)
@@ -64,13 +74,11 @@ def main(out: Path, family: str) -> None:
         buffers_with_grad = [name for name, b in model.named_buffers() if b.grad is not None or b.requires_grad]
         results[mode] = {"before": before, "after": weights(state), "state_shapes": shapes,
                          "buffers_with_grad": buffers_with_grad}
-    torch.save(results, out / f"rank{rank}.pt")
-    dist.barrier()  # neither rank tears the group down while the other may still use it
-    dist.destroy_process_group()
+    torch.save(results, out / f"{family}-rank{rank}.pt")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2])
+    main(Path(sys.argv[1]), sys.argv[2:])
     sys.stdout.flush()
     sys.stderr.flush()
     # The results are saved and the group is gone. At interpreter exit, gloo's threads were torn down

@@ -1,4 +1,4 @@
-"""Issue 7: a table of bad and odd inputs, each run through the real CLI on `tmp_path`.
+"""Bad and odd inputs to every command, as a table, each run through the real CLI on `tmp_path`.
 
 Every case ends in one of two outcomes:
 - a correct result, checked by hand (`Ok(check)`), or
@@ -17,7 +17,7 @@ import json
 import lzma
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +25,6 @@ import numpy as np
 import pytest
 
 from reindex.run import load_run
-
 
 VOCAB = ["<pad>", "the", "cat", "dog", "xyzzy"]
 VECS = {"the": [1.0, 2.0, 3.0], "cat": [0.5, -1.0, 2.5], "dog": [-2.0, 0.25, 1.0], "unused": [9.0, 9.0, 9.0]}
@@ -536,7 +535,8 @@ def _(tmp):
 
 
 @case("expansion: old rows kept exactly, new token appended", ok(lambda tmp: (
-    np.testing.assert_array_equal(load_run(tmp / "run").sorted_to_original[:5], load_run(tmp / "base").sorted_to_original),
+    np.testing.assert_array_equal(load_run(tmp / "run").sorted_to_original[:5],
+                                  load_run(tmp / "base").sorted_to_original),
     # every old token is fixed with its old row (trainable ones too); only the new token is trainable
     _has_vectors({**THREE, "xyzzy": [0.0, 0.0, 0.0]}, trainable=("new",))(tmp))))
 def _(tmp):
@@ -710,6 +710,7 @@ def test_every_torch_load_uses_weights_only():
         assert unsafe_import not in source
 
 
+@pytest.mark.slow   # a fresh process runs the payload
 def test_the_pickled_payload_is_live_and_reindex_refuses_it(tmp_path):
     """The table's payload really runs code when unpickled; `reindex` never runs it."""
     import subprocess
@@ -723,9 +724,9 @@ def test_the_pickled_payload_is_live_and_reindex_refuses_it(tmp_path):
                     "weights_only=False)"], check=True, cwd=Path(__file__).parent)
     assert marker.exists()   # a plain torch.load runs it
     marker.unlink()
+    from reindex.commands.export import load_trainable
     from reindex.datasets import RemapSpec, remap_dataset
     from reindex.errors import ReindexError
-    from reindex.commands.export import load_trainable
 
     with pytest.raises(ReindexError, match="weights_only"):
         remap_dataset(tmp_path / "evil.pt", tmp_path / "out.pt", RemapSpec(np.arange(5)))

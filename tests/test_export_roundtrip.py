@@ -1,17 +1,19 @@
-"""Issue 4: remap, invert, export, vocabulary expansion and inspect, by hand and as properties."""
+"""Round trips: remap then invert is the identity, export then rebuild is exact, vocabulary expansion
+keeps every old row, and inspect; by hand and as properties."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reindex.commands.build import build
-from reindex.errors import ReindexError, UsageError
 from reindex.commands.export import export
-from reindex.run import load_run
 from reindex.commands.remap import invert_files, remap_files
+from reindex.errors import ReindexError, UsageError
+from reindex.run import load_run
 
 from conftest import DATA, write_glove
 
@@ -25,7 +27,7 @@ def problems(draw):
     with_vector = draw(st.lists(st.booleans(), min_size=len(vocab), max_size=len(vocab)))
     strangers = draw(st.lists(words.map(lambda w: "z" + w), max_size=3, unique=True))
     dim = draw(st.integers(1, 4))
-    names = [t for t, keep in zip(vocab, with_vector) if keep] + strangers
+    names = [t for t, keep in zip(vocab, with_vector, strict=True) if keep] + strangers
     values = draw(st.lists(st.floats(-1e6, 1e6, width=32), min_size=len(names) * dim, max_size=len(names) * dim))
     vectors = {n: values[i * dim:(i + 1) * dim] for i, n in enumerate(names)}
     ids = draw(st.lists(st.integers(0, len(vocab) - 1), max_size=40))
@@ -118,7 +120,8 @@ def test_export_with_trained_weights(small, tmp_path):
     build(vocab=small["vocab"], vectors=small["vectors"], out=tmp_path / "run", pad="<pad>")
     run = load_run(tmp_path / "run")
     trained = np.arange(run.num_trainable * run.dim, dtype=np.float32).reshape(run.num_trainable, run.dim)
-    save_file({"model.embedding.trainable": trained, "model.embedding.fixed": run.fixed}, str(tmp_path / "w.safetensors"))
+    save_file({"model.embedding.trainable": trained, "model.embedding.fixed": run.fixed},
+              str(tmp_path / "w.safetensors"))
     export(tmp_path / "run", out=tmp_path / "m.npy", weights=tmp_path / "w.safetensors")
     matrix = np.load(tmp_path / "m.npy")
     assert np.array_equal(matrix[run.sorted_to_original[run.num_fixed:]], trained)

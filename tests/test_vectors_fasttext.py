@@ -8,7 +8,8 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reindex.commands.build import build
 from reindex.errors import ReindexError, UsageError
@@ -51,7 +52,7 @@ def write_vocab(path, tokens):
 
 def rows_by_token(run_dir):
     run = load_run(run_dir)
-    return dict(zip(run.tokens, run.weight(order="sorted"))), run
+    return dict(zip(run.tokens, run.weight(order="sorted"), strict=True)), run
 
 
 def patched(src, dst, offset, data):
@@ -76,7 +77,7 @@ def test_keep_reads_only_the_asked_words(model):
     keep = {"hospital", "the", "australia", "not-a-word"}
     vectors = read_vectors(model["path"], keep=keep)
     assert sorted(vectors.tokens) == ["australia", "hospital", "the"]
-    for token, row in zip(vectors.tokens, vectors.matrix):
+    for token, row in zip(vectors.tokens, vectors.matrix, strict=True):
         np.testing.assert_allclose(row, model["kv"][token], rtol=0, atol=1e-6)
 
 
@@ -315,7 +316,7 @@ def test_cli_build_inspect_verify_export_remap_invert(model, tmp_path, cli):
     assert cli("verify", run)[0] == 0
     assert cli("export", run, "--format", "word2vec", "--out", tmp_path / "all.vec")[0] == 0
     exported = read_vectors(tmp_path / "all.vec")
-    for token, row in zip(exported.tokens[1:], exported.matrix[1:]):
+    for token, row in zip(exported.tokens[1:], exported.matrix[1:], strict=True):
         np.testing.assert_allclose(row, model["kv"][token], rtol=0, atol=1e-5)   # (text at 6+ digits)
     assert cli("remap", run, ids, "--out", tmp_path / "enc")[0] == 0
     assert cli("invert", run, tmp_path / "enc" / "ids.npy", "--out", tmp_path / "dec")[0] == 0

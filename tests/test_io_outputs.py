@@ -1,4 +1,6 @@
-"""Crossings between features built apart: one writer's safety rule applied to another writer."""
+"""The overwrite rule (reindex.io.outputs) on the writers outside `build`: `save_trainable` (Hugging Face
+and SplitEmbedding) never replaces a user's file and is byte-identical across saves, `inspect --plot`
+never lands on a dataset it reads, and a deeply nested manifest is one error line in every command."""
 from __future__ import annotations
 
 import os
@@ -9,8 +11,9 @@ import pytest
 pytest.importorskip("transformers")
 
 import reindex.hf as rh  # noqa: E402
-from _hf_models import MIDDLE_IDS, tiny_model  # noqa: E402
 from reindex.errors import ReindexError  # noqa: E402
+
+from _hf_models import MIDDLE_IDS, tiny_model  # noqa: E402
 
 
 def test_hf_save_trainable_never_replaces_a_users_file(tmp_path):

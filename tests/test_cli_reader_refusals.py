@@ -1,4 +1,4 @@
-"""Issue 10: readers refuse what they cannot read correctly, accept what is valid, fail fast, and warn
+"""The readers behind every command refuse what they cannot read correctly, accept what is valid, fail fast, and warn
 when a run is probably a mistake. Every case goes through the real CLI on `tmp_path`.
 
 A refusal is: the exit code (1 bad data, 2 bad usage), exactly one `reindex: error:` line, last on
@@ -12,7 +12,6 @@ import json
 import os
 import re
 import socket
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,11 @@ GLOVE = "the 1.0 2.0 3.0\ncat 0.5 -1.0 2.5\ndog -2.0 0.25 1.0\nunused 9.0 9.0 9.
 
 
 # ---------------------------------------------------------------- helpers
+
+# Most cases below run `reindex` in a fresh process (0.5-5 s each): the fast loop (`-m "not slow"`)
+# keeps one or two per test, the full suite runs them all.
+SLOW = pytest.mark.slow
+
 
 def write(path: Path, data: bytes | str) -> Path:
     path.write_bytes(data.encode() if isinstance(data, str) else data)
@@ -323,6 +327,7 @@ def test_weights_that_hold_no_dense_values_are_refused(tmp_path, make):
     refused(result, 1, r"w\.pt: `trainable` is a sparse, nested or meta tensor", out=tmp_path / "e.npy")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["complex64", "bool"])
 def test_weights_that_are_not_real_numbers_are_refused(tmp_path, dtype):
     import torch
@@ -367,8 +372,9 @@ def _fifo(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("option", ["--vocab", "--vectors", "dataset", "dataset-in-folder", "--weights",
-                                    "export --weights", "remap dataset", "invert dataset", "inspect dataset"])
+@pytest.mark.parametrize("option", ["--vocab", "--vectors", *(pytest.param(option, marks=SLOW) for option in (
+    "dataset", "dataset-in-folder", "--weights", "export --weights", "remap dataset", "invert dataset",
+    "inspect dataset"))])
 def test_a_fifo_is_refused_not_waited_on(tmp_path, option):
     vocab, vectors = inputs(tmp_path)
     out = tmp_path / "out"
@@ -400,7 +406,8 @@ def test_a_fifo_is_refused_not_waited_on(tmp_path, option):
     refused(result, 1, r"is a FIFO \(named pipe\)", out=out)
 
 
-@pytest.mark.parametrize("kind", ["socket", "char-device", "directory"])
+@pytest.mark.parametrize("kind", ["socket", pytest.param("char-device", marks=SLOW),
+                                  pytest.param("directory", marks=SLOW)])
 def test_other_non_regular_files_are_refused_as_vocab_and_vectors(tmp_path, kind):
     vocab, vectors = inputs(tmp_path)
     if kind == "socket":
@@ -424,7 +431,7 @@ def test_other_non_regular_files_are_refused_as_vocab_and_vectors(tmp_path, kind
 
 
 def test_dash_is_left_for_standard_input():
-    """`-` is never refused as a non-regular file: issue 11 reads it as standard input."""
+    """`-` is never refused as a non-regular file: it is read as standard input."""
     from reindex.errors import ReindexError
     from reindex.io.inputfile import check_regular
 
@@ -449,20 +456,24 @@ def _torchscript(path: Path) -> None:
     torch.jit.save(torch.jit.script(torch.nn.ReLU()), str(path))
 
 
+# Each case is a fresh `reindex` process that imports torch (1.5-5 s): one runs in the fast loop.
 @pytest.mark.parametrize("make, where", [
-    (_pt(lambda torch: {"input_ids": torch.tensor([[1, 0], [2, 3]]).to_sparse()}),
-     r"key 'input_ids': a sparse tensor \(torch\.sparse_coo\)"),
-    (_pt(lambda torch: torch.tensor([[1, 0], [2, 3]]).to_sparse_csr()), r"a sparse tensor \(torch\.sparse_csr\)"),
-    (_pt(lambda torch: {"input_ids": torch.nested.nested_tensor([torch.tensor([1, 2]), torch.tensor([3])])}),
-     r"key 'input_ids': a nested tensor"),
-    (_pt(lambda torch: {"input_ids": torch.nested.nested_tensor([torch.tensor([1, 2]), torch.tensor([3])],
-                                                                layout=torch.jagged)}),
-     r"cannot load with weights_only=True"),   # torch itself refuses to unpickle a jagged tensor
-    (_torchscript, r"TorchScript archive"),
-    (_pt(lambda torch: {"input_ids": torch.empty(2, 3, dtype=torch.long, device="meta")}),
-     r"key 'input_ids': a meta tensor, which holds no data"),
-], ids=["sparse-coo", "sparse-csr", "nested", "nested-jagged", "torchscript", "meta"])
-@pytest.mark.parametrize("command", ["build", "remap"])
+    pytest.param(_pt(lambda torch: {"input_ids": torch.tensor([[1, 0], [2, 3]]).to_sparse()}),
+                 r"key 'input_ids': a sparse tensor \(torch\.sparse_coo\)", id="sparse-coo"),
+    pytest.param(_pt(lambda torch: torch.tensor([[1, 0], [2, 3]]).to_sparse_csr()),
+                 r"a sparse tensor \(torch\.sparse_csr\)", id="sparse-csr", marks=SLOW),
+    pytest.param(_pt(lambda torch: {"input_ids": torch.nested.nested_tensor([torch.tensor([1, 2]),
+                                                                             torch.tensor([3])])}),
+                 r"key 'input_ids': a nested tensor", id="nested", marks=SLOW),
+    pytest.param(_pt(lambda torch: {"input_ids": torch.nested.nested_tensor([torch.tensor([1, 2]), torch.tensor([3])],
+                                                                            layout=torch.jagged)}),
+                 r"cannot load with weights_only=True",   # torch itself refuses to unpickle a jagged tensor
+                 id="nested-jagged", marks=SLOW),
+    pytest.param(_torchscript, r"TorchScript archive", id="torchscript", marks=SLOW),
+    pytest.param(_pt(lambda torch: {"input_ids": torch.empty(2, 3, dtype=torch.long, device="meta")}),
+                 r"key 'input_ids': a meta tensor, which holds no data", id="meta", marks=SLOW),
+])
+@pytest.mark.parametrize("command", ["build", pytest.param("remap", marks=SLOW)])
 def test_pt_tensors_that_are_not_dense_ids_are_refused_without_torch_warnings(tmp_path, make, where, command):
     import warnings
 
@@ -564,7 +575,8 @@ def test_a_folder_digest_covers_names_and_contents(tmp_path):
     ("dataset_info.json", '{"features": ', r"dataset_info\.json:1: invalid JSON"),
     ("dataset_dict.json", "null", r"dataset_dict\.json: expected a JSON object, got NoneType"),
     ("dataset_dict.json", '{"splits": "train"}', r"dataset_dict\.json: expected `splits`"),
-    ("dataset_dict.json", '{"splits": ["train", "test", "train"]}', r"dataset_dict\.json: split 'train' is listed twice"),
+    ("dataset_dict.json", '{"splits": ["train", "test", "train"]}',
+     r"dataset_dict\.json: split 'train' is listed twice"),
     ("state.json", '{"_data_files": [{"filename": "nope.arrow"}]}', r"state\.json: .*'nope\.arrow', which is missing"),
     ("dataset_info.json", None, r"dataset_info\.json: missing file of a `save_to_disk` folder"),
     ("state.json", "[" * 100_000 + "]" * 100_000, r"state\.json: invalid JSON: nested too deeply"),
@@ -605,6 +617,7 @@ def test_plot_paths_that_cannot_be_written_are_usage_errors_before_any_work(tmp_
     assert not (tmp_path / "p.txt").exists() and not (tmp_path / "missing_dir").exists()
 
 
+@pytest.mark.slow
 def test_a_failed_plot_write_is_one_line(tmp_path):
     """The plot cannot be written (a file size limit: the write fails with EFBIG, as it would with
     ENOSPC on a full disk): one line naming the path, exit 1."""
@@ -732,9 +745,11 @@ def _gensim_dictionary(tmp: Path) -> Path:
 
 
 @pytest.mark.parametrize("make, cause", [
-    (_vector_file, "a vector file"), (_glove_file, "a vector file"),
-    (_word_count_file, "a `word count` list"), (_gensim_dictionary, "a gensim Dictionary.save_as_text file"),
-], ids=["word2vec-text", "glove", "word-count", "gensim-dictionary"])
+    pytest.param(_vector_file, "a vector file", id="word2vec-text"),
+    pytest.param(_glove_file, "a vector file", id="glove", marks=SLOW),
+    pytest.param(_word_count_file, "a `word count` list", id="word-count", marks=SLOW),
+    pytest.param(_gensim_dictionary, "a gensim Dictionary.save_as_text file", id="gensim-dictionary", marks=SLOW),
+])
 def test_a_vocabulary_that_is_another_kind_of_file_is_warned_about(tmp_path, make, cause):
     vocab = make(tmp_path)
     vectors = write(tmp_path / "vectors.txt", "the 1 2 3\ncat 4 5 6\nword1 7 8 9\n")
@@ -752,11 +767,10 @@ def test_a_vocabulary_that_is_another_kind_of_file_is_warned_about(tmp_path, mak
 
 @pytest.mark.parametrize("matched, warned", [(0, True), (4, True), (5, False), (100, False)])
 def test_a_low_match_share_is_warned_about(tmp_path, matched, warned):
+    from reindex import progress
     from reindex.commands.build import build
 
     from conftest import NoteCollector
-
-    from reindex import progress
 
     write(tmp_path / "vocab.txt", "".join(f"w{i}\n" for i in range(100)))
     write(tmp_path / "vectors.txt", "".join(f"w{i} 1 2 3\n" for i in range(matched)) + "other 1 2 3\n")
@@ -775,11 +789,10 @@ def test_a_low_match_share_is_warned_about(tmp_path, matched, warned):
 
 
 def test_the_pad_token_does_not_count_as_matched(tmp_path):
+    from reindex import progress
     from reindex.commands.build import build
 
     from conftest import NoteCollector
-
-    from reindex import progress
 
     write(tmp_path / "vocab.txt", "".join(["<pad>\n"] + [f"w{i}\n" for i in range(30)]))
     write(tmp_path / "vectors.txt", "<pad> 0 0 0\nother 1 2 3\n")
@@ -800,6 +813,7 @@ def test_ordinary_vocabularies_are_not_mistaken_for_other_files(tmp_path):
 
 # ---------------------------------------------------------------- no foreign warning on odd inputs
 
+@pytest.mark.slow   # three fresh processes
 def test_no_foreign_warning_on_odd_inputs(tmp_path):
     """Inputs that make numpy, torch or pyarrow warn in naive code: only our one line reaches stderr."""
     import torch
@@ -821,12 +835,13 @@ def test_no_foreign_warning_on_odd_inputs(tmp_path):
 # ---------------------------------------------------------------- an export given as --vectors
 
 @pytest.mark.parametrize("tokens, weight, where", [
-    ("not json", None, "the `tokens` metadata is not a JSON list of strings"),
-    ('{"the": 0, "cat": 1}', None, "the `tokens` metadata is not a JSON list of strings"),
-    ('["the", "the"]', None, "the `tokens` metadata names a token twice"),
-    ('["the", "cat"]', (1, 1, float("nan")), r"`weight` row 1 holds nan"),
-    ('["the", "cat"]', (0, 2, 1e39), r"`weight` row 0 holds 1e\+39"),
-], ids=["not-json", "not-a-list", "duplicate", "nan", "beyond-float32"])
+    pytest.param("not json", None, "the `tokens` metadata is not a JSON list of strings", id="not-json"),
+    pytest.param('{"the": 0, "cat": 1}', None, "the `tokens` metadata is not a JSON list of strings", id="not-a-list",
+                 marks=SLOW),
+    pytest.param('["the", "the"]', None, "the `tokens` metadata names a token twice", id="duplicate", marks=SLOW),
+    pytest.param('["the", "cat"]', (1, 1, float("nan")), r"`weight` row 1 holds nan", id="nan"),
+    pytest.param('["the", "cat"]', (0, 2, 1e39), r"`weight` row 0 holds 1e\+39", id="beyond-float32", marks=SLOW),
+])
 def test_a_damaged_export_as_vectors_is_one_line(tmp_path, tokens, weight, where):
     from safetensors.numpy import save_file
 

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from safetensors import safe_open
 from torch import nn
 
-from _runs import make_run
 from reindex.errors import ReindexError
 from reindex.torch import IdOutOfRangeError, SplitEmbedding
+
+from _runs import make_run
 
 NUM_FIXED, NUM_TRAINABLE, DIM = 12, 9, 5
 
@@ -248,15 +249,16 @@ def test_from_run_hand_written(tmp_path, input):
     emb = SplitEmbedding.from_run(tmp_path / "run", input=input)
     assert (emb.num_fixed, emb.padding_idx, emb.input) == (run["num_fixed"], 0, input)
     original = torch.from_numpy(run["original_ids"])
-    ids = original if input == "original" else torch.from_numpy(np.argsort(run["sorted_to_original"])[run["original_ids"]])
+    to_sorted = np.argsort(run["sorted_to_original"])
+    ids = original if input == "original" else torch.from_numpy(to_sorted[run["original_ids"]])
     assert torch.equal(emb(ids), torch.from_numpy(run["weight"])[original])
     assert torch.equal(emb.merged_weight(order="original"), torch.from_numpy(run["weight"]))
 
 
 def test_from_run_built_by_reindex_build_gives_the_vector_file_rows(small, tmp_path):
-    from conftest import VECTORS, VOCAB
-
     from reindex.commands.build import build
+
+    from conftest import VECTORS, VOCAB
 
     build(vocab=small["vocab"], vectors=small["vectors"], out=tmp_path / "run", pad="<pad>")
     emb = SplitEmbedding.from_run(tmp_path / "run", input="original")
@@ -275,6 +277,7 @@ def test_from_run_refuses_unknown_input(tmp_path):
         SplitEmbedding.from_run(tmp_path / "run", input="both")
 
 
+@pytest.mark.slow   # inductor compiles C++ kernels: 5-17 s
 def test_works_under_torch_compile():
     torch.manual_seed(0)
     eager = tiny_model(split())

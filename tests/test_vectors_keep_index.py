@@ -94,7 +94,8 @@ def test_resolve_duplicates_from_codes_matches_dictionary_encoding():
     for mode in ("first", "last"):
         by_codes = _resolve_duplicates(tokens, rows, where, codes=words, path="p", mode=mode, where_name="line")
         by_hash = _resolve_duplicates(tokens, rows, where, codes=None, path="p", mode=mode, where_name="line")
-        assert by_codes[0].tolist() == by_hash[0].tolist() and by_codes[1] == by_hash[1] == 200 - len(set(words.tolist())) > 0
+        assert by_codes[0].tolist() == by_hash[0].tolist()
+        assert by_codes[1] == by_hash[1] == 200 - len(set(words.tolist())) > 0
     none = _resolve_duplicates(tokens[:5], rows[:5], where[:5], codes=np.array([3, 1, 4, 0, 2]), path="p",
                                mode="error", where_name="line")
     assert none[0].tolist() == [0, 1, 2, 3, 4] and none[1] == 0
@@ -203,5 +204,6 @@ def test_a_vocabulary_that_is_not_strings_is_a_usage_error_naming_the_item(tmp_p
     tokens, m = corpus(50, spaces=False)
     raw = binary_bytes(tokens, m) if fmt == "bin" else text_bytes(tokens, m, header=False)
     path = write(tmp_path, "v." + fmt, raw)
-    with pytest.raises(UsageError, match=r"keep holds (1|3|b'w1'), a (int|bytes): a vocabulary is a collection of strings"):
+    with pytest.raises(UsageError,
+                       match=r"keep holds (1|3|b'w1'), a (int|bytes): a vocabulary is a collection of strings"):
         read_vectors(path, keep=keep)

@@ -13,6 +13,7 @@ pytest.importorskip("tokenizers")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow   # a fresh process: transformers, tokenizers, training and generation
 def test_llm_new_tokens_example(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "llm_new_tokens.py"), "--out", str(tmp_path),
                              "--steps", "5"], capture_output=True, text=True, cwd=ROOT, timeout=600)

@@ -1,4 +1,4 @@
-"""Issue 7: fuzz every reader on random and mutated bytes; only ReindexError may escape.
+"""Fuzz every reader on random and mutated bytes; only ReindexError may escape.
 
 Readers: `read_vocab` (lines, token<TAB>count, JSON), `read_vectors` (GloVe text, word2vec text,
 word2vec binary, each plain and gzip/bz2/xz compressed, compressed before or after the damage) and
@@ -6,7 +6,7 @@ word2vec binary, each plain and gzip/bz2/xz compressed, compressed before or aft
 
 CI runs a modest budget; a longer session (docs/robustness.md) runs with
 
-    REINDEX_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/test_fuzz.py -q
+    REINDEX_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/test_readers_fuzz.py -q
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reindex.errors import ReindexError
 
@@ -82,8 +83,8 @@ def in_temp(name: str, data: bytes, call: Callable[[Path], object]) -> None:
 # ---------------------------------------------------------------- vocabularies
 
 VOCABS = {
-    "vocab.txt": "<pad>\nthe\ncat\nnew york\nnan\n".encode(),
-    "counts.txt": "the\t10\ncat\t5\ndog\t3\n".encode(),
+    "vocab.txt": b"<pad>\nthe\ncat\nnew york\nnan\n",
+    "counts.txt": b"the\t10\ncat\t5\ndog\t3\n",
     "vocab.json": json.dumps({"<pad>": 0, "the": 1, "cat": 2, "caf\u00e9": 3}).encode(),
 }
 
@@ -256,7 +257,8 @@ def _replace_first(data: bytes, old: bytes, new: bytes) -> bytes:
 
 FOUND = [
     # pyarrow raises UnicodeDecodeError (not an ArrowException) for a column name that is not UTF-8
-    ("parquet column name not UTF-8", "x.parquet", lambda: _replace_first(parquet_bytes(), b"\x07element", b"\x07\xe5lement")),
+    ("parquet column name not UTF-8", "x.parquet",
+     lambda: _replace_first(parquet_bytes(), b"\x07element", b"\x07\xe5lement")),
     ("arrow stream field name not UTF-8", "x.arrow", lambda: _replace_first(arrow_bytes(True), b"label", b"\xe5abel")),
     ("arrow file field name not UTF-8", "x.arrow", lambda: _replace_first(arrow_bytes(False), b"label", b"\xe5abel")),
 ]

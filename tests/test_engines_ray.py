@@ -1,4 +1,4 @@
-"""`--engine ray` (issue 6): on a local Ray with 2 CPUs, output equals the local engine's row for row.
+"""`--engine ray` (reindex.engines.ray_data): on a local Ray with 2 CPUs, output equals the local engine's row for row.
 
 Ray is a plain import: CI installs the `ray` extra (requirements-dev.txt), so a missing install
 fails here loudly instead of skipping.
@@ -16,21 +16,30 @@ import pytest
 import ray
 from typer.testing import CliRunner
 
-from reindex.commands.build import build
 from reindex.cli import app
+from reindex.commands.build import build
+from reindex.commands.remap import remap_files
 from reindex.datasets import RemapSpec, plan_outputs, remap_many
 from reindex.engines.ray_data import import_ray, remap_with_ray
 from reindex.errors import ReindexError, UsageError
-from reindex.commands.remap import remap_files
 
 VOCAB = 40
 
+# With pytest-xdist (--dist loadfile, or loadgroup), one worker runs this file: one local Ray serves it.
+pytestmark = pytest.mark.xdist_group("ray")
 
-@pytest.fixture(scope="module", autouse=True)
+
+@pytest.fixture(scope="module")
 def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+def uses_ray(test):
+    """Runs on the module's local Ray, and is `slow`: starting Ray and its first workers takes 10-15 s.
+    The checks made before Ray starts (usage errors, imports) run in the fast loop."""
+    return pytest.mark.slow(pytest.mark.usefixtures("local_ray")(test))
 
 
 def write_shard(path: Path, seed: int, *, rows: int = 300, bad: tuple[int, int] | None = None) -> None:
@@ -71,6 +80,7 @@ def spec(*, counts: bool = False) -> RemapSpec:
                      counts=np.zeros(VOCAB, np.int64) if counts else None)
 
 
+@uses_ray
 def test_ray_equals_local_row_for_row(corpus: Path, tmp_path: Path) -> None:
     local_spec, ray_spec = spec(counts=True), spec(counts=True)
     local = remap_many(plan_outputs([corpus], tmp_path / "local"), local_spec)
@@ -78,7 +88,7 @@ def test_ray_equals_local_row_for_row(corpus: Path, tmp_path: Path) -> None:
     assert [(r.output.relative_to(tmp_path / "ray"), r.num_ids, r.num_rows, r.format) for r in remote] == \
            [(r.output.relative_to(tmp_path / "local"), r.num_ids, r.num_rows, r.format) for r in local]
     assert len(remote) == 4
-    for mine, theirs in zip(local, remote):
+    for mine, theirs in zip(local, remote, strict=True):
         expected, got = pq.read_table(mine.output), pq.read_table(theirs.output)
         assert got.schema.equals(expected.schema, check_metadata=True)
         assert got.to_pylist() == expected.to_pylist()
@@ -87,6 +97,7 @@ def test_ray_equals_local_row_for_row(corpus: Path, tmp_path: Path) -> None:
     assert ray_spec.counts.sum() == sum(r.num_ids for r in local) > 0
 
 
+@uses_ray
 def test_ray_output_is_remapped_by_hand(tmp_path: Path) -> None:
     source = tmp_path / "one.parquet"
     pq.write_table(pa.table({"input_ids": pa.array([[0, 2], None, [], [1]], pa.list_(pa.int32())),
@@ -100,6 +111,7 @@ def test_ray_output_is_remapped_by_hand(tmp_path: Path) -> None:
     assert (report.num_ids, report.num_rows) == (7, 4)
 
 
+@uses_ray
 def test_cli_engine_ray_matches_local(corpus: Path, tmp_path: Path) -> None:
     make_run(tmp_path / "run", vocab_size=VOCAB)
     runner = CliRunner()
@@ -114,6 +126,7 @@ def test_cli_engine_ray_matches_local(corpus: Path, tmp_path: Path) -> None:
         assert pq.read_table(tmp_path / "ray" / name).equals(pq.read_table(tmp_path / "local" / name))
 
 
+@uses_ray
 def test_bad_id_names_file_and_row_and_writes_nothing(corpus: Path, tmp_path: Path) -> None:
     write_shard(corpus / "sub" / "c.parquet", seed=2, bad=(123, 99))
     make_run(tmp_path / "run", vocab_size=VOCAB)
@@ -127,9 +140,11 @@ def test_bad_id_names_file_and_row_and_writes_nothing(corpus: Path, tmp_path: Pa
     assert message.startswith(f"{corpus / 'sub' / 'c.parquet'}: at row 123, column 'input_ids', element 1: "
                               f"id 99 is outside the vocabulary [0, {VOCAB})")
     assert "\n" not in message and "Traceback" not in message
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "run", "vectors.txt", "vocab.txt"]  # no out, no .out.tmp-*
+    # no out, no .out.tmp-*
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "run", "vectors.txt", "vocab.txt"]
 
 
+@uses_ray
 def test_cli_bad_id_is_one_line(corpus: Path, tmp_path: Path) -> None:
     write_shard(corpus / "b.parquet", seed=1, bad=(5, -3))
     make_run(tmp_path / "run", vocab_size=VOCAB)

@@ -38,7 +38,7 @@ runs/demo/manifest.json: data/vocab.txt data/vectors.txt data/train.parquet data
 		--pad '<pad>' --case-fallback --force --out runs/demo \
 		data/train.parquet data/train.pt
 
-test: $(DEV)
+test: lint typecheck
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 check: lint typecheck fast

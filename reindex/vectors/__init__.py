@@ -13,30 +13,17 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Collection
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ReindexError, ReindexWarning, UsageError
-from ._format import detect_format, header_problem, is_fasttext_head, parse_header
+from ._format import Vectors, detect_format, header_problem, is_fasttext_head, parse_header
 from ._open import BLOCK_BYTES, STREAM_ERRORS, FileDigest, iter_line_blocks, open_stream, read_or_fail, refuse_archive
 
 FORMATS = ("glove", "word2vec-text", "word2vec-binary", "fasttext-bin")
 DUPLICATE_MODES = ("first", "last", "error")
 UNICODE_MODES = ("strict", "replace", "ignore")
 BOM = b"\xef\xbb\xbf"
-
-
-@dataclass
-class Vectors:
-    """Vectors read from a file; `matrix[i]` is the vector of `tokens[i]`."""
-
-    tokens: list[str]        # kept tokens, in file order of the occurrence that won
-    matrix: np.ndarray       # float32 C-contiguous [len(tokens), dim]
-    dim: int
-    format: str              # "glove" | "word2vec-text" | "word2vec-binary"
-    num_read: int            # vector records in the file
-    num_duplicates: int      # records whose token had already appeared
 
 
 def read_vectors(path: str | os.PathLike, *, keep: Collection[str] | None = None, format: str | None = None,

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from ..errors import ReindexError
 from ..io.compression import detect_compression
-from ._format import FASTTEXT_MAGIC, is_fasttext_head
+from ._format import FASTTEXT_MAGIC, Vectors, is_fasttext_head
 from .ngrams import subword_rows
 
 VERSION = 12                      # the newest fastText file version (fastText reads any older one)
@@ -164,7 +164,6 @@ def _accumulate(values: np.ndarray, owners: np.ndarray, sums: np.ndarray) -> int
 def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = None, duplicates: str = "first",
                   unicode_errors: str = "strict", limit: int | None = None):
     """The dictionary words (those in `keep`, or all) with fastText's own vectors, as `read_vectors` returns."""
-    from . import Vectors
     from ._collect import _resolve_duplicates, decode_tokens
     from ._keep import not_strings
     from .keyed import KeyedSet, keyed_ids

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fasttext import model as fasttext_model  # noqa: F401  (a session fixture: a gensim-trained .bin)
+from test_vectors_fasttext import model as fasttext_model  # noqa: F401  (a session fixture: a gensim-trained .bin)
 
 import reindex.vectors as vectors_module
 from reindex.errors import ReindexError

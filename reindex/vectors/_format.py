@@ -1,7 +1,11 @@
-"""Tell the three formats apart from a file's first bytes (no pyarrow: `import` stays light)."""
+"""Tell the formats apart from a file's first bytes, and what every reader returns (no pyarrow: `import`
+stays light)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+import numpy as np
 
 INTEGER = re.compile(rb"[-+]?\d+")
 MAX_COUNT = 2 ** 63 - 1
@@ -67,3 +71,15 @@ def is_fasttext_head(head: bytes) -> bool:
     (True, False)
     """
     return head[:4] == FASTTEXT_MAGIC.to_bytes(4, "little")
+
+
+@dataclass
+class Vectors:
+    """Vectors read from a file; `matrix[i]` is the vector of `tokens[i]`."""
+
+    tokens: list[str]        # kept tokens, in file order of the occurrence that won
+    matrix: np.ndarray       # float32 C-contiguous [len(tokens), dim]
+    dim: int
+    format: str              # "glove" | "word2vec-text" | "word2vec-binary"
+    num_read: int            # vector records in the file
+    num_duplicates: int      # records whose token had already appeared

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from ..errors import ReindexError
 from ..io.compression import detect_compression
-from ._format import FASTTEXT_MAGIC, is_fasttext_head
+from ._format import FASTTEXT_MAGIC, Vectors, is_fasttext_head
 from .ngrams import subword_rows
 
 VERSION = 12                      # the newest fastText file version (fastText reads any older one)
@@ -164,7 +164,6 @@ def _accumulate(values: np.ndarray, owners: np.ndarray, sums: np.ndarray) -> int
 def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = None, duplicates: str = "first",
                   unicode_errors: str = "strict", limit: int | None = None):
     """The dictionary words (those in `keep`, or all) with fastText's own vectors, as `read_vectors` returns."""
-    from . import Vectors
     from ._collect import _resolve_duplicates, decode_tokens
     from ._keep import not_strings
     from .keyed import KeyedSet, keyed_ids
@@ -190,16 +189,6 @@ def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = Non
     matrix, _ = word_vectors(model, tokens, ids=ids)
     return Vectors(tokens=tokens, matrix=matrix, dim=model.dim, format="fasttext-bin", num_read=len(candidates),
                    num_duplicates=num_duplicates)
-
-
-def is_fasttext(path: str | os.PathLike) -> bool:
-    """Whether `path` is a file that starts with fastText's magic number."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError:
-        return False
-    return is_fasttext_head(head)
 
 
 def _exact(f, n: int, *, path, offset: int, what: str) -> bytes:

@@ -44,7 +44,11 @@ def gather_rows(matrix: np.ndarray, rows: np.ndarray, *, lead: int = 0, in_place
     """
     rows = np.asarray(rows, dtype=np.int64)
     total, (size, dim) = lead + len(rows), matrix.shape
-    if not (in_place and total <= size and owns_rows(matrix)):
+    owned = in_place and owns_rows(matrix)
+    if owned and size < total:
+        matrix = _spare_rows(matrix, total)  # a second view of the same memory: checked once, above
+        size = len(matrix)
+    if not (owned and total <= size):
         out = np.empty((total, dim), dtype=matrix.dtype)
         out[:lead] = 0
         np.take(matrix, rows, axis=0, out=out[lead:])
@@ -62,6 +66,21 @@ def gather_rows(matrix: np.ndarray, rows: np.ndarray, *, lead: int = 0, in_place
         matrix[lead + chunk] = matrix[lead + first[np.searchsorted(unique, rows[chunk])]]
     matrix[:lead] = 0
     return matrix if total == size else matrix[:total]
+
+
+def _spare_rows(matrix: np.ndarray, total: int) -> np.ndarray:
+    """`matrix` grown to `total` rows into the unused rows after it, when it leads a larger array it
+    is the only view of (a reader allocates for the whole file and cuts its matrix to the rows it
+    filled): the pad row `lead` adds needs no copy. Else `matrix`.
+
+    >>> bigger = np.zeros((4, 2)); _spare_rows(bigger[:2], 3).shape
+    (3, 2)
+    """
+    base = matrix.base
+    if (isinstance(base, np.ndarray) and base.ndim == 2 and base.shape[1:] == matrix.shape[1:]
+            and len(base) >= total and base.dtype == matrix.dtype and base.ctypes.data == matrix.ctypes.data):
+        return base[:total]
+    return matrix
 
 
 def _permute(matrix: np.ndarray, source: np.ndarray, *, block: int) -> None:

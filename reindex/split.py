@@ -40,7 +40,7 @@ def split_rows(matched: Matched, sorted_to_original: np.ndarray, *, pad: int | N
         start = 1  # the pad row: zeros
     dim = matched.matrix.shape[1]
     fixed = gather_rows(matched.matrix, rows[start:num_fixed], lead=start, in_place=init != "pieces")
-    if fixed is matched.matrix:
+    if np.may_share_memory(fixed, matched.matrix):
         matched.matrix = np.zeros((0, dim), np.float32)  # spent: its rows are now `fixed`'s
     real = fixed[start:]
     if matched.old_order is not None and pad is not None:

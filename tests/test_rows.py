@@ -77,3 +77,21 @@ def test_column_stats_of_no_rows_are_nan_without_a_warning():
         warnings.simplefilter("error")
         mean, std = column_stats(np.zeros((0, 3), np.float32))
     assert np.isnan(mean).all() and np.isnan(std).all() and mean.shape == std.shape == (3,)
+
+
+def test_the_pad_row_uses_the_spare_rows_after_a_readers_matrix():
+    """A reader allocates for the whole file and cuts its matrix to the rows it filled: the pad row
+    (`lead`) goes into the spare rows after it, in the same memory, not into a copy."""
+    def read() -> np.ndarray:
+        buffer = np.empty((6, 2), dtype=np.float32)
+        buffer[:] = np.arange(12).reshape(6, 2)
+        return buffer[:4]   # the only view: the reader dropped `buffer`
+
+    matrix = read()
+    address = matrix.ctypes.data
+    out = gather_rows(matrix, np.array([3, 0, 2, 1]), lead=1)
+    assert out.ctypes.data == address and out.shape == (5, 2)
+    assert out.tolist() == [[0, 0], [6, 7], [0, 1], [4, 5], [2, 3]]
+    full = np.arange(8, dtype=np.float32).reshape(4, 2)   # no spare rows: a new array, the input untouched
+    assert gather_rows(full, np.array([3, 0, 2, 1]), lead=1).tolist() == [[0, 0], [6, 7], [0, 1], [4, 5], [2, 3]]
+    assert full.tolist() == np.arange(8, dtype=np.float32).reshape(4, 2).tolist()

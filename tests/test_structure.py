@@ -21,7 +21,7 @@ FLOORS = [
     ("reindex.options", "reindex.progress", "reindex.mapping", "reindex.matching", "reindex.init", "reindex.rows",
      "reindex.split"),
     ("reindex.io",),
-    ("reindex.vocab",),
+    ("reindex.vocab", "reindex.checkpoint"),
     ("reindex.vectors",),
     ("reindex.run",),
     ("reindex.datasets", "reindex.engines"),

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import progress
+from ..checkpoint.tensors import RAW, RowReader
 from ..errors import ReindexError, UsageError
 from .align import Alignment, align, by_id
 from .compare import cast, coarser, compare_rows, in_dtype, tally
@@ -16,7 +17,7 @@ from .expect import expected_rows
 from .peft import is_adapter, open_adapter
 from .result import AuditReport, MatrixAudit, judge, never_changed
 from .sources import Source, open_source
-from .tensors import RAW, Matrix, RowReader, take
+from .tensors import Matrix, take
 
 #: Bytes of rows read per side at a time: large enough that reading runs at disk speed.
 SLICE_BYTES = 16 << 20

@@ -1,6 +1,6 @@
 """Compare blocks of embedding rows: which rows differ, and by how much (numpy only, no files).
 
-Rows arrive in their stored encoding (`tensors.RAW`: bfloat16 as its uint16 bits). Two blocks of
+Rows arrive in their stored encoding (`checkpoint.tensors.RAW`: bfloat16 as its uint16 bits). Two blocks of
 different dtypes are compared in the coarser one, the finer block rounded to it as torch would.
 
 >>> base = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tensors import RAW
+from ..checkpoint.tensors import RAW
 
 PRECISION = ("BF16", "F16", "F32", "F64")   # coarsest first
 #: Upper edges of the histogram bins of a row's change (its largest absolute element difference).

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoint.tensors import Tensor, read_header
 from ..errors import ReindexError, UsageError
 from .sources import TOKENIZER_FILE, Source, read_tokens
-from .tensors import Matrix, Tensor, read_header
+from .tensors import Matrix
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

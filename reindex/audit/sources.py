@@ -6,23 +6,18 @@ read here; the rows are read later, a slice at a time (`tensors.take`).
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..checkpoint.files import config_ties, matrix_tensor, pick, tensor_files
+from ..checkpoint.tensors import read_header, read_metadata
 from ..errors import ReindexError, UsageError
 from ..formats import EMBEDDING_FILE, EMBEDDING_FORMAT, MANIFEST_FILE
-from ..vectors.hf_model import EMBEDDING_NAMES, INDEX_FILE, SINGLE_FILE, read_weight_map
-from .tensors import RAW, Matrix, Tensor, read_header, read_metadata
+from .tensors import Matrix
 
-HEAD_NAMES = ("lm_head", "embed_out")
 TOKENIZER_FILE = "tokenizer.json"
-CONFIG_FILE = "config.json"
-_EMBEDDING_KEY = re.compile(r"(?:^|\.)(?:" + "|".join(EMBEDDING_NAMES) + r")\.weight$")
-_HEAD_KEY = re.compile(r"(?:^|\.)(?:" + "|".join(HEAD_NAMES) + r")\.weight$")
 
 
 @dataclass
@@ -77,82 +72,18 @@ def _run_source(directory: Path) -> Source:
 
 
 def _checkpoint_source(path: Path, *, key: str | None, head_key: str | None) -> Source:
-    files, directory, kind = _tensor_files(path)
-    embedding_key = _pick(files, key, _EMBEDDING_KEY, path, what="an input embedding",
-                          names=EMBEDDING_NAMES, option="--key")
-    found_head = _pick(files, head_key, _HEAD_KEY, path, what="an output head", names=HEAD_NAMES,
-                       option="--head-key", required=False)
-    embedding = Matrix(parts=(_tensor(files, embedding_key, path),))
-    head = Matrix(parts=(_tensor(files, found_head, path),)) if found_head else None
+    files, directory, kind = tensor_files(path)
+    embedding_key = pick(files, key, path=path, option="--key")
+    found_head = pick(files, head_key, head=True, path=path, option="--head-key", required=False)
+    assert embedding_key is not None  # required
+    embedding = Matrix(parts=(matrix_tensor(files, embedding_key, path=path, option="--key"),))
+    head = Matrix(parts=(matrix_tensor(files, found_head, path=path, option="--key"),)) if found_head else None
     source = Source(path=path, kind=kind, embedding=embedding, head=head,
-                    tied=head is None and _config_ties(directory))
+                    tied=head is None and config_ties(directory))
     if head is not None and head.dim != embedding.dim:
         raise ReindexError(f"head {found_head!r} has rows of {head.dim} but the embedding {embedding_key!r} "
                            f"of {embedding.dim}", path=path, hint="name the head with --head-key")
     return source
-
-
-def _tensor_files(path: Path) -> tuple[dict[str, Path], Path, str]:
-    """{tensor key: the file holding it}, the model's directory, and which kind of checkpoint it is."""
-    if path.is_dir():
-        if (path / INDEX_FILE).is_file():
-            return _tensor_files(path / INDEX_FILE)[0], path, "sharded"
-        if not (path / SINGLE_FILE).is_file():
-            raise ReindexError(f"no {SINGLE_FILE}, {INDEX_FILE} or reindex run here", path=path,
-                               hint="save the model with model.save_pretrained(DIR), or pass a run directory")
-        return {k: path / SINGLE_FILE for k in read_header(path / SINGLE_FILE)}, path, "model"
-    if path.name.endswith(".index.json"):
-        return {k: path.parent / v for k, v in read_weight_map(path).items()}, path.parent, "sharded"
-    return {k: path for k in read_header(path)}, path.parent, "safetensors"
-
-
-def _pick(files: dict[str, Path], key: str | None, pattern: re.Pattern[str], path: Path, *, what: str,
-          names: tuple[str, ...], option: str, required: bool = True) -> str | None:
-    """The key given, else the one tensor named like `pattern` (None when not `required` and none is)."""
-    if key is not None:
-        if key not in files:
-            near = [k for k in files if pattern.search(k)] or sorted(files)[:5]
-            raise UsageError(f"{option} {key!r} is not a tensor here (found e.g. {', '.join(near)})", path=path,
-                             hint="pass one of its keys")
-        return key
-    found = sorted(k for k in files if pattern.search(k))
-    if len(found) > 1:
-        raise UsageError(f"several tensors look like {what}: {', '.join(found)}", path=path,
-                         hint=f"pick one with {option}")
-    if found:
-        return found[0]
-    if required:
-        raise ReindexError(f"no tensor named like {what} ({', '.join(names)}) among {len(files)} tensors",
-                           path=path, hint=f"name it with {option}")
-    return None
-
-
-def _tensor(files: dict[str, Path], key: str | None, path: Path) -> Tensor:
-    file = files[str(key)]
-    if not file.is_file():
-        raise ReindexError(f"shard {file.name} holding {key!r} is missing", path=path,
-                           hint="copy every shard the index lists")
-    tensors = read_header(file)
-    if key not in tensors:
-        raise ReindexError(f"the index puts {key!r} in {file.name}, which does not hold it", path=path)
-    tensor = tensors[str(key)]
-    if len(tensor.shape) != 2 or tensor.dtype not in RAW:
-        raise ReindexError(f"tensor {key!r} is {tensor.dtype} {list(tensor.shape)}, not a float matrix of rows",
-                           path=path, hint="name the input embedding with --key")
-    return tensor
-
-
-def _config_ties(directory: Path) -> bool:
-    """Whether config.json ties the head to the embedding (transformers' default: yes)."""
-    try:
-        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return True
-    if not isinstance(config, dict):
-        return True
-    text = config.get("text_config")
-    default = text.get("tie_word_embeddings", True) if isinstance(text, dict) else True
-    return bool(config.get("tie_word_embeddings", default))
 
 
 def _beside(path: Path, name: str) -> Path | None:

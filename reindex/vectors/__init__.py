@@ -17,8 +17,9 @@ from collections.abc import Collection
 import numpy as np
 
 from ..errors import ReindexError, ReindexWarning, UsageError
+from ..io.streams import STREAM_ERRORS, FileDigest, open_stream, read_or_fail, refuse_archive
 from ._format import Vectors, detect_format, header_problem, is_fasttext_head, parse_header
-from ._open import BLOCK_BYTES, STREAM_ERRORS, FileDigest, iter_line_blocks, open_stream, read_or_fail, refuse_archive
+from ._open import BLOCK_BYTES, iter_line_blocks
 
 FORMATS = ("glove", "word2vec-text", "word2vec-binary", "fasttext-bin")
 DUPLICATE_MODES = ("first", "last", "error")
@@ -112,12 +113,13 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None)
     from .binary import read_binary
     from .text import read_text
 
-    with open_stream(path, digest=digest) as (stream, compression), progress.step(
+    opened = open_stream(path, what="vector file", hint="check the --vectors path", digest=digest)
+    with opened as (stream, compression), progress.step(
             f"reading {os.fspath(path)}", total=os.path.getsize(path), unit="bytes",
             poll=_file_position(stream, digest)):
         first = read_or_fail(stream, BLOCK_BYTES, path=path, compression=compression, offset=0)
         if compression:
-            refuse_archive(first, path=path, compression=compression)
+            refuse_archive(first, path=path, compression=compression, what="vector file")
         if format == "fasttext-bin" or (format is None and is_fasttext_head(first)):
             from .fasttext import read_fasttext  # memory-maps the file itself (refusing a compressed one)
 

@@ -1,4 +1,5 @@
-"""Tell the three formats apart from a file's first bytes (no pyarrow: `import` stays light)."""
+"""Tell the formats apart from a file's first bytes, and what every reader returns (no pyarrow: `import`
+stays light)."""
 from __future__ import annotations
 
 import re

@@ -18,11 +18,11 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import ReindexError
+from ..io.streams import read_or_fail
 from ._collect import Collector
 from ._keep import Keep
 from ._line import not_finite
 from ._lines import share_in_keep, token_array, words_not_utf8
-from ._open import read_or_fail
 
 MAX_TOKEN_BYTES = 1 << 16
 DENSE = 0.9  # with `keep`: read every record when keep holds at least this share of the header's count

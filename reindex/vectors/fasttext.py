@@ -191,16 +191,6 @@ def read_fasttext(path: str | os.PathLike, *, keep: Collection[str] | None = Non
                    num_duplicates=num_duplicates)
 
 
-def is_fasttext(path: str | os.PathLike) -> bool:
-    """Whether `path` is a file that starts with fastText's magic number."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError:
-        return False
-    return is_fasttext_head(head)
-
-
 def _exact(f, n: int, *, path, offset: int, what: str) -> bytes:
     data = f.read(n)
     if len(data) < n:

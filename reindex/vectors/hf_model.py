@@ -1,27 +1,22 @@
 """A Hugging Face model checkpoint as pretrained vectors: its input embedding, rows named by its tokenizer.
 
 A directory written by `save_pretrained` (`model.safetensors`, or shards listed in
-`model.safetensors.index.json`), or one of those files. Only the embedding tensor is read, through a
-safetensors slice; every other tensor of the checkpoint stays on disk.
+`model.safetensors.index.json`), or one of those files (found and read by `reindex.checkpoint`).
+Only the embedding's rows are read; every other tensor of the checkpoint stays on disk.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..checkpoint.files import is_hf_model, matrix_tensor, pick, tensor_files
+from ..checkpoint.tensors import read_rows
 from ..errors import ReindexError, UsageError
 
-SINGLE_FILE = "model.safetensors"
-INDEX_FILE = "model.safetensors.index.json"
-EMBEDDING_NAMES = ("embed_tokens", "wte", "word_embeddings", "shared")
-_EMBEDDING_KEY = re.compile(r"(?:^|\.)(?:" + "|".join(EMBEDDING_NAMES) + r")\.weight$")
-_FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
 FORMAT = "hf-model"
 
 
@@ -43,33 +38,15 @@ class ModelEmbedding:
         return [row_of[np.asarray(e.ids, dtype=np.int64)] for e in encodings]
 
 
-def is_hf_model(path: str | os.PathLike) -> bool:
-    """A save_pretrained directory, its index file, or a `.safetensors` file that is not a reindex export."""
-    path = Path(path)
-    if path.is_dir():
-        return (path / SINGLE_FILE).is_file() or (path / INDEX_FILE).is_file()
-    if path.name.endswith(".safetensors.index.json"):
-        return True
-    return path.suffix == ".safetensors" and path.is_file() and not _is_reindex_export(path)
-
-
-def _is_reindex_export(path: Path) -> bool:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            return "tokens" in (f.metadata() or {})
-    except Exception:
-        return True  # not readable as safetensors: let the export reader say why
-
-
 def read_model_embedding(path: str | os.PathLike, *, key: str | None = None) -> ModelEmbedding:
     """Read the input embedding of a checkpoint and name its rows with the tokenizer stored beside it."""
     from ..vocab.tokenizer import load_tokenizer, tokenizer_file, tokens_by_id
 
     path = Path(path)
-    shards, directory = _tensor_files(path)
-    key = _embedding_key(shards, path, key)
+    files, directory, _ = tensor_files(path)
+    key = pick(files, key, path=path, option="--vectors-key")
+    assert key is not None  # required
+    tensor = matrix_tensor(files, key, path=path, option="--vectors-key")
     if tokenizer_file(directory) is None:
         raise ReindexError("no tokenizer next to the model (tokenizer.json, tokenizer_config.json or vocab.json), "
                            "so its rows have no tokens", path=path,
@@ -80,112 +57,16 @@ def read_model_embedding(path: str | os.PathLike, *, key: str | None = None) -> 
     except ReindexError as e:
         raise ReindexError(e.message, path=directory, hint=e.hint) from e
     ids = np.fromiter(sorted(by_id), dtype=np.int64, count=len(by_id))
-    matrix = _read_rows(shards[key], key, int(ids[-1]) + 1 if len(ids) else 0, path=path)
+    count = int(ids[-1]) + 1 if len(ids) else 0
+    if count > tensor.rows:
+        raise ReindexError(f"the tokenizer has ids up to {count - 1} but {key!r} has {tensor.rows} rows",
+                           path=path, hint="resize the model's embeddings, or store the tokenizer it was "
+                                           "trained with beside it")
+    matrix = read_rows(tensor, count)
     if ids.shape[0] != matrix.shape[0]:  # ids with no token (holes) have no row here
         matrix = np.ascontiguousarray(matrix[ids])
     return ModelEmbedding(tokens=[by_id[i] for i in ids.tolist()], ids=ids, matrix=matrix, key=key,
                           tokenizer=tokenizer)
-
-
-def _tensor_files(path: Path) -> tuple[dict[str, Path], Path]:
-    """{tensor key: the safetensors file holding it} and the directory the model lives in."""
-    directory = path if path.is_dir() else path.parent
-    index = path / INDEX_FILE if path.is_dir() else path
-    if path.is_dir() and not index.is_file():
-        single = path / SINGLE_FILE
-        if not single.is_file():
-            raise ReindexError(f"no {SINGLE_FILE} or {INDEX_FILE} in this directory", path=path,
-                               hint="save the model with model.save_pretrained(DIR) (safetensors), "
-                                    "or pass a vector file or a run directory")
-        index = single
-    if index.name.endswith(".index.json"):
-        return {k: directory / v for k, v in read_weight_map(index).items()}, directory
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(index), framework="numpy") as f:
-            return {k: index for k in f.keys()}, directory
-    except Exception as e:
-        raise ReindexError(f"cannot read safetensors file: {e}", path=index) from e
-
-
-def read_weight_map(index: Path) -> dict[str, str]:
-    """The `weight_map` of a sharded checkpoint's index: tensor name -> shard file name, checked for shape."""
-    try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:
-        raise ReindexError(f"not a safetensors index (needs a \"weight_map\" object): {e}", path=index) from e
-    weight_map = data.get("weight_map") if isinstance(data, dict) else None
-    if not isinstance(weight_map, dict):
-        found = "no `weight_map`" if not isinstance(data, dict) or "weight_map" not in data else \
-            f"`weight_map` is a {type(weight_map).__name__.replace('NoneType', 'null')}"
-        raise ReindexError(f"{found}; a safetensors index maps each tensor name to its shard file", path=index,
-                           hint="save the model again with model.save_pretrained(DIR)")
-    for key, value in weight_map.items():
-        if not isinstance(value, str) or not value:
-            raise ReindexError(f"`weight_map` maps {key!r} to {value!r}, not a shard file name", path=index,
-                               hint="save the model again with model.save_pretrained(DIR)")
-    return weight_map
-
-
-def _embedding_key(shards: dict[str, Path], path: Path, key: str | None) -> str:
-    """The --vectors-key if given, else the one key named like an input embedding."""
-    if key is not None:
-        if key not in shards:
-            near = [k for k in shards if _EMBEDDING_KEY.search(k)] or sorted(shards)[:5]
-            raise UsageError(f"--vectors-key {key!r} is not a tensor of this checkpoint "
-                             f"(found e.g. {', '.join(near)})", path=path, hint="pass one of its keys")
-        return key
-    found = sorted(k for k in shards if _EMBEDDING_KEY.search(k))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise ReindexError(f"no tensor named like an input embedding ({', '.join(EMBEDDING_NAMES)}) "
-                           f"among {len(shards)} tensors", path=path, hint="name it with --vectors-key")
-    raise UsageError(f"several tensors look like the input embedding: {', '.join(found)}", path=path,
-                     hint="pick one with --vectors-key")
-
-
-def _read_rows(file: Path, key: str, count: int, *, path: Path) -> np.ndarray:
-    """The first `count` rows of tensor `key` as float32, read through a slice (nothing else is loaded)."""
-    from safetensors import safe_open
-
-    if not file.is_file():
-        raise ReindexError(f"shard {file.name} holding {key!r} is missing", path=path,
-                           hint="copy every shard the index lists")
-    try:
-        with safe_open(str(file), framework="numpy") as f:
-            piece = f.get_slice(key)
-            shape, dtype = piece.get_shape(), piece.get_dtype()
-            _check_shape(shape, dtype, key, count, path)
-            if dtype != "BF16":
-                return np.ascontiguousarray(piece[:count], dtype=np.float32)
-        with safe_open(str(file), framework="pt") as f:  # numpy has no bfloat16
-            return f.get_slice(key)[:count].float().numpy()
-    except ReindexError:
-        raise
-    except Exception as e:
-        raise ReindexError(f"cannot read tensor {key!r} of {file.name}: {e}", path=path) from e
-
-
-def _check_shape(shape: list[int], dtype: str, key: str, count: int, path: Path) -> None:
-    if len(shape) != 2 or dtype not in _FLOAT_DTYPES:
-        raise ReindexError(f"tensor {key!r} is {dtype} {shape}, not a float matrix of rows", path=path,
-                           hint="name the input embedding with --vectors-key")
-    if count > shape[0]:
-        raise ReindexError(f"the tokenizer has ids up to {count - 1} but {key!r} has {shape[0]} rows",
-                           path=path, hint="resize the model's embeddings, or store the tokenizer it was "
-                                           "trained with beside it")
-
-
-def source_file(path: str | os.PathLike) -> Path:
-    """The file the manifest records for an HF model: its index, or its one safetensors file."""
-    path = Path(path)
-    if path.is_dir():
-        for name in (INDEX_FILE, SINGLE_FILE):
-            if (path / name).is_file():
-                return path / name
-    return path
 
 
 def match_model(path: str | os.PathLike, tokens: Sequence[str], *, key: str | None = None,

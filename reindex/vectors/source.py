@@ -10,11 +10,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checkpoint.files import is_hf_model, source_file
 from ..errors import ReindexError, UsageError
 from ..formats import EMBEDDING_FILE, MANIFEST_FILE
 from ..io.inputfile import check_regular
 from ._format import is_fasttext_head
-from .hf_model import is_hf_model, source_file
 
 KINDS = ("run", "hf-model", "export", "fasttext", "file")
 

@@ -9,6 +9,7 @@ peft = pytest.importorskip("peft")
 
 import reindex.hf as rh  # noqa: E402
 from reindex.errors import ReindexError  # noqa: E402
+from reindex.torch.hf_peft import SWAP  # noqa: E402
 
 from _hf_models import MIDDLE_IDS, VOCAB, plain_weights, tiny_model  # noqa: E402
 
@@ -82,3 +83,25 @@ def test_train_only_before_get_peft_model_is_refused_at_the_first_training_step(
     with pytest.raises(ReindexError, match=r"the new rows are frozen.*after get_peft_model"):
         wrapped.train()(input_ids=ids, labels=ids)
     wrapped.eval()(input_ids=ids)   # evaluation is fine
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+@pytest.mark.parametrize("owner", ["peft_model", "tuner"])
+def test_merge_and_unload_gives_a_plain_base_model(family, owner, tmp_path):
+    import copy
+
+    model = lora_model(family)
+    trainer(model, tmp_path / "run", 2).train()
+    ids = torch.tensor([MIDDLE_IDS + [7, 8]])
+    expected = model.eval()(input_ids=ids).logits
+    twin = copy.deepcopy(model)
+    base = (model if owner == "peft_model" else model.base_model).merge_and_unload()
+    assert type(base.get_input_embeddings()) is torch.nn.Embedding
+    assert torch.allclose(base(input_ids=ids).logits, expected, atol=1e-5)   # LoRA merged: float rounding
+    assert SWAP not in model.__dict__
+    base.tie_weights()
+    base.resize_token_embeddings(VOCAB + 2)   # a plain transformers model again
+    assert base.get_input_embeddings().weight.shape[0] == VOCAB + 2
+    copied = twin.merge_and_unload()   # a deep copy merges its own rows, not the original's
+    assert type(copied.get_input_embeddings()) is torch.nn.Embedding
+    assert torch.allclose(copied(input_ids=ids).logits, expected, atol=1e-5)

@@ -127,3 +127,25 @@ def test_load_trainable_onto_the_same_base_cast_to_bfloat16(family, tmp_path):
     embedding, _, _ = plain_weights(base)
     expected, _, _ = plain_weights(model)
     assert torch.equal(embedding[MIDDLE_IDS], expected[MIDDLE_IDS].to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_memory_mapped_bf16_checkpoint_is_patched_without_a_copy(family, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    tiny_model(family).to(torch.bfloat16).save_pretrained(tmp_path / "base")
+    on_disk = (tmp_path / "base" / "model.safetensors").read_bytes()
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "base", dtype=torch.bfloat16)
+    weight = model.get_input_embeddings().weight
+    assert not weight.untyped_storage().resizable()   # safetensors' copy-on-write mapping, not torch's memory
+    where, suffix = weight.data_ptr(), list(range(VOCAB - 4, VOCAB))
+    old = plain_weights(model)
+    rh.train_only(model, suffix)
+    assert model.get_input_embeddings().fixed.data_ptr() == where   # the mapped rows are the split block
+    train(model)
+    after = plain_weights(model)
+    assert torch.equal(after[0][:-4], old[0][:-4]) and torch.equal(after[1][:-4], old[1][:-4])
+    assert not torch.equal(after[1][-4:], old[1][-4:])   # the head rows trained (as logits)
+    rh.merge(model)
+    assert model.get_input_embeddings().weight.data_ptr() == where   # merge hands the memory back
+    assert (tmp_path / "base" / "model.safetensors").read_bytes() == on_disk   # the file never changes

@@ -14,7 +14,7 @@ from reindex.errors import ReindexError
 from reindex.mapping import build_permutation
 from reindex.torch import SplitEmbedding, SplitLinear
 from reindex.torch.embedding import IdOutOfRangeError
-from reindex.torch.partition import can_reuse, is_suffix, partition_rows, stable_order
+from reindex.torch.partition import can_reuse, is_suffix, partition_rows, private_mapping, stable_order
 from reindex.torch.swap import swap_in
 
 V, D = 50, 7
@@ -134,6 +134,32 @@ def test_weights_that_may_not_be_reused_are_copied():
     suffix[-2:] = False
     block = partition_rows(shared, suffix, reuse=True)
     assert block.data_ptr() != shared.data_ptr() and torch.equal(block, shared)
+
+
+def mapped_rows(path, *, shared: bool) -> torch.Tensor:
+    """A [V, D] float32 tensor whose memory is a mapping of the file `path` (private unless `shared`)."""
+    torch.arange(V * D, dtype=torch.float32).numpy().tofile(path)
+    storage = torch.UntypedStorage.from_file(str(path), shared=shared, nbytes=V * D * 4)
+    return torch.empty(0).set_(storage, 0, (V, D))
+
+
+def test_a_private_file_mapping_is_reused_and_the_file_never_changes(tmp_path):
+    rows = mapped_rows(tmp_path / "rows.bin", shared=False)   # copy-on-write, as a safetensors checkpoint
+    assert not rows.untyped_storage().resizable() and can_reuse(rows)
+    suffix = torch.ones(V, dtype=torch.bool)
+    suffix[-2:] = False
+    split = SplitEmbedding.from_embedding(nn.Embedding.from_pretrained(rows), suffix, in_place=True)
+    assert memory(split.fixed) == memory(rows)   # no second [V, D] copy
+    with torch.no_grad():
+        split.trainable.add_(1.0)
+    assert torch.equal(torch.from_file(str(tmp_path / "rows.bin"), size=V * D), torch.arange(V * D).float())
+
+
+def test_shared_and_anonymous_memory_is_not_reused(tmp_path):
+    assert not can_reuse(mapped_rows(tmp_path / "rows.bin", shared=True))   # writes would reach the file
+    heap = bytearray(V * D * 4)   # anonymous memory: a Python object's, not a file's
+    assert not private_mapping(torch.frombuffer(heap, dtype=torch.uint8).data_ptr(), len(heap))
+    assert not private_mapping(0, 1)
 
 
 class Tiny(nn.Module):

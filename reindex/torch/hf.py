@@ -66,7 +66,7 @@ def train_only(model: nn.Module, token_ids: Tensor | Iterable[int], *, freeze_re
                 param.requires_grad_(False)
     swap.keep(swap.embedding.register_forward_pre_hook(_refuse_frozen_rows))
     if hf_peft.is_peft_model(model):
-        hf_peft.attach(model)
+        hf_peft.attach(model, merge)
     hf_counts.attach(model)
     # Resizing would rebuild plain modules around a stale copy; re-tying would replace the split head.
     model.__dict__["resize_token_embeddings"] = _refuse_resize

@@ -5,11 +5,15 @@ and TRL's trainers all go through `PeftModel.save_pretrained`, and `resume_from_
 `PeftModel.load_adapter`. On a PeftModel patched by `train_only`, both are wrapped (on that one
 instance, never on the class): saving also writes `ROWS_FILE` into the same folder, and loading an
 adapter folder that holds one also restores the rows, so resuming gives the uninterrupted run.
+`merge_and_unload`/`unload` (on the PeftModel or its LoraModel) put the plain modules back first, so
+the base model they return is a plain transformers model (resize, tie_weights and merge all work).
 """
 from __future__ import annotations
 
+import functools
 import os
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from .rows_file import load_rows, save_rows
 ROWS_FILE = "reindex_rows.safetensors"
 SWAP = "_reindex_swap"   # where train_only keeps a patched model's Swap (in the model's __dict__)
 _SAVE, _LOAD = "save_pretrained", "load_adapter"
+_UNLOADS = ("merge_and_unload", "unload")
 
 
 def is_peft_model(model: nn.Module) -> bool:
@@ -27,15 +32,37 @@ def is_peft_model(model: nn.Module) -> bool:
     return hasattr(model, "peft_config") and hasattr(type(model), _SAVE) and hasattr(type(model), _LOAD)
 
 
-def attach(model: nn.Module) -> None:
-    """Make `model`'s own save_pretrained/load_adapter carry the trained rows too."""
+def attach(model: nn.Module, merge: Callable[[nn.Module], Any]) -> None:
+    """Make `model`'s own save_pretrained/load_adapter carry the trained rows too, and its unloads call
+    `merge(model)` first (PEFT's unload would otherwise return a base model holding the split modules)."""
     model.__dict__[_SAVE] = types.MethodType(_save_pretrained, model)
     model.__dict__[_LOAD] = types.MethodType(_load_adapter, model)
+    for owner in _unload_owners(model):
+        for name in _UNLOADS:
+            if hasattr(type(owner), name):
+                # A partial, not a closure: copy.deepcopy of the model then binds the copies.
+                owner.__dict__[name] = functools.partial(_unload, owner, name, model, merge)
 
 
 def detach(model: nn.Module) -> None:
     for name in (_SAVE, _LOAD):
         model.__dict__.pop(name, None)
+    for owner in _unload_owners(model):
+        for name in _UNLOADS:
+            owner.__dict__.pop(name, None)
+
+
+def _unload_owners(model: nn.Module) -> list[nn.Module]:
+    """The PeftModel and its tuner (LoraModel): users call merge_and_unload on either."""
+    tuner = model.__dict__.get("_modules", {}).get("base_model")
+    return [model] if tuner is None or tuner is model else [model, tuner]
+
+
+def _unload(owner: nn.Module, name: str, model: nn.Module, merge: Callable[[nn.Module], Any],
+            *args: Any, **kwargs: Any) -> Any:
+    if SWAP in model.__dict__:
+        merge(model)   # also drops these wrappers
+    return getattr(type(owner), name)(owner, *args, **kwargs)
 
 
 def rows_path(path: str | os.PathLike) -> Path:

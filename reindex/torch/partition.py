@@ -52,8 +52,32 @@ def partition_rows(weight: Tensor, is_fixed: Tensor, *, reuse: bool = False) -> 
 
 def can_reuse(weight: Tensor) -> bool:
     """Whether `weight`'s memory may become a split block: a plain, contiguous, writable tensor."""
-    return (type(weight) is Tensor and weight.dim() == 2 and weight.is_contiguous()
-            and not weight.is_quantized and weight.numel() > 0
-            # On the CPU, storage torch allocated itself; a buffer or a file mapping (frombuffer,
-            # from_file, a memory-mapped checkpoint) may be read-only or belong to someone else.
-            and (weight.device.type != "cpu" or weight.untyped_storage().resizable()))
+    if not (type(weight) is Tensor and weight.dim() == 2 and weight.is_contiguous()
+            and not weight.is_quantized and weight.numel() > 0):
+        return False
+    # On the CPU: storage torch allocated itself, or a private writable file mapping (a safetensors
+    # checkpoint loaded without a cast). Other buffers (frombuffer, a shared or read-only mapping)
+    # may be read-only or belong to someone else.
+    storage = weight.untyped_storage()
+    return weight.device.type != "cpu" or storage.resizable() or private_mapping(storage.data_ptr(), storage.nbytes())
+
+
+def private_mapping(address: int, size: int, maps: str = "/proc/self/maps") -> bool:
+    """Whether [address, address + size) lies in one private, writable mapping of a file (Linux).
+
+    Writes to such memory reach private copy-on-write pages: never the file, never another
+    process, and only the written pages are copied. So a memory-mapped checkpoint's rows can be the
+    split block (the fixed rows are never written, the trainable ones are): no second [V, D] copy.
+    Elsewhere (no /proc) the answer is False, and the rows are copied.
+    """
+    try:
+        with open(maps, encoding="ascii") as lines:
+            for line in lines:
+                span, perms, _, _, inode = line.split(maxsplit=5)[:5]
+                start, end = (int(x, 16) for x in span.split("-"))
+                if start <= address < end:
+                    # inode 0: anonymous memory (the heap, a bytearray): someone else's object, not a file.
+                    return address + size <= end and perms.startswith("rw") and perms[3] == "p" and inode != "0"
+    except (OSError, ValueError):
+        return False
+    return False

@@ -243,10 +243,15 @@ def _plain_head_state(module: SplitLinear, state: dict[str, Any], prefix: str, m
         state[prefix + "bias"] = module.merged_bias()
 
 
-def _load_plain_head(module: SplitLinear, state: dict[str, Any], prefix: str, *args: Any) -> None:
+def _load_plain_head(module: SplitLinear, state: dict[str, Any], prefix: str, metadata: Any, strict: bool,
+                     missing: list[str], *args: Any) -> None:
     weight = state.pop(prefix + "weight", None)
     if weight is not None and not module.tied:   # a tied head's rows load where the embedding lives
         state[prefix + "_own_rows.weight"] = weight
+    if weight is None and module.tied:
+        # As for the plain tied model: its `weight` key is missing. Loaders that drop one name of
+        # a shared pair (safetensors' load_model, Accelerate's load_state) rely on seeing it missing.
+        missing.append(prefix + "weight")
     bias = state.pop(prefix + "bias", None)
     if bias is not None and module.bias_trainable is not None:
         ordered = bias[module._sorted_to_original(bias.device)]

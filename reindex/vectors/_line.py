@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from ..checkpoint.tensors import FLOAT32_MAX
 from ..errors import ReindexError
 from ._format import NUMBER
 
@@ -37,10 +38,11 @@ def parse_line(text: bytes, *, dim: int, line: int, path: str | os.PathLike,
 
 def not_finite(values: np.ndarray, *, path: str | os.PathLike, line: int | None = None,
                position: str | None = None) -> ReindexError:
-    """The error for a vector holding NaN or Inf (or a number too large for float32)."""
+    """The error for a vector holding NaN or Inf, or a number too large for float32 (parsed as Inf)."""
     field = int(np.flatnonzero(~np.isfinite(values))[0])
     return ReindexError(f"vector has {values[field]} at number {field + 1}", path=path, line=line,
-                        position=position, hint="fix or remove that vector; NaN and Inf are not allowed")
+                        position=position, hint="fix or remove that vector; NaN, Inf and numbers beyond float32's "
+                                                       f"range (|x| <= {FLOAT32_MAX:.4g}) are not allowed")
 
 
 def trailing_numbers(text: bytes) -> tuple[int, int]:

@@ -61,6 +61,15 @@ def detect_format(head: bytes) -> str:
     return "word2vec-binary"
 
 
+def cr_only(head: bytes) -> bool:
+    """Whether lines end in a lone CR (old Mac): CRs between lines and not one LF in the first block.
+
+    >>> cr_only(b"the 1 2\\rcat 3 4\\r"), cr_only(b"the 1 2\\r\\ncat 3 4\\r\\n")
+    (True, False)
+    """
+    return b"\n" not in head and b"\r" in head.rstrip(b"\r")
+
+
 FASTTEXT_MAGIC = 793712314  # int32 at byte 0 of a fastText model (.bin/.ftz)
 
 

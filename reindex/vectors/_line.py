@@ -22,6 +22,8 @@ def parse_line(text: bytes, *, dim: int, line: int, path: str | os.PathLike,
     text = text.rstrip(b" ")
     if not text:
         return None
+    if tab_separated(text):
+        raise tab_error(path=path, line=line)
     parts = text.rsplit(b" ", dim)
     if len(parts) <= dim:
         raise ReindexError(f"expected a token and {dim} numbers, found {len(parts)} fields", path=path,
@@ -34,6 +36,28 @@ def parse_line(text: bytes, *, dim: int, line: int, path: str | os.PathLike,
     if not np.isfinite(values).all():
         raise not_finite(values, path=path, line=line)
     return parts[0], values
+
+
+def tab_separated(text: bytes) -> bool:
+    """Whether a TAB stands where a space should, between numbers or before the first one (a TAB inside
+    a token, before any number, is the token's).
+
+    >>> tab_separated(b"the\\t1 2"), tab_separated(b"the 1\\t2"), tab_separated(b"a\\tb 1 2")
+    (True, True, False)
+    """
+    if b"\t" not in text:
+        return False
+    for k, field in enumerate(text.split(b" ")):
+        parts = field.split(b"\t")
+        if len(parts) > 1 and any(NUMBER.fullmatch(p) for p in (parts if k else parts[1:])):
+            return True
+    return False
+
+
+def tab_error(*, path: str | os.PathLike, line: int) -> ReindexError:
+    return ReindexError("TABs and spaces mix as separators: a TAB stands between the numbers", path=path,
+                        line=line, hint="GloVe and word2vec separate fields with spaces; convert the TABs, "
+                                        "e.g. `tr '\\t' ' ' < FILE > FIXED`")
 
 
 def not_finite(values: np.ndarray, *, path: str | os.PathLike, line: int | None = None,

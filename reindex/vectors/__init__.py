@@ -1,5 +1,5 @@
 """Read pretrained vectors: GloVe text, word2vec/fastText text (`.vec`), word2vec binary (`.bin`),
-fastText's native model (`.bin`, found by its magic number; see `fasttext.py`).
+fastText's native model (`.bin`, found by its magic number, or by its header in files from before it; see `fasttext.py`).
 
 Any of them may be gzip, bz2, xz or zstd compressed (found from the first bytes, not the suffix);
 archives (zip, tar, 7z) are refused with a hint to extract the file.

@@ -5,7 +5,7 @@ The safetensors layout is an 8-byte little-endian header length, a JSON header o
 `readinto` into one buffer per slice rather than through `safe_open(...).get_slice`: numpy has no
 bfloat16 (safetensors' numpy view refuses BF16 tensors), torch costs 225 MB and 1.5 s to import,
 most of the 300 MB an audit may use, and a memory map would count every page read as resident.
-A bfloat16 row is kept as its bits (uint16) until `to_float32` widens it.
+A bfloat16 row is kept as its bits (uint16) until `read_rows` widens it.
 """
 from __future__ import annotations
 
@@ -118,20 +118,35 @@ class RowReader:
             done += got
 
 
-def to_float32(raw: np.ndarray, dtype: str) -> np.ndarray:
-    """Rows held as `RAW[dtype]` as float32 (bfloat16 bits shift into place; float32 is not copied).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-    >>> to_float32(np.array([[0x3F80, 0xC000]], dtype=np.uint16), "BF16").tolist()
-    [[1.0, -2.0]]
+
+def fit_float32(array: np.ndarray, *, key: str, path: str | os.PathLike, hint: str) -> np.ndarray:
+    """`array` (a matrix of rows, or one row) as float32, refusing NaN, infinities and values float32
+    cannot hold (an fp64 1e39), naming the tensor `key`, its first bad row and the value as stored.
+
+    Every reader of float rows checks them here. The cast may overflow (that is what is looked for),
+    so numpy's warning is silenced for it alone.
+    >>> fit_float32(np.array([[1.0, 2.0]]), key="weight", path="w", hint="").dtype
+    dtype('float32')
     """
-    if dtype == "BF16":
-        return (raw.astype(np.uint32) << 16).view(np.float32)
-    return raw.astype(np.float32, copy=False)
+    array = np.asarray(array)
+    with np.errstate(over="ignore", invalid="ignore"):
+        narrow = array.astype(np.float32, copy=False)
+    if narrow.size == 0 or (np.isfinite(narrow.min()) and np.isfinite(narrow.max())):
+        return narrow
+    flat = int(np.flatnonzero(~np.isfinite(narrow.reshape(-1)))[0])
+    row = flat // max(1, int(np.prod(array.shape[1:], dtype=np.int64)))
+    raise ReindexError(f"`{key}` row {row} holds {float(array.reshape(-1)[flat])!r}; values must be finite and "
+                       f"within float32's range (|x| <= {FLOAT32_MAX:.4g})", path=path, hint=hint)
 
 
 def read_rows(tensor: Tensor, count: int) -> np.ndarray:
-    """The first `count` rows of a [rows, dim] float tensor as float32 C-contiguous (no torch, no mmap)."""
+    """The first `count` rows of a [rows, dim] float tensor as float32 C-contiguous (no torch, no mmap),
+    refusing a value float32 cannot hold. A bfloat16 row's bits shift into place as float32's top half."""
     raw = np.empty((count, int(np.prod(tensor.shape[1:], dtype=np.int64))), dtype=RAW[tensor.dtype])
     with RowReader() as reader:
         reader.read(tensor, 0, count, raw)
-    return np.ascontiguousarray(to_float32(raw, tensor.dtype))
+    values = (raw.astype(np.uint32) << 16).view(np.float32) if tensor.dtype == "BF16" else raw
+    return np.ascontiguousarray(fit_float32(values, key=tensor.key, path=tensor.file,
+                                            hint="the checkpoint holds a diverged or damaged row"))

@@ -12,8 +12,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..checkpoint.tensors import fit_float32
 from ..errors import ReindexError, UsageError
-from ..formats import EXPORT_FORMAT
+from ..formats import EMBEDDING_FILE, EXPORT_FORMAT
 from ..io.tensorfile import safetensors_errors
 from ..matching import Matched, keep_keys, match_vectors, rows_fingerprint
 from ..options import MatchOptions, VectorOptions
@@ -82,6 +83,9 @@ def match_old_run(path: Path, tokens: Sequence[str], *, pad: int | None,
     if pad is not None and (old_pad is None or tokens[pad] != old.tokens[old_pad]):
         raise UsageError(f"--pad {tokens[pad]!r} differs from the old run's pad token", path=path,
                          hint="expansion keeps the old ids; pass the old run's pad token or none")
+    for key in ("fixed", "trainable"):  # as every other source of rows: what a damaged run holds is refused
+        fit_float32(getattr(old, key), key=key, path=path / EMBEDDING_FILE,
+                    hint="the run's embedding is damaged; build it again")
     rows = old.weight(order="sorted")
     matched = match_vectors(tokens, old.tokens, rows, **rules)
     matched.old_order = np.fromiter((position[t] for t in old.tokens), dtype=np.int64, count=len(old.tokens))

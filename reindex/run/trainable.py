@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
+from ..checkpoint.tensors import fit_float32
 from ..errors import ReindexError
 from ..formats import HF_TRAINABLE_FORMAT, TRAINABLE_FORMAT
 
@@ -99,16 +100,8 @@ def as_float32(array: np.ndarray, *, key: str, path: str | os.PathLike) -> np.nd
     array = np.asarray(array)
     if array.dtype.kind not in "fiu":
         raise ReindexError(f"`{key}` holds {array.dtype} values; weights must be floats", path=path)
-    wide = array.astype(np.float64, copy=False)
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(wide) | (np.abs(wide) > np.finfo(np.float32).max)
-    if bad.any():
-        flat = int(np.flatnonzero(bad.reshape(-1))[0])
-        row = flat // max(1, int(np.prod(array.shape[1:], dtype=np.int64))) if array.ndim > 1 else flat
-        raise ReindexError(f"`{key}` row {row} holds {float(wide.reshape(-1)[flat])!r}; weights must be finite "
-                           f"and within float32's range (|x| <= {np.finfo(np.float32).max:.4g})", path=path,
-                           hint="these weights diverged in training or were not saved as floats")
-    return array.astype(np.float32, copy=False)
+    return fit_float32(array, key=key, path=path, hint="these weights diverged in training or were not saved "
+                                                        "as floats")
 
 
 def split_rows(state: Mapping[str, np.ndarray], *, path: str | os.PathLike, shape: tuple[int, int],

@@ -1,5 +1,5 @@
 """Read pretrained vectors: GloVe text, word2vec/fastText text (`.vec`), word2vec binary (`.bin`),
-fastText's native model (`.bin`, found by its magic number; see `fasttext.py`).
+fastText's native model (`.bin`, found by its magic number, or by its header in files from before it; see `fasttext.py`).
 
 Any of them may be gzip, bz2, xz or zstd compressed (found from the first bytes, not the suffix);
 archives (zip, tar, 7z) are refused with a hint to extract the file.
@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ReindexError, ReindexWarning, UsageError
 from ..io.streams import STREAM_ERRORS, FileDigest, open_stream, read_or_fail, refuse_archive
-from ._format import Vectors, detect_format, header_problem, is_fasttext_head, parse_header
+from ._format import Vectors, cr_only, detect_format, header_problem, is_fasttext_head, parse_header
 from ._open import BLOCK_BYTES, iter_line_blocks
 
 FORMATS = ("glove", "word2vec-text", "word2vec-binary", "fasttext-bin")
@@ -128,6 +128,9 @@ def _read(path, *, keep, format, duplicates, unicode_errors, digest, limit=None)
         first = first[skipped:]
         if not first.strip():
             raise ReindexError("empty file: no vectors", path=path, hint="check the --vectors path")
+        if format != "word2vec-binary" and cr_only(first):
+            raise ReindexError("lines end in a lone CR (old Mac line ends), so the file reads as one line",
+                               path=path, line=1, hint="convert them to LF, e.g. `tr '\\r' '\\n' < FILE > FIXED`")
         newline = first.find(b"\n")
         header = parse_header(first[:newline if newline >= 0 else None])
         if format != "glove" and header is not None and header_problem(header):

@@ -5,7 +5,7 @@ import collections
 import os
 
 from ..errors import ReindexError
-from ._line import trailing_numbers
+from ._line import tab_error, tab_separated, trailing_numbers
 
 SAMPLE_LINES = 32  # lines looked at to find the dimension of a file without a header
 
@@ -16,6 +16,9 @@ def find_dim(first: bytes, header: tuple[int, int] | None, *, path: str | os.Pat
     lines = first.split(b"\n", SAMPLE_LINES)[:SAMPLE_LINES]
     numbered = [(i, line.removesuffix(b"\r")) for i, line in enumerate(lines) if line.strip(b" \r")]
     sample = [line for _, line in numbered]
+    tabbed = next((i for i, line in numbered if tab_separated(line)), None)
+    if tabbed is not None:  # before the dimension, which a TAB would hide
+        raise tab_error(path=path, line=first_line + tabbed)
     trailing = bool(sample) and sum(line.endswith(b" ") for line in sample) * 2 > len(sample)
     if header:
         dim, origin = header[1], ", as the header on line 1 says"

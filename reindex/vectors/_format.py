@@ -3,6 +3,7 @@ stays light)."""
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,16 +62,39 @@ def detect_format(head: bytes) -> str:
     return "word2vec-binary"
 
 
+def cr_only(head: bytes) -> bool:
+    """Whether lines end in a lone CR (old Mac): CRs between lines and not one LF in the first block.
+
+    >>> cr_only(b"the 1 2\\rcat 3 4\\r"), cr_only(b"the 1 2\\r\\ncat 3 4\\r\\n")
+    (True, False)
+    """
+    return b"\n" not in head and b"\r" in head.rstrip(b"\r")
+
+
 FASTTEXT_MAGIC = 793712314  # int32 at byte 0 of a fastText model (.bin/.ftz)
 
 
 def is_fasttext_head(head: bytes) -> bool:
-    """Whether bytes start with fastText's magic number (little-endian int32).
+    """Whether bytes start like a fastText model: its magic number (little-endian int32), or, before
+    fastText wrote one, a plausible header (`is_old_fasttext_head`).
 
     >>> is_fasttext_head((793712314).to_bytes(4, "little") + bytes(4)), is_fasttext_head(b"3 2\\n")
     (True, False)
     """
-    return head[:4] == FASTTEXT_MAGIC.to_bytes(4, "little")
+    return head[:4] == FASTTEXT_MAGIC.to_bytes(4, "little") or is_old_fasttext_head(head)
+
+
+def is_old_fasttext_head(head: bytes) -> bool:
+    """Whether the first 76 bytes read as the args and dictionary header of a fastText model saved before
+    the magic number (dim ws epoch minCount neg wordNgrams loss model bucket minn maxn lrUpdateRate t,
+    then size nwords nlabels ntokens), each within what fastText allows: text never does."""
+    if len(head) < 76:
+        return False
+    dim, ws, epoch, _, neg, ngrams, loss, model, bucket, minn, maxn, _ = struct.unpack_from("<12i", head)
+    size, nwords, nlabels, ntokens = struct.unpack_from("<3iq", head, 56)
+    return (0 < dim <= 1 << 16 and 0 < ws <= 1 << 16 and epoch > 0 and neg >= 0 and 0 < ngrams <= 1 << 8
+            and 1 <= loss <= 4 and 1 <= model <= 3 and bucket >= 0 and 0 <= minn <= 1 << 8 and 0 <= maxn <= 1 << 8
+            and 0 <= nwords and 0 <= nlabels and size == nwords + nlabels and ntokens >= 0)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from ..checkpoint.tensors import FLOAT32_MAX
 from ..errors import ReindexError
 from ._format import NUMBER
 
@@ -21,6 +22,8 @@ def parse_line(text: bytes, *, dim: int, line: int, path: str | os.PathLike,
     text = text.rstrip(b" ")
     if not text:
         return None
+    if tab_separated(text):
+        raise tab_error(path=path, line=line)
     parts = text.rsplit(b" ", dim)
     if len(parts) <= dim:
         raise ReindexError(f"expected a token and {dim} numbers, found {len(parts)} fields", path=path,
@@ -35,12 +38,35 @@ def parse_line(text: bytes, *, dim: int, line: int, path: str | os.PathLike,
     return parts[0], values
 
 
+def tab_separated(text: bytes) -> bool:
+    """Whether a TAB stands where a space should, between numbers or before the first one (a TAB inside
+    a token, before any number, is the token's).
+
+    >>> tab_separated(b"the\\t1 2"), tab_separated(b"the 1\\t2"), tab_separated(b"a\\tb 1 2")
+    (True, True, False)
+    """
+    if b"\t" not in text:
+        return False
+    for k, field in enumerate(text.split(b" ")):
+        parts = field.split(b"\t")
+        if len(parts) > 1 and any(NUMBER.fullmatch(p) for p in (parts if k else parts[1:])):
+            return True
+    return False
+
+
+def tab_error(*, path: str | os.PathLike, line: int) -> ReindexError:
+    return ReindexError("TABs and spaces mix as separators: a TAB stands between the numbers", path=path,
+                        line=line, hint="GloVe and word2vec separate fields with spaces; convert the TABs, "
+                                        "e.g. `tr '\\t' ' ' < FILE > FIXED`")
+
+
 def not_finite(values: np.ndarray, *, path: str | os.PathLike, line: int | None = None,
                position: str | None = None) -> ReindexError:
-    """The error for a vector holding NaN or Inf (or a number too large for float32)."""
+    """The error for a vector holding NaN or Inf, or a number too large for float32 (parsed as Inf)."""
     field = int(np.flatnonzero(~np.isfinite(values))[0])
     return ReindexError(f"vector has {values[field]} at number {field + 1}", path=path, line=line,
-                        position=position, hint="fix or remove that vector; NaN and Inf are not allowed")
+                        position=position, hint="fix or remove that vector; NaN, Inf and numbers beyond float32's "
+                                                       f"range (|x| <= {FLOAT32_MAX:.4g}) are not allowed")
 
 
 def trailing_numbers(text: bytes) -> tuple[int, int]:

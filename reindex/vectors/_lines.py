@@ -95,19 +95,20 @@ def blank_lines(lines: Lines) -> np.ndarray:
 
 
 def lone_crs(block) -> bool:
-    """Whether a CR stands alone somewhere in the block (pyarrow would end a line there)."""
+    """Whether a CR stands alone somewhere in the block (pyarrow would end a line there), or a TAB
+    (which may stand where a space should): such lines are parsed one by one (`special_lines`)."""
     data = bytes(block)
-    return data.find(b"\r") >= 0 and data.count(b"\r") != data.count(b"\r\n")
+    return data.find(b"\t") >= 0 or (data.find(b"\r") >= 0 and data.count(b"\r") != data.count(b"\r\n"))
 
 
-def lone_cr_lines(lines: Lines) -> np.ndarray:
-    """Bool per line: holds a CR not followed by LF."""
+def special_lines(lines: Lines) -> np.ndarray:
+    """Bool per line: holds a CR not followed by LF, or a TAB."""
     special = np.zeros(len(lines), dtype=bool)
     data = lines.data
     cr = np.flatnonzero(data == 13)
-    if len(cr):
-        lone = cr[data[np.minimum(cr + 1, len(data) - 1)] != 10]
-        special[np.searchsorted(lines.offsets[1:], lone, side="right")] = True
+    odd = np.union1d(cr[data[np.minimum(cr + 1, len(data) - 1)] != 10], np.flatnonzero(data == 9))
+    if len(odd):
+        special[np.searchsorted(lines.offsets[1:], odd, side="right")] = True
     return special
 
 

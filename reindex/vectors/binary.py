@@ -133,6 +133,8 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path:
             keep_n = count - num_read
             stop = int(ends[keep_n - 1]) + 1 + record if keep_n else 0
             starts, ends, led, eof = starts[:keep_n], ends[:keep_n], led[:keep_n], True
+        if num_read == 0:
+            _check_byte_order(data, ends[:SAMPLE_EVERY], record=record, path=path, base=base)
         lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
         num_read += len(starts)
         sample = slice(None, None, SAMPLE_EVERY)
@@ -255,6 +257,30 @@ def _check_finite(rows: np.ndarray, starts: np.ndarray, tokens: pa.Array, *, kee
     for row in np.flatnonzero(~np.isfinite(rows).all(axis=1)).tolist():
         if keep is None or tokens[row].as_py().decode("utf-8", "replace") in keep:
             raise not_finite(rows[row], path=path, position=f"byte {base + int(starts[row])}")
+
+
+def _check_byte_order(data: np.ndarray, ends: np.ndarray, *, record: int, path: str | os.PathLike,
+                      base: int) -> None:
+    """Refuse a file whose first records' floats are mostly implausible (denormal, huge, NaN) as written,
+    little-endian, but ordinary byte-swapped: gensim and the word2vec tool define no big-endian option."""
+    if len(ends) == 0:
+        return
+    rows = np.empty((len(ends), record // 4), np.float32)
+    gather(data, ends + 1, rows)
+    swapped = rows.byteswap()
+    if _ordinary(rows) < 0.5 and _ordinary(swapped) >= 0.9:
+        raise ReindexError(f"the floats look big-endian: record 1 holds {rows[0, 0]:.3g} as written (little-endian), "
+                           f"{swapped[0, 0]:.3g} byte-swapped; word2vec binary files are little-endian", path=path,
+                           position=f"byte {base + int(ends[0]) + 1}",
+                           hint="convert the vectors, e.g. numpy.fromfile(..., dtype='>f4') then "
+                                "numpy.ndarray.byteswap, and write the file again")
+
+
+def _ordinary(rows: np.ndarray) -> float:
+    """The share of values that word vectors hold: zero, or 1e-12 <= |x| <= 1e6."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        size = np.abs(rows)
+        return float(((size == 0) | ((size >= 1e-12) & (size <= 1e6))).mean())
 
 
 def _check_tail(rest: bytes, *, path: str | os.PathLike, offset: int, record: int, count: int) -> None:

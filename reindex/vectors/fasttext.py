@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from ..errors import ReindexError
 from ..io.compression import detect_compression
-from ._format import FASTTEXT_MAGIC, Vectors, is_fasttext_head
+from ._format import FASTTEXT_MAGIC, Vectors, is_fasttext_head, is_old_fasttext_head
 from .ngrams import subword_rows
 
 VERSION = 12                      # the newest fastText file version (fastText reads any older one)
@@ -66,23 +66,28 @@ def open_model(path: str | os.PathLike) -> FastTextModel:
         if detect_compression(head) is not None:
             raise ReindexError("a compressed fastText model cannot be memory-mapped", path=path,
                                hint="decompress it first, e.g. `gunzip -k`")
-        if not is_fasttext_head(head):
+        old = not head.startswith(struct.pack("<i", FASTTEXT_MAGIC)) and is_old_fasttext_head(head + f.read(20))
+        if not (old or is_fasttext_head(head)):
             raise ReindexError(f"not a fastText model: the first 4 bytes are not the magic number {FASTTEXT_MAGIC}",
                                path=path, position="byte 0", hint="pass --vectors-format for other formats")
         if len(head) < 8 + ARGS.size:
             f.seek(0)
             _exact(f, 8 + ARGS.size, path=path, offset=0, what="header")
-        magic, version = struct.unpack_from("<2i", head)
-        if not 0 < version <= VERSION:
+        args_at = 0 if old else 8  # a file from before the magic number (fastText's first releases) starts at its args
+        version = 0 if old else struct.unpack_from("<i", head, 4)[0]
+        if not (old or 0 < version <= VERSION):
             raise ReindexError(f"fastText file version {version} is not one this reader knows (1-{VERSION})",
                                path=path, position="byte 4", hint="save the model with fastText 0.9 or gensim")
-        dim, _, _, _, _, _, _, model, bucket, minn, maxn, _, _ = ARGS.unpack_from(head, 8)
+        dim, _, _, _, _, _, _, model, bucket, minn, maxn, _, _ = ARGS.unpack_from(head, args_at)
         if model not in MODEL_NAMES or dim <= 0 or bucket < 0 or minn < 0 or maxn < 0:
             raise ReindexError(f"bad fastText header (dim {dim}, model {model}, bucket {bucket}, minn {minn}, "
                                f"maxn {maxn})", path=path, position="byte 8", hint="is the file complete?")
-        words, offsets, prune, prune_end = _read_dictionary(f, path=path)
-        flags = _exact(f, 17, path=path, offset=prune_end, what="input matrix header")
+        f.seek(args_at + ARGS.size)
+        words, offsets, prune, prune_end = _read_dictionary(f, path=path, old=old)
+        flags = (b"\0" if old else b"") + _exact(f, 16 + (not old), path=path, offset=prune_end,
+                                                 what="input matrix header")  # old: no quant_input flag
     quant, rows, cols = struct.unpack("<?2q", flags)
+    prune_end -= old  # where the flag would be: the matrix's shape follows it
     if quant:
         raise ReindexError("quantised fastText model (.ftz): its input matrix is compressed and has no plain rows",
                            path=path, position=f"byte {prune_end}", hint="use the full .bin model")
@@ -199,18 +204,20 @@ def _exact(f, n: int, *, path, offset: int, what: str) -> bytes:
     return data
 
 
-def _read_dictionary(f, *, path) -> tuple[pa.Array, np.ndarray, int, int]:
-    """(word bytes, their entries' byte offsets, pruneidx_size, the offset after the pruned-bucket pairs)."""
+def _read_dictionary(f, *, path, old: bool) -> tuple[pa.Array, np.ndarray, int, int]:
+    """(word bytes, their entries' byte offsets, pruneidx_size, the offset after the pruned-bucket pairs);
+    `old`: before the magic number, with no pruneidx_size (nor pairs)."""
     from ._lines import token_array
 
-    start = 8 + ARGS.size
-    entries, nwords, nlabels, _, prune = DICTIONARY.unpack(_exact(f, DICTIONARY.size, path=path, offset=start,
-                                                                  what="dictionary header"))
+    start = f.tell()
+    size = DICTIONARY.size - 8 * old
+    entries, nwords, nlabels, _, prune = DICTIONARY.unpack(_exact(f, size, path=path, offset=start,
+                                                                  what="dictionary header") + b"\xff" * 8 * old)
     if not (0 <= nwords <= entries and nlabels >= 0 and entries == nwords + nlabels and prune >= -1):
         raise ReindexError(f"bad fastText dictionary header (size {entries}, nwords {nwords}, nlabels {nlabels}, "
                            f"pruneidx_size {prune})", path=path, position=f"byte {start}",
                            hint="is this file a fastText model?")
-    base, rest, found = start + DICTIONARY.size, b"", 0
+    base, rest, found = start + size, b"", 0
     chunks: list[tuple[pa.Array, np.ndarray, np.ndarray]] = []  # (words, entry offsets, types)
     while found < entries:
         chunk = f.read(CHUNK_BYTES)

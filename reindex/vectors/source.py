@@ -44,7 +44,7 @@ def is_run_directory(path: Path) -> bool:
 def _is_fasttext(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
-            return is_fasttext_head(f.read(4))
+            return is_fasttext_head(f.read(76))
     except OSError:
         return False
 

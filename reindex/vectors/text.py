@@ -120,7 +120,7 @@ class BlockReader:
     def _choose(self, data: bytes) -> Parsed:
         lines = split_lines(data)
         blank = _lines.blank_lines(lines)
-        special = _lines.lone_cr_lines(lines) if lone_crs(data) else np.zeros(len(lines), bool)
+        special = _lines.special_lines(lines) if lone_crs(data) else np.zeros(len(lines), bool)
         chosen = ~blank & ~special
         if self.keep is not None:  # a word that is not UTF-8 goes on: refused, or decoded and tested, at the end
             lengths = _lines.first_word_lengths(lines)
@@ -204,7 +204,7 @@ class BlockReader:
         for line, text in alone:
             if not text.strip(b" "):
                 blanks += 1
-            elif self.keep is None or self._may_keep(text):
+            elif self.keep is None or b"\t" in text or self._may_keep(text):  # a TAB: see tab_separated
                 parsed = parse_line(text, dim=self.dim, line=line, path=self.path, origin=self.origin)
                 assert parsed is not None  # not blank
                 for column, value in zip(more, (parsed[0], parsed[1], line), strict=True):

@@ -37,8 +37,7 @@ def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.nd
     >>> find_records(np.frombuffer(b"a " + bytes(4) + b"\\nbc " + bytes(4), np.uint8), 4)
     (array([0, 7]), array([1, 9]), 14, array([False,  True]))
     """
-    found = _scan_records(data, record_bytes)
-    starts, ends = found if found is not None else _chain_records(data, record_bytes)
+    starts, ends = _scan_records(data, record_bytes)
     stop = int(ends[-1]) + 1 + record_bytes if len(ends) else 0
     newline = data[starts] == 10 if len(starts) else np.zeros(0, bool)
     led = newline.copy()
@@ -51,36 +50,23 @@ def find_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.nd
 @functools.lru_cache(maxsize=8)
 def _record_pattern(record_bytes: int) -> re.Pattern:
     """A record: a token (with the newlines before it) up to its first space, the space, then the vector."""
-    return re.compile(rb"([^ ]{0,%d}) (?s:.{%d})" % (MAX_TOKEN_BYTES - 1, record_bytes))
+    return re.compile(rb"([^ ]{0,%d}) (?s:.{%d})" % (MAX_TOKEN_BYTES, record_bytes))
 
 
-def _scan_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(token starts, token ends) found by one regex scan that steps over each vector without reading
-    it, so only the token bytes are looked at; None when a token is too long, for `_chain_records`."""
+def _scan_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(token starts, token ends) of the records back to back from byte 0, found by one regex scan that
+    steps over each vector without reading it, so only the token bytes are looked at. It stops before
+    a token with no space within MAX_TOKEN_BYTES: there the scan fails and next matches that token's
+    last MAX_TOKEN_BYTES bytes, the first match of that length."""
     tokens = _record_pattern(record_bytes).findall(data)
-    if not tokens:
-        return None
     lengths = np.fromiter(map(len, tokens), np.int64, len(tokens))
-    if lengths.max() >= MAX_TOKEN_BYTES - 1:
-        return None
-    starts = np.empty(len(tokens), np.int64)
-    starts[0] = 0
+    too_long = np.flatnonzero(lengths >= MAX_TOKEN_BYTES)
+    lengths = lengths[:too_long[0]] if len(too_long) else lengths
+    starts = np.zeros(len(lengths), np.int64)
     np.cumsum(lengths[:-1] + 1 + record_bytes, out=starts[1:])
     ends = starts + lengths
-    if not (data[ends] == 32).all():  # cannot happen by the argument above; cheap to make sure
-        return None
+    assert (data[ends] == 32).all()  # records back to back, by the argument above
     return starts, ends
-
-
-def _chain_records(data: np.ndarray, record_bytes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(token starts, token ends) of the records back to back from byte 0, record by record, stopping
-    before a token with no space within MAX_TOKEN_BYTES (the rare chunk `_scan_records` cannot take)."""
-    raw, starts, ends, at = data.tobytes(), [], [], 0
-    while (space := raw.find(b" ", at, at + MAX_TOKEN_BYTES)) >= 0 and space + record_bytes < len(raw):
-        starts.append(at)
-        ends.append(space)
-        at = space + 1 + record_bytes
-    return np.array(starts, np.int64), np.array(ends, np.int64)
 
 
 def gather(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:

@@ -18,7 +18,7 @@ class Collector:
 
     Rows go into one array sized for the whole file (pages never written are never resident); when
     that estimate falls short, into further arrays, joined at the end.
-    >>> c = Collector(2); c.add(pa.array([b"a"], pa.binary()), np.ones((1, 2), np.float32), np.array([1]))
+    >>> c = Collector(2); c.extend(pa.array([b"a"], pa.binary()), [np.ones((1, 2), np.float32)], np.array([1]))
     >>> c.num_rows
     1
     """
@@ -47,12 +47,9 @@ class Collector:
         self.tokens.append(tokens)
         self.where.append(np.asarray(where, dtype=np.int64))
 
-    def add(self, tokens: pa.Array, rows: np.ndarray, where: np.ndarray) -> None:
-        self.extend(tokens, [rows], where)
-
     def extend(self, tokens: pa.Array, parts: list, where: np.ndarray) -> None:
-        """`add` for rows given as pieces, each copied once straight into the matrix: an array goes
-        after the one before it; a (row positions, array) pair goes to those rows."""
+        """Add rows given as pieces, each copied once straight into the matrix: an array goes after
+        the one before it; a (row positions, array) pair goes to those rows."""
         if len(tokens) == 0:
             return
         target, start = self.reserve(len(tokens)), 0

@@ -100,15 +100,6 @@ def is_utf8(buffer) -> bool:
     return True
 
 
-def complement(odd: np.ndarray, n: int) -> np.ndarray:
-    """0..n-1 without the (sorted) `odd`."""
-    if len(odd) == 0:
-        return np.arange(n, dtype=np.int64)
-    keep = np.ones(n, bool)
-    keep[odd] = False
-    return np.flatnonzero(keep)
-
-
 def merge_rows(tokens: pa.Array, matrix: np.ndarray, where: np.ndarray, more_tokens: list, more_rows: list,
            more_where: list) -> tuple[pa.Array, list, np.ndarray]:
     """(tokens, row pieces, line numbers) of pyarrow's rows and the lines parsed one by one, in line

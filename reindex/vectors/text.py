@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from ..errors import ReindexError
 from . import _lines
 from ._collect import Collector
-from ._csv import CsvParser, CsvRows, bools, complement, is_utf8, line_bytes, merge_rows, pool
+from ._csv import CsvParser, CsvRows, bools, is_utf8, line_bytes, merge_rows, pool
 from ._dim import SAMPLE_LINES, find_dim
 from ._keep import Keep
 from ._line import not_finite, parse_line
@@ -97,7 +97,7 @@ class BlockReader:
             rows = self.csv.parse(data)
             if rows is not None:
                 num_lines = len(rows.tokens) + len(rows.odd)
-                parsed = Parsed("whole", data, None, rows, complement(rows.odd, num_lines), rows.odd, num_lines)
+                parsed = Parsed("whole", data, None, rows, np.delete(np.arange(num_lines), rows.odd), rows.odd, num_lines)
                 if self.keep is not None and share >= ALL:
                     parsed.unfiltered = True
                     parsed.share = _lines.share_in_keep(rows.tokens, self.keep.set, every=SAMPLE_EVERY, default=share)
@@ -183,7 +183,7 @@ class BlockReader:
         if len(odd):
             lines = split_lines(data)
             alone = alone + [(int(numbers[i]), line_text(lines, i)) for i in odd.tolist()]
-        where = numbers[complement(odd, len(numbers))]
+        where = np.delete(numbers, odd)
         return self._assemble(rows or NO_ROWS, where, sorted(alone), wanted=None, check=None)
 
     def _assemble(self, rows: CsvRows, where: np.ndarray, alone: list[tuple[int, bytes]], *,
@@ -212,15 +212,11 @@ class BlockReader:
         return merge_rows(tokens, matrix, where, *more), blanks
 
     def _may_keep(self, text: bytes) -> bool:
+        """Whether the line's first word may be kept; a word that is not UTF-8 is, to be refused
+        (strict) or decoded (replace/ignore) by the collector."""
         assert self.keep is not None
         word = text.split(b" ", 1)[0]
-        if self.keep.words.may_contain(word):
-            return True
-        try:
-            word.decode("utf-8")
-        except UnicodeDecodeError:
-            return True  # refused (strict) or decoded (replace/ignore) by the collector
-        return False
+        return self.keep.words.may_contain(word) or not is_utf8(word)
 
 
 def ended(block: bytes) -> bytes:

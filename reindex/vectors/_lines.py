@@ -240,13 +240,12 @@ class WordSet:
         return found
 
 
-def share_in_keep(tokens: pa.Array, keep: Set[str], *, every: int, default: float) -> float:
-    """The share of every `every`-th token that is in `keep` (`default` for no tokens); a token that
-    is not UTF-8 is looked up as decoded with replacement characters."""
-    sample = tokens if every == 1 else tokens.take(pa.array(np.arange(0, len(tokens), every)))
-    if len(sample) == 0:
+def share_in_keep(tokens: pa.Array, keep: Set[str], *, default: float) -> float:
+    """The share of the tokens that are in `keep` (`default` for no tokens); a token that is not
+    UTF-8 is looked up as decoded with replacement characters."""
+    if len(tokens) == 0:
         return default
-    words = [t.decode("utf-8", "replace") for t in sample.to_pylist()]
+    words = [t.decode("utf-8", "replace") for t in tokens.to_pylist()]
     return sum(map(keep.__contains__, words)) / len(words)
 
 

@@ -123,9 +123,8 @@ def _read_records(stream: BinaryIO, first: bytes, collector: Collector, *, path:
             _check_byte_order(data, ends[:SAMPLE_EVERY], record=record, path=path, base=base)
         lines = _check_alignment(led, starts, num_read, lines, count=count, record=record, path=path, base=base)
         num_read += len(starts)
-        sample = slice(None, None, SAMPLE_EVERY)
-        sampled = token_array(data, starts[sample], ends[sample]) if dense else None
-        if keep is not None and sampled is not None and share_in_keep(sampled, keep.set, every=1, default=1.0) < 0.5:
+        sampled = token_array(data, starts[::SAMPLE_EVERY], ends[::SAMPLE_EVERY]) if dense else None
+        if keep is not None and sampled is not None and share_in_keep(sampled, keep.set, default=1.0) < 0.5:
             dense = False  # from this chunk on
         if keep is not None and not dense:
             mask = keep.words.contains(data, starts, ends - starts, confirm=False)

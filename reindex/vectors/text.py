@@ -100,7 +100,7 @@ class BlockReader:
                 parsed = Parsed("whole", data, None, rows, np.delete(np.arange(num_lines), rows.odd), rows.odd, num_lines)
                 if self.keep is not None and share >= ALL:
                     parsed.unfiltered = True
-                    parsed.share = _lines.share_in_keep(rows.tokens, self.keep.set, every=SAMPLE_EVERY, default=share)
+                    parsed.share = _lines.share_in_keep(rows.tokens[::SAMPLE_EVERY], self.keep.set, default=share)
                 elif self.keep is not None:
                     parsed.wanted = self._wanted(rows.tokens)
                 return parsed

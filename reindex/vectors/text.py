@@ -64,7 +64,7 @@ class Parsed:
     num_lines: int
     blank: int = 0           # blank lines already left out
     wanted: np.ndarray | None = None  # whole, with `keep`: the rows that may be kept
-    share: float | None = None        # the share of lines kept, when `wanted` does not say it
+    share: float | None = None        # with `keep`: the share of lines kept (estimated when unfiltered)
     unfiltered: bool = False          # whole, with `keep`: every row handed over
     selected: np.ndarray | None = None  # chosen: the chosen lines, back to back (uint8)
 
@@ -103,6 +103,7 @@ class BlockReader:
                     parsed.share = _lines.share_in_keep(rows.tokens[::SAMPLE_EVERY], self.keep.set, default=share)
                 elif self.keep is not None:
                     parsed.wanted = self._wanted(rows.tokens)
+                    parsed.share = float(parsed.wanted.mean()) if len(rows.tokens) else 0.0
                 return parsed
         return self._choose(data)
 
@@ -141,13 +142,11 @@ class BlockReader:
     def place(self, parsed: Parsed, first_line: int) -> tuple[list, int, int]:
         """([((tokens, row pieces, line numbers), blank lines met), or a future of one] in file order,
         lines in the block, records in it before those blank lines)."""
+        if parsed.share is not None:
+            self.kept_share = parsed.share
         if parsed.way == "chosen":
             return self._queue(parsed, first_line), parsed.num_lines, parsed.num_lines - parsed.blank
         rows, wanted = parsed.rows, parsed.wanted
-        if wanted is not None:
-            self.kept_share = float(wanted.mean()) if len(wanted) else 0.0
-        elif parsed.share is not None:
-            self.kept_share = parsed.share
         check = self._wanted(rows.tokens) if parsed.unfiltered and rows.bad >= 0 else wanted
         alone = parsed.alone.tolist()
         if alone:
@@ -159,7 +158,6 @@ class BlockReader:
     def _queue(self, chosen: Parsed, first_line: int) -> list:
         """Add the chosen lines to the batch; hand the batch on once it holds BATCH_BYTES."""
         assert chosen.lines is not None and chosen.selected is not None
-        self.kept_share = chosen.share or 0.0
         batch = self.batch
         batch.data.append(chosen.selected)
         batch.lines.append(first_line + chosen.index)

@@ -36,9 +36,8 @@ from ..errors import ReindexError
 from . import _lines
 from ._collect import Collector
 from ._csv import CsvParser, CsvRows, bools, is_utf8, line_bytes, merge_rows, pool
-from ._dim import SAMPLE_LINES, find_dim
 from ._keep import Keep
-from ._line import not_finite, parse_line
+from ._line import SAMPLE_LINES, find_dim, not_finite, parse_line
 from ._lines import Lines, line_ends, line_text, lone_crs, not_utf8, split_lines
 from ._open import WORKERS, read_ahead
 

@@ -228,8 +228,7 @@ def read_text(blocks: Iterator[bytes], *, path: str | os.PathLike, header: tuple
     block = next(blocks, None)
     if block is None:
         return Collector(header[1] if header else 1, capacity=16), 0
-    ends = line_ends(np.frombuffer(block, np.uint8))
-    head = bytes(block[:ends[SAMPLE_LINES - 1] + 1 if len(ends) >= SAMPLE_LINES else len(block)])
+    head = b"\n".join(block.split(b"\n", SAMPLE_LINES)[:SAMPLE_LINES])
     dim, origin, trailing = find_dim(head, header, path=path, first_line=first_line)
     collector = Collector(dim, capacity=_capacity(block, header, size_hint, keep))
     num_read, queue = 0, collections.deque[object]()

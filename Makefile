@@ -52,7 +52,7 @@ typecheck: $(DEV)
 # Every module under reindex/ is imported and exercised here; the tests marked `slow` (seconds each:
 # fresh processes, races, memory caps, DDP, Ray, torch.compile, the examples) run in `make test`.
 fast: $(DEV)
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
 
 bench: $(DEV)
 	$(PY) -m benchmarks

@@ -48,6 +48,7 @@ def everything(model) -> dict[str, torch.Tensor]:
     return {**state, "embedding": embedding, "head": head}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_lora_trainer_resume_gives_the_uninterrupted_run(family, tmp_path):
     model = lora_model(family)

@@ -46,6 +46,7 @@ def sft(model, out, steps: int):
     return trl.SFTTrainer(model=model, args=args, train_dataset=windows(), processing_class=tokenizer())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_lora_sft_resume_gives_the_uninterrupted_run(family, tmp_path):
     model = lora_model(family)

@@ -67,6 +67,7 @@ def test_a_subword_model_inside_out_is_refused_and_kept(user):
     assert model.read_bytes()[:4] == b"\xba\x16\x4f\x2f"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["remap", "invert", "build"])
 def test_a_glob_that_expands_into_out_is_refused_and_its_files_kept(user, command):
     """remap RUN 'e*c/*.npy' --out enc --force once read enc/a.npy, then deleted it with enc."""
@@ -88,6 +89,7 @@ def test_a_glob_that_expands_into_out_is_refused_and_its_files_kept(user, comman
     assert data.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_run_s_relative_inputs_are_protected_from_any_folder(user):
     """A run built from an earlier export `e.vec`, typed as a relative path, records `e.vec`; exported
     from another folder over ../A/e.vec with --force (an earlier export may be replaced), it was lost."""
@@ -113,6 +115,7 @@ def test_recorded_paths_skip_stdin_and_odd_manifests():
     assert recorded_paths([1, 2]) == [] and recorded_paths({"inputs": []}) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".pt", ".npy", ".safetensors", ".vec", ".bin", ".txt", ".vec.gz"])
 def test_every_export_writer_reports_a_full_disk_in_one_line(user, suffix):
     run = user / "run"

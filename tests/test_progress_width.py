@@ -41,6 +41,7 @@ def _terminal_stderr(args: list[str], *, columns: int) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("columns", [80, 60])
 def test_each_bar_stays_on_one_line(tmp_path, columns):
     raw = _terminal_stderr(["build", "--vocab", str(DATA / "vocab.txt"), "--vectors", str(DATA / "vectors.txt"),

@@ -80,3 +80,32 @@ class NoteCollector:
         import contextlib
 
         return contextlib.nullcontext(lambda amount: None)
+
+
+def stderr_on_a_terminal(args: list[str], env: dict[str, str], *, columns: int | None = None,
+                         timeout: float = 120) -> str:
+    """Run `args` with stderr on a pseudo-terminal (`columns` wide, if given); return what it wrote there."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    master, slave = pty.openpty()
+    if columns is not None:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 1 << 16)
+        except OSError:  # the child closed its side
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=timeout) == 0
+    return b"".join(chunks).decode("utf-8", "replace")

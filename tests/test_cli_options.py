@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DATA, ROOT, VOCAB, write_glove
+from conftest import DATA, ROOT, VOCAB, stderr_on_a_terminal, write_glove
 
 
 def _vector_tokens(path: Path) -> list[str]:
@@ -161,7 +161,6 @@ def test_quiet_prints_nothing_and_verbose_names_each_file(tmp_path, cli):
 # --- progress: bars on a terminal only -------------------------------------------------------
 
 def _stderr_of_build(tmp_path: Path, *, terminal: bool) -> str:
-    import pty
 
     args = [sys.executable, "-m", "reindex", "build", "--vocab", str(DATA / "vocab.txt"), "--vectors",
             str(DATA / "vectors.txt"), "--out", str(tmp_path / ("t" if terminal else "p")), str(DATA / "train.parquet")]
@@ -171,21 +170,7 @@ def _stderr_of_build(tmp_path: Path, *, terminal: bool) -> str:
         proc = subprocess.run(args, capture_output=True, text=True, env=env)
         assert proc.returncode == 0, proc.stderr
         return proc.stderr
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=slave, env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 1 << 16)
-        except OSError:  # the child closed its side
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait() == 0
-    return b"".join(chunks).decode("utf-8", "replace")
+    return stderr_on_a_terminal(args, env, timeout=600)
 
 
 @pytest.mark.slow   # two fresh processes, one on a pseudo-terminal

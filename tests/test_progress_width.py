@@ -1,17 +1,14 @@
 """Progress bars keep to one line each on an 80-column terminal (a real pty, not a pipe)."""
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import re
-import struct
-import subprocess
 import sys
-import termios
 from pathlib import Path
 
 import pytest
+
+from conftest import stderr_on_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -20,25 +17,9 @@ ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 def _terminal_stderr(args: list[str], *, columns: int) -> str:
     """stderr of `python -m reindex ARGS` on a pty `columns` wide, as the lines the terminal was sent."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm", "COLUMNS": str(columns)}
     env.pop("NO_COLOR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "reindex", *args], stdout=subprocess.DEVNULL, stderr=slave,
-                            env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 1 << 16)
-        except OSError:  # the child closed its side
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait(timeout=120) == 0
-    return b"".join(chunks).decode("utf-8", "replace")
+    return stderr_on_a_terminal([sys.executable, "-m", "reindex", *args], env, columns=columns)
 
 
 @pytest.mark.slow
